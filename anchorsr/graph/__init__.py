@@ -1,0 +1,1 @@
+"""anchorsr.graph stage."""

@@ -1,0 +1,1 @@
+"""anchorsr.stream stage."""
