@@ -1,1 +1,8 @@
-"""anchorsr.stream stage."""
+"""Sources and sinks: decode with motion vectors, transcode unsupported input, write video."""
+
+from .decode import DecodeStats, VideoSource, open_frames
+from .encode import EncodeSettings, VideoWriter, write_clip
+from .frames import resize_yuv, rgb_to_yuv, yuv_to_frame, yuv_to_rgb
+
+__all__ = ["DecodeStats", "VideoSource", "open_frames", "EncodeSettings", "VideoWriter", "write_clip",
+           "resize_yuv", "rgb_to_yuv", "yuv_to_frame", "yuv_to_rgb"]

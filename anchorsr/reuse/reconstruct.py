@@ -1,0 +1,119 @@
+"""Reuse-based HR reconstruction in decode order (algorithms.md section 1).
+
+Each HR frame is rebuilt from the previous HR frame moved by ``scale`` x the codec's motion
+vectors plus an upsampled LR residual; intra blocks and key frames are upsampled; anchor
+patches are pasted from an HR patch source (the SR network, or a stand-in). The finished frame
+becomes the reference of the next one, so only one HR reference is ever held.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..types import MV_BLOCK_PX, MV_UNITS_PER_PX, CodedFrame, HRFrame, HRPatchSource, chroma_box
+from . import kernels
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SCALES = (2, 3, 4)
+LOOPS = ("closed", "open")
+RESIDUAL_UPSAMPLERS = {"nearest": kernels.RES_NEAREST, "bilinear": kernels.RES_BILINEAR}
+
+
+@dataclass(frozen=True)
+class ReuseConfig:
+    """How inter pixels are rebuilt.
+
+    loop: "closed" (residual against the downscaled HR prediction, drift-free; default) or
+        "open" (the codec's own residual against the LR prediction, as NEMO/Palantír).
+    residual_upsampler: how the LR residual is enlarged ("bilinear" or "nearest"); chosen by
+        measurement (README, `anchorsr bench reuse`).
+    """
+
+    scale: int = 2
+    loop: str = "closed"
+    residual_upsampler: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.scale not in SUPPORTED_SCALES:
+            raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        if self.loop not in LOOPS:
+            raise ConfigError(f"loop must be one of {LOOPS}, got {self.loop!r}")
+        if self.residual_upsampler not in RESIDUAL_UPSAMPLERS:
+            raise ConfigError(f"residual upsampler must be one of {tuple(RESIDUAL_UPSAMPLERS)}, "
+                              f"got {self.residual_upsampler!r}")
+
+
+def upscale_bicubic(y: np.ndarray, u: np.ndarray, v: np.ndarray, scale: int) -> tuple[np.ndarray, ...]:
+    """Plain per-frame bicubic upscale of all three planes (the 'none' baseline)."""
+    offs, wts = kernels.cubic_phase_weights(scale)
+    out = []
+    for plane in (y, u, v):
+        hr = np.empty((plane.shape[0] * scale, plane.shape[1] * scale), np.uint8)
+        kernels.upscale_cubic(plane, scale, offs, wts, hr)
+        out.append(hr)
+    return tuple(out)
+
+
+class Reconstructor:
+    """Stateful decode-order reconstruction of one stream. Not thread-safe; one per stream."""
+
+    def __init__(self, config: ReuseConfig = ReuseConfig()) -> None:
+        self.config = config
+        self._offs, self._wts = kernels.cubic_phase_weights(config.scale)
+        self._prev_hr: tuple[np.ndarray, ...] | None = None
+        self._prev_lr: tuple[np.ndarray, ...] | None = None
+        self._scratch: dict[tuple[int, int], np.ndarray] = {}
+
+    def reset(self) -> None:
+        """Forget the reference (the next P frame is upsampled as if intra)."""
+        self._prev_hr = self._prev_lr = None
+
+    def step(self, frame: CodedFrame, anchor_boxes: np.ndarray | None = None,
+             patch_source: HRPatchSource | None = None) -> HRFrame:
+        """Rebuild ``frame`` at HR; paste ``patch_source`` output over ``anchor_boxes`` (K, 4)."""
+        s = self.config.scale
+        lr = (frame.y, frame.u, frame.v)
+        motion = frame.motion
+        usable = (frame.kind == "P" and self._prev_hr is not None
+                  and self._prev_lr[0].shape == frame.y.shape)
+        if frame.kind == "P" and not usable:
+            log.debug("frame %d: no usable reference, upsampling it whole", frame.index)
+        planes = []
+        for i, plane in enumerate(lr):
+            hr = np.empty((plane.shape[0] * s, plane.shape[1] * s), np.uint8)
+            if not usable:
+                kernels.upscale_cubic(plane, s, self._offs, self._wts, hr)
+            else:
+                block, denom = (MV_BLOCK_PX, MV_UNITS_PER_PX) if i == 0 else (MV_BLOCK_PX // 2, 2 * MV_UNITS_PER_PX)
+                res = self._scratch.get(plane.shape)
+                if res is None:
+                    res = self._scratch[plane.shape] = np.empty(plane.shape, np.float32)
+                kernels.plane_kernel(s)(
+                    self._prev_hr[i], plane, self._prev_lr[i], motion.mv, motion.intra, block, denom,
+                    self.config.loop == "closed", RESIDUAL_UPSAMPLERS[self.config.residual_upsampler],
+                    self._offs, self._wts, hr, res)
+            planes.append(hr)
+        if anchor_boxes is not None and len(anchor_boxes):
+            if patch_source is None:
+                raise ConfigError("anchor boxes were given without an HR patch source")
+            paste_patches(planes, np.asarray(anchor_boxes), patch_source(frame, np.asarray(anchor_boxes), s), s)
+        self._prev_hr = tuple(planes)
+        self._prev_lr = lr
+        return HRFrame(frame.index, frame.pts, frame.time, planes[0], planes[1], planes[2])
+
+
+def paste_patches(planes: list[np.ndarray], boxes: np.ndarray, patches: list, scale: int) -> None:
+    """Write HR patches (Y, U, V) over their boxes (LR luma (y0, y1, x0, x1)) in place."""
+    if len(patches) != len(boxes):
+        raise ConfigError(f"patch source returned {len(patches)} patches for {len(boxes)} boxes")
+    for box, (py, pu, pv) in zip(boxes, patches):
+        y0, y1, x0, x1 = (int(b) * scale for b in box)
+        planes[0][y0:y1, x0:x1] = py
+        c0, c1, c2, c3 = (c * scale for c in chroma_box(box))
+        planes[1][c0:c1, c2:c3] = pu
+        planes[2][c0:c1, c2:c3] = pv

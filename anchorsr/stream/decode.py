@@ -1,0 +1,254 @@
+"""Open any source FFmpeg reads and decode H.264 with its motion vectors into CodedFrames.
+
+Reuse-based SR needs the live-streaming coding structure: H.264, one reference frame, no
+B-frames. Anything else (another codec, B-frames, several references) is re-encoded on the fly
+with libx264 in the live profile, in-process: decoded input frames go to an x264 encoder whose
+packets go straight to an H.264 decoder that exports motion vectors. ``transcode=False`` turns
+that into an :class:`UnsupportedStreamError` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import numpy as np
+
+from ..errors import InvalidMediaError, SourceError, UnsupportedStreamError
+from ..types import CodedFrame, MotionField
+from .frames import frame_to_yuv
+from .h264 import find_sps
+from .motion import motion_field_from_vectors
+
+log = logging.getLogger(__name__)
+
+_URL_SCHEMES = ("rtmp://", "rtmps://", "udp://", "tcp://", "srt://", "http://", "https://", "rtsp://")
+LIVE_X264_PARAMS = "ref=1:bframes=0:scenecut=0:keyint=60:min-keyint=60"
+
+
+@dataclass
+class DecodeStats:
+    """Counters a long-running consumer can watch (mutable, updated while decoding)."""
+
+    frames: int = 0
+    corrupt_packets: int = 0
+    transcoded: bool = False
+    transcode_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _open_container(source: str, timeout_s: float) -> av.container.InputContainer:
+    is_url = source.startswith(_URL_SCHEMES) or "://" in source
+    if not is_url and not os.path.exists(source):
+        raise SourceError(f"input not found: expected an existing video file or a URL, got {source!r}")
+    if not is_url and os.path.isdir(source):
+        raise SourceError(f"input is a directory, expected a video file or a URL: {source!r}")
+    if not is_url and os.path.getsize(source) == 0:
+        raise InvalidMediaError(f"input is an empty file (0 bytes), expected a video: {source!r}")
+    try:
+        return av.open(source, mode="r", timeout=(timeout_s, timeout_s))
+    except av.error.FileNotFoundError:
+        raise SourceError(f"input not found: {source!r}") from None
+    except (av.error.InvalidDataError, av.error.PatchWelcomeError) as exc:
+        raise InvalidMediaError(f"not a readable video: {source!r} ({exc.strerror})") from None
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"cannot open {source!r}: {exc.strerror or exc}") from None
+    except OSError as exc:  # connection refused, timeouts from the network layer
+        raise SourceError(f"cannot open {source!r}: {exc.strerror or exc}") from None
+
+
+def _incompatibility(stream: av.video.stream.VideoStream, first_packet: av.Packet | None) -> str:
+    """Why the stream cannot be reused as it is ("" when it can)."""
+    ctx = stream.codec_context
+    if ctx.name != "h264":
+        return f"codec is {ctx.name}, expected h264"
+    if ctx.has_b_frames:
+        return "stream uses B-frames (frame reordering)"
+    sps = find_sps(ctx.extradata) or (find_sps(bytes(first_packet)) if first_packet else None)
+    if sps is None:
+        return "no H.264 sequence parameter set found to verify the reference structure"
+    if sps.max_num_ref_frames > 1:
+        return f"stream allows {sps.max_num_ref_frames} reference frames, expected 1"
+    return ""
+
+
+def _new_mv_decoder() -> av.CodecContext:
+    ctx = av.CodecContext.create("h264", "r")
+    ctx.options = {"flags2": "+export_mvs"}
+    return ctx
+
+
+class VideoSource:
+    """An opened input. Iterate it for CodedFrames in decode (= display) order.
+
+    Opening fails fast with a one-line error; while iterating, a corrupt packet is logged,
+    counted in ``stats.corrupt_packets`` and skipped.
+    """
+
+    def __init__(self, source: str | os.PathLike, *, transcode: bool = True, timeout_s: float = 10.0,
+                 transcode_crf: int = 16) -> None:
+        self.source = os.fspath(source)
+        self.stats = DecodeStats()
+        self._crf = transcode_crf
+        self._container = _open_container(self.source, timeout_s)
+        if not self._container.streams.video:
+            kinds = ", ".join(s.type for s in self._container.streams) or "none"
+            self._container.close()
+            raise InvalidMediaError(f"expected a video stream in {self.source!r}, found: {kinds}")
+        self.stream = self._container.streams.video[0]
+        self._packets = self._container.demux(self.stream)
+        self._pending: list[av.Packet] = []
+        first = self._first_packet()
+        reason = _incompatibility(self.stream, first)
+        if reason:
+            if not transcode:
+                self._container.close()
+                raise UnsupportedStreamError(
+                    f"{self.source!r} cannot be reused as it is: {reason}; expected H.264 with one "
+                    "reference frame and no B-frames (drop --no-transcode to re-encode it)")
+            log.warning("transcoding %s to H.264 live profile: %s", self.source, reason)
+            self.stats.transcoded, self.stats.transcode_reason = True, reason
+
+    def _first_packet(self) -> av.Packet | None:
+        try:
+            for pkt in self._packets:
+                if pkt.size:
+                    self._pending.append(pkt)
+                    return pkt
+        except av.error.FFmpegError as exc:
+            raise InvalidMediaError(f"cannot read {self.source!r}: {exc.strerror or exc}") from None
+        raise InvalidMediaError(f"no video packets in {self.source!r} (empty or truncated)")
+
+    @property
+    def fps(self) -> float:
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
+        return float(rate)
+
+    def _demux(self) -> Iterator[av.Packet]:
+        yield from self._pending
+        self._pending = []
+        while True:
+            try:
+                pkt = next(self._packets)
+            except StopIteration:
+                return
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as exc:
+                self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
+                log.warning("input %s ended early: %s", self.source, exc)
+                return
+            if pkt.size:  # demux ends with an empty flush packet; callers flush themselves
+                yield pkt
+
+    def _decode(self, ctx: av.CodecContext, packets: Iterator[av.Packet | None]) -> Iterator[av.VideoFrame]:
+        for pkt in packets:
+            try:
+                yield from ctx.decode(pkt)
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as exc:
+                self.stats.corrupt_packets += 1
+                log.warning("skipping corrupt packet in %s: %s", self.source, exc)
+
+    def _direct_packets(self) -> Iterator[tuple[av.Packet | None, av.CodecContext]]:
+        ctx = self.stream.codec_context
+        ctx.options = {"flags2": "+export_mvs"}
+        ctx.thread_type = "SLICE"
+        for pkt in self._demux():
+            yield pkt, ctx
+        yield None, ctx
+
+    def _transcoded_packets(self) -> Iterator[tuple[av.Packet | None, av.CodecContext]]:
+        in_ctx = self.stream.codec_context
+        dec = _new_mv_decoder()
+        enc = None
+        n_in = 0
+        rate = Fraction(self.stream.average_rate or 30).limit_denominator(1001)
+        for frame in self._decode(in_ctx, (p for p in [*self._demux(), None])):
+            w, h = frame.width & ~1, frame.height & ~1  # x264's 4:2:0 needs even sizes
+            if enc is None or (enc.width, enc.height) != (w, h):
+                if enc is not None:
+                    for out in enc.encode(None):
+                        yield out, dec
+                enc = _live_encoder(w, h, rate, self._crf)
+            img = frame.reformat(width=w, height=h, format="yuv420p") if (w, h) != (frame.width, frame.height) \
+                else frame.reformat(format="yuv420p")
+            img.pts, img.time_base = n_in, enc.time_base
+            n_in += 1
+            for out in enc.encode(img):
+                yield out, dec
+        if enc is not None:
+            for out in enc.encode(None):
+                yield out, dec
+        yield None, dec
+
+    def __iter__(self) -> Iterator[CodedFrame]:
+        feed = self._transcoded_packets() if self.stats.transcoded else self._direct_packets()
+        sizes: deque[tuple[int | None, int]] = deque()
+        time_base = self.stream.time_base
+        try:
+            for pkt, ctx in feed:
+                if pkt is not None and pkt.size:
+                    sizes.append((pkt.pts, pkt.size))
+                for frame in self._decode(ctx, [pkt]):
+                    yield self._coded_frame(frame, sizes, time_base)
+        finally:
+            self.close()
+        if self.stats.frames == 0:
+            raise InvalidMediaError(f"no decodable video frames in {self.source!r} (corrupt or truncated)")
+
+    def _coded_frame(self, frame: av.VideoFrame, sizes: deque, time_base) -> CodedFrame:
+        # No reordering, so packets and frames come in the same order; packets that produced no
+        # frame (corrupt) are dropped from the front until the frame's own pts.
+        if frame.pts is not None and any(p == frame.pts for p, _ in sizes):
+            while sizes[0][0] != frame.pts:
+                sizes.popleft()
+        size = sizes.popleft()[1] if sizes else 0
+        kind = "I" if (frame.key_frame or int(frame.pict_type) == 1) else "P"
+        if int(frame.pict_type) == 3:
+            raise UnsupportedStreamError(f"B-frame found in {self.source!r} at frame {self.stats.frames}; "
+                                         "expected no B-frames")
+        y, u, v = frame_to_yuv(frame)
+        motion = MotionField.all_intra(*y.shape)
+        if kind == "P":
+            sd = frame.side_data.get("MOTION_VECTORS")
+            vectors = sd.to_ndarray() if sd is not None else None
+            motion = motion_field_from_vectors(vectors, *y.shape)
+        idx = self.stats.frames
+        self.stats.frames += 1
+        time = float(frame.pts * time_base) if (frame.pts is not None and time_base and not self.stats.transcoded) \
+            else idx / self.fps
+        return CodedFrame(idx, frame.pts, time, kind, int(size), y, u, v, motion)
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # closing twice or after a network error is harmless
+            pass
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _live_encoder(width: int, height: int, rate: Fraction, crf: int) -> av.CodecContext:
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+    enc.time_base = 1 / rate
+    enc.framerate = rate
+    enc.options = {"preset": "veryfast", "tune": "zerolatency", "crf": str(crf),
+                   "x264-params": LIVE_X264_PARAMS}
+    return enc
+
+
+def open_frames(source: str | os.PathLike, *, transcode: bool = True, timeout_s: float = 10.0) -> Iterator[CodedFrame]:
+    """Decode ``source`` into CodedFrames; see :class:`VideoSource`."""
+    yield from VideoSource(source, transcode=transcode, timeout_s=timeout_s)
