@@ -21,6 +21,10 @@ from ..types import AnchorPlan, Chunk
 from .base import Scheduler, budget_area, make_plan, register
 
 
+# A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
+GAIN_EPS = 1e-12
+
+
 @njit(cache=True, inline="always")
 def _better(ka, na, kb, nb):  # pragma: no cover - compiled
     return ka > kb or (ka == kb and na < nb)
@@ -121,6 +125,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             for j in range(t_indptr[t + 1, q], t_indptr[t + 1, q + 1]):
                 s += t_data[j] * g[t + 1, t_indices[j]]
             g[t, q] = s
+    tiny = GAIN_EPS * e.sum()  # gains at rounding-noise level count as zero
     size = n_frames * n
     hk = np.empty(size)
     hn = np.arange(size)
@@ -144,7 +149,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             _sift_up(hk, hn, size)
             size += 1
             continue
-        if key <= 0.0 or spent + area[p] > budget * (1 + 1e-12):
+        if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
         spent += area[p]
         nodes[k], gains[k] = node, e[t, p] * g[t, p]

@@ -18,6 +18,7 @@ import numpy as np
 from ..graph import DependencyGraph, forward_errors
 from ..types import AnchorPlan, Chunk
 from .base import Scheduler, budget_area, make_plan, register
+from .dag_greedy import GAIN_EPS
 
 
 def preselect_frames(graph: DependencyGraph, frames_kept: int, carry_in=None) -> np.ndarray:
@@ -57,6 +58,7 @@ def exhaustive_greedy(graph: DependencyGraph, budget_area_px: float, candidates=
     mask = np.zeros((n_frames, n), bool)
     carry = np.zeros(n) if carry_in is None else np.asarray(carry_in, np.float64)
     e = forward_errors(graph, mask, carry)
+    tiny = GAIN_EPS * e.sum()
     picks, drops, spent = [], [], 0.0
     limit = n_frames * n if max_picks is None else max_picks
     while cand.size and len(picks) < limit:
@@ -79,7 +81,7 @@ def exhaustive_greedy(graph: DependencyGraph, budget_area_px: float, candidates=
         best = int(np.argmax(score))
         node = int(cand[best])
         t, p = divmod(node, n)
-        if score[best] <= 0 or spent + area[p] > budget_area_px * (1 + 1e-12):
+        if total - j_new[best] <= tiny or spent + area[p] > budget_area_px * (1 + 1e-12):
             break
         spent += area[p]
         picks.append(node)
