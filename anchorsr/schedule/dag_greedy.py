@@ -24,6 +24,9 @@ from .base import Scheduler, budget_area, make_plan, register
 # A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
 GAIN_EPS = 1e-12
 
+# Work counters of the latest dag_greedy call (heap pops, frame pushes), for benchmarks.
+LAST_STATS: dict[str, int] = {}
+
 
 @njit(cache=True, inline="always")
 def _better(ka, na, kb, nb):  # pragma: no cover - compiled
@@ -57,55 +60,77 @@ def _sift_up(hk, hn, i):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _propagate(indptr, indices, data, anchored, vals, t0, step, t_end, seed_idx, seed_val,
-               backward):  # pragma: no cover - compiled
-    """Push a sparse delta frame by frame (t0, t0+step, ..., t_end exclusive) and add it to vals.
+def _push(g_ptr, g_idx, g_dat, s_ptr, s_idx, s_dat, mt, src, dst, anchored, vals,
+          pend, inl, lst, cnt, prune):  # pragma: no cover - compiled
+    """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
 
-    Forward (errors): ``d_t = m_t * (W_t d_{t-1})`` with W_t^T given as CSR (rows = sources).
-    Backward (adjoints): ``d_t = W_{t+1}^T (m_{t+1} * d_{t+1})`` with W_{t+1} as CSR.
-    seed_idx/seed_val: the delta at the frame before t0 (in the direction of travel).
+    The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
+    matrix, given as CSR rows for a dense gather (g_*) and transposed for a sparse scatter
+    (s_*). It is added to ``vals[dst]`` and becomes dst's pending delta (merged with what is
+    already pending there). pend (T, N) values, inl (T, N) membership, lst (T, N) / cnt (T,)
+    the indices listed per frame. Contributions with |c| <= prune are dropped.
     """
     n = vals.shape[1]
-    cur_idx, cur_val = seed_idx, seed_val
-    acc = np.zeros(n)
-    seen = np.zeros(n, np.bool_)
-    nxt = np.empty(n, np.int64)
-    t = t0
-    while t != t_end and cur_idx.size > 0:
-        mt = t + 1 if backward else t
-        k = 0
-        for a in range(cur_idx.size):
-            q, d = cur_idx[a], cur_val[a]
-            if backward and anchored[mt, q]:
+    k = cnt[src]
+    if 4 * k > n:  # dense: gather every row
+        for p in range(n):
+            if anchored[dst, p]:
                 continue
-            for j in range(indptr[mt, q], indptr[mt, q + 1]):
-                p = indices[j]
-                if not backward and anchored[t, p]:
-                    continue
-                if not seen[p]:
-                    seen[p] = True
-                    nxt[k] = p
-                    k += 1
-                acc[p] += data[j] * d
-        cur_idx = nxt[:k].copy()
-        cur_val = np.empty(k)
+            d = 0.0
+            for j in range(g_ptr[mt, p], g_ptr[mt, p + 1]):
+                d += g_dat[j] * pend[src, g_idx[j]]
+            if abs(d) > prune:
+                vals[dst, p] += d
+                pend[dst, p] += d
+                if not inl[dst, p]:
+                    inl[dst, p] = True
+                    lst[dst, cnt[dst]] = p
+                    cnt[dst] += 1
+    else:  # sparse: scatter from the few pending sources
         for a in range(k):
-            p = cur_idx[a]
-            cur_val[a] = acc[p]
-            vals[t, p] += acc[p]
-            acc[p] = 0.0
-            seen[p] = False
-        t += step
+            q = lst[src, a]
+            v = pend[src, q]
+            for j in range(s_ptr[mt, q], s_ptr[mt, q + 1]):
+                p = s_idx[j]
+                c = s_dat[j] * v
+                if anchored[dst, p] or abs(c) <= prune:
+                    continue
+                vals[dst, p] += c
+                pend[dst, p] += c
+                if not inl[dst, p]:
+                    inl[dst, p] = True
+                    lst[dst, cnt[dst]] = p
+                    cnt[dst] += 1
+    for a in range(k):
+        q = lst[src, a]
+        pend[src, q] = 0.0
+        inl[src, q] = False
+    cnt[src] = 0
+
+
+@njit(cache=True)
+def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
+    pend[t, p] += d
+    if not inl[t, p]:
+        inl[t, p] = True
+        lst[t, cnt[t]] = p
+        cnt[t] += 1
 
 
 @njit(cache=True)
 def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
-                  budget, max_picks):  # pragma: no cover - compiled
+                  budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
 
     Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
     errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
     would exceed ``budget``, when no positive gain is left, or after ``max_picks``.
+
+    A pick's effect is not pushed through the whole chunk at once. Errors keep a pending delta
+    per frame, exact up to frame ``lo`` (everything pending sits at frames >= lo); adjoints
+    likewise down to frame ``hi``. Reading a node at frame s first pushes pending errors
+    forward up to s and pending adjoints backward down to s, so deltas of many picks travel
+    together and only as far as the nodes actually read.
     """
     n_frames, n = bias.shape
     e = np.zeros((n_frames, n))
@@ -125,7 +150,9 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             for j in range(t_indptr[t + 1, q], t_indptr[t + 1, q + 1]):
                 s += t_data[j] * g[t + 1, t_indices[j]]
             g[t, q] = s
-    tiny = GAIN_EPS * e.sum()  # gains at rounding-noise level count as zero
+    total = e.sum()
+    tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
+    prune = prune_eps * total / (n_frames * n)
     size = n_frames * n
     hk = np.empty(size)
     hn = np.arange(size)
@@ -133,13 +160,31 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         hk[i] = e.flat[i] * g.flat[i] / cost[i % n]
     for i in range(size // 2 - 1, -1, -1):
         _sift_down(hk, hn, i, size)
+    pf, pb = np.zeros((n_frames, n)), np.zeros((n_frames, n))
+    inf_, inb = np.zeros((n_frames, n), np.bool_), np.zeros((n_frames, n), np.bool_)
+    lf, lb = np.empty((n_frames, n), np.int64), np.empty((n_frames, n), np.int64)
+    cf, cb = np.zeros(n_frames, np.int64), np.zeros(n_frames, np.int64)
+    lo, hi = n_frames, -1
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k = 0
     spent = 0.0
     while size > 0 and k < max_picks:
+        stats[0] += 1
         node = hn[0]
         t, p = node // n, node % n
+        while lo < t:  # errors of frame t exact
+            if cf[lo] > 0:
+                stats[1] += 1
+                _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
+                      anchored, e, pf, inf_, lf, cf, prune)
+            lo += 1
+        while hi > t:  # adjoints of frame t exact
+            if cb[hi] > 0:
+                stats[2] += 1
+                _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
+                      anchored, g, pb, inb, lb, cb, prune)
+            hi -= 1
         key = e[t, p] * g[t, p] / cost[p]
         size -= 1
         hk[0], hn[0] = hk[size], hn[size]
@@ -154,25 +199,35 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         spent += area[p]
         nodes[k], gains[k] = node, e[t, p] * g[t, p]
         k += 1
-        de = -e[t, p]
-        e[t, p] = 0.0
         anchored[t, p] = True
-        # Later frames' errors: the delta travels along W^T columns (who copies from p).
-        _propagate(t_indptr, t_indices, t_data, anchored, e, t + 1, 1, n_frames,
-                   np.array([p], np.int64), np.array([de]), False)
-        # Earlier frames' adjoints: g_{t-1} loses W_t[p, :] * g_t[p], then spreads backwards.
+        # Errors: e_t[p] drops to 0; frames after t see it through the pending delta.
+        if t + 1 < n_frames:
+            _add_pending(pf, inf_, lf, cf, t, p, -e[t, p])
+            lo = min(lo, t)
+        e[t, p] = 0.0
+        # Adjoints: m_t[p] drops to 0, so g_{t-1} loses W_t[p, :] times the part of g_t[p]
+        # already pushed; the part still pending at (t, p) is dropped.
         if t > 0:
-            lo, hi = indptr[t, p], indptr[t, p + 1]
-            seed_idx = indices[lo:hi].astype(np.int64)
-            seed_val = -data[lo:hi] * g[t, p]
-            for a in range(seed_idx.size):
-                g[t - 1, seed_idx[a]] += seed_val[a]
-            _propagate(indptr, indices, data, anchored, g, t - 2, -1, -1, seed_idx, seed_val, True)
+            pushed = g[t, p] - pb[t, p]
+            pb[t, p] = 0.0
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                q = indices[j]
+                d = -data[j] * pushed
+                g[t - 1, q] += d
+                if not anchored[t - 1, q]:
+                    _add_pending(pb, inb, lb, cb, t - 1, q, d)
+            hi = max(hi, t - 1)
+    # Flush what is still pending so the last frame's errors are exact.
+    while lo < n_frames - 1:
+        if cf[lo] > 0:
+            _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
+                  anchored, e, pf, inf_, lf, cf, prune)
+        lo += 1
     return nodes[:k], gains[:k], e[n_frames - 1].copy()
 
 
 def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
-               cost_aware: bool = True, max_picks: int | None = None):
+               cost_aware: bool = True, max_picks: int | None = None, prune_eps: float = 0.0):
     """Run the exact greedy on ``graph``.
 
     budget_area_px: anchor area allowed (LR luma pixels). cost_aware: rank by gain per pixel of
@@ -186,10 +241,13 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
     cost = area if cost_aware else np.ones(n)
     carry = np.zeros(n) if carry_in is None else np.ascontiguousarray(carry_in, np.float64)
     limit = graph.n_frames * n if max_picks is None else int(max_picks)
+    stats = np.zeros(3, np.int64)
     nodes, gains, e_last = greedy_kernel(
         pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
-        np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit)
+        np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
+        float(prune_eps), stats)
     frames, patches = np.divmod(nodes, n)
+    LAST_STATS.update(pops=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
     return frames.astype(np.int32), patches.astype(np.int32), gains, e_last
 
 
