@@ -118,6 +118,21 @@ def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2):  # pragma: no cover - compiled
+    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none)."""
+    b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
+    for p in range(e.shape[1]):
+        if anchored[t, p]:
+            continue
+        key = e[t, p] * g[t, p] / cost[p]
+        if key > b1:
+            b2, q2, b1, q1 = b1, q1, key, p
+        elif key > b2:
+            b2, q2 = key, p
+    k1[t], p1[t], k2[t], p2[t] = b1, q1, b2, q2
+
+
+@njit(cache=True)
 def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
                   budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
@@ -153,26 +168,31 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     total = e.sum()
     tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
     prune = prune_eps * total / (n_frames * n)
-    size = n_frames * n
-    hk = np.empty(size)
-    hn = np.arange(size)
-    for i in range(size):
-        hk[i] = e.flat[i] * g.flat[i] / cost[i % n]
-    for i in range(size // 2 - 1, -1, -1):
-        _sift_down(hk, hn, i, size)
     pf, pb = np.zeros((n_frames, n)), np.zeros((n_frames, n))
     inf_, inb = np.zeros((n_frames, n), np.bool_), np.zeros((n_frames, n), np.bool_)
     lf, lb = np.empty((n_frames, n), np.int64), np.empty((n_frames, n), np.int64)
     cf, cb = np.zeros(n_frames, np.int64), np.zeros(n_frames, np.int64)
     lo, hi = n_frames, -1
+    # Per frame: the best two (key, patch) at its last refresh. Keys only shrink as anchors are
+    # added, so they bound the frame's current best from above; a pick in frame t changes no
+    # key of frame t itself (errors change after t, adjoints before t), so the runner-up stays
+    # exact.
+    k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
+    k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
+    for t in range(n_frames):
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k = 0
     spent = 0.0
-    while size > 0 and k < max_picks:
+    while k < max_picks:
         stats[0] += 1
-        node = hn[0]
-        t, p = node // n, node % n
+        t = 0
+        for f in range(1, n_frames):
+            if _better(k1[f], f * n + p1[f], k1[t], t * n + p1[t]):
+                t = f
+        if p1[t] < 0:
+            break  # every node is anchored
         while lo < t:  # errors of frame t exact
             if cf[lo] > 0:
                 stats[1] += 1
@@ -185,22 +205,26 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
                 _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
                       anchored, g, pb, inb, lb, cb, prune)
             hi -= 1
-        key = e[t, p] * g[t, p] / cost[p]
-        size -= 1
-        hk[0], hn[0] = hk[size], hn[size]
-        _sift_down(hk, hn, 0, size)
-        if size > 0 and not _better(key, node, hk[0], hn[0]):
-            hk[size], hn[size] = key, node  # stale bound: put back refreshed
-            _sift_up(hk, hn, size)
-            size += 1
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+        best = True
+        for f in range(n_frames):
+            if f != t and _better(k1[f], f * n + p1[f], k1[t], t * n + p1[t]):
+                best = False
+                break
+        if not best:
             continue
+        p = p1[t]
+        node = t * n + p
         if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
         spent += area[p]
         nodes[k], gains[k] = node, e[t, p] * g[t, p]
         k += 1
         anchored[t, p] = True
-        # Errors: e_t[p] drops to 0; frames after t see it through the pending delta.
+        k1[t], p1[t] = k2[t], p2[t]
+        k2[t], p2[t] = -np.inf, -1  # unknown: the next visit refreshes frame t
+        # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
+        # still on their way to (t, p) are masked when they arrive.
         if t + 1 < n_frames:
             _add_pending(pf, inf_, lf, cf, t, p, -e[t, p])
             lo = min(lo, t)
