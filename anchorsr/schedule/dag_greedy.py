@@ -4,11 +4,18 @@ Source: algorithms.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 
 Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
 ``e_t[p] * g_t[p]`` with the adjoint ``g_t = 1 + W_{t+1}^T (m_{t+1} * g_{t+1})``. One forward
 and one backward pass score every node; after a pick only the errors of later frames and the
-adjoints of earlier frames change, and they are updated by propagating sparse deltas.
+adjoints of earlier frames change.
 
-Both ``e`` and ``g`` only shrink as anchors are added (all weights and biases are >= 0), so the
-stored gains in a max-heap are upper bounds and a lazy heap finds the exact argmax: pop, refresh,
-and accept when the refreshed gain still beats the next stored bound.
+Two observations keep the work per pick small (the compiled kernel ``greedy_kernel``):
+
+* ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0), so a frame's
+  best key from its last refresh bounds its current best from above. The frame with the highest
+  bound is refreshed exactly; its best node is the exact argmax once it beats every other
+  frame's bound (the lazy-greedy argument, per frame instead of per node).
+* A pick's change is not pushed through the whole chunk at once: errors keep a pending delta
+  per frame and are exact up to a frontier, adjoints likewise from the other end. Refreshing
+  frame s pushes what is pending up to s only, so the deltas of many picks travel together.
+Rounding aside, the result is the exhaustive greedy's (tests/schedule/test_dag_greedy.py).
 """
 
 from __future__ import annotations
@@ -24,39 +31,14 @@ from .base import Scheduler, budget_area, make_plan, register
 # A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
 GAIN_EPS = 1e-12
 
-# Work counters of the latest dag_greedy call (heap pops, frame pushes), for benchmarks.
+# Work counters of the latest dag_greedy call (frame refreshes, frame pushes), for benchmarks.
 LAST_STATS: dict[str, int] = {}
 
 
 @njit(cache=True, inline="always")
 def _better(ka, na, kb, nb):  # pragma: no cover - compiled
+    """(key a, node a) ranks before (key b, node b): higher key, then lower node id."""
     return ka > kb or (ka == kb and na < nb)
-
-
-@njit(cache=True)
-def _sift_down(hk, hn, i, size):  # pragma: no cover - compiled
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            return
-        if c + 1 < size and _better(hk[c + 1], hn[c + 1], hk[c], hn[c]):
-            c += 1
-        if not _better(hk[c], hn[c], hk[i], hn[i]):
-            return
-        hk[i], hk[c] = hk[c], hk[i]
-        hn[i], hn[c] = hn[c], hn[i]
-        i = c
-
-
-@njit(cache=True)
-def _sift_up(hk, hn, i):  # pragma: no cover - compiled
-    while i > 0:
-        parent = (i - 1) // 2
-        if not _better(hk[i], hn[i], hk[parent], hn[parent]):
-            return
-        hk[i], hk[parent] = hk[parent], hk[i]
-        hn[i], hn[parent] = hn[parent], hn[i]
-        i = parent
 
 
 @njit(cache=True)
@@ -271,7 +253,7 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
         np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
         float(prune_eps), stats)
     frames, patches = np.divmod(nodes, n)
-    LAST_STATS.update(pops=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
+    LAST_STATS.update(refreshes=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
     return frames.astype(np.int32), patches.astype(np.int32), gains, e_last
 
 
