@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..types import MV_BLOCK_PX, CodedFrame, PatchGrid
 
@@ -58,6 +59,71 @@ def _axis_pieces(dst0, length, src0, patch_px, n_cells):
              (i < length).astype(np.int64)) for i in range(MV_BLOCK_PX)]
 
 
+@njit(cache=True)
+def _weights_kernel(dxs, dys, intra, height, width, patch_px, rows, cols, inv_area,
+                    ycell, yend, xcell, xend):  # pragma: no cover - compiled
+    """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4.
+
+    dxs, dys: int32 (bh, bw) whole-pel vectors; intra: bool (bh, bw). ycell/xcell: patch row/col
+    of each pixel row/column, yend/xend: where that patch row/column ends (lookups instead of
+    divisions). Works one patch row at a time with a dense (cols x N) accumulator, read back
+    only over the range of source patches that band touched.
+    """
+    n = rows * cols
+    bh, bw = intra.shape
+    acc = np.zeros((cols, n + cols + 1))  # slack: zero-count pieces may index past the end
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(8 * n, np.int32)
+    data = np.empty(8 * n)
+    nnz = 0
+    bpr = patch_px // 4
+    for band in range(rows):
+        lo, hi = n, -1
+        for by in range(band * bpr, min((band + 1) * bpr, bh)):
+            y0 = by * 4
+            h = min(4, height - y0)
+            for bx in range(bw):
+                if intra[by, bx]:
+                    continue
+                x0 = bx * 4
+                w = min(4, width - x0)
+                sy = min(max(y0 + dys[by, bx], 0), height - h)
+                sx = min(max(x0 + dxs[by, bx], 0), width - w)
+                c = xcell[x0]
+                src = ycell[sy] * cols + xcell[sx]
+                cy = min(sy + h, yend[sy]) - sy
+                cx = min(sx + w, xend[sx]) - sx
+                acc[c, src] += cy * cx
+                acc[c, src + 1] += cy * (w - cx)
+                acc[c, src + cols] += (h - cy) * cx
+                acc[c, src + cols + 1] += (h - cy) * (w - cx)
+                lo = min(lo, src)
+                hi = max(hi, src + cols + 1)
+        hi = min(hi, n - 1)
+        for c in range(cols):
+            p = band * cols + c
+            if nnz + (hi - lo + 1) > indices.size:
+                grow = max(2 * indices.size, nnz + hi - lo + 1)
+                indices2, data2 = np.empty(grow, np.int32), np.empty(grow)
+                indices2[:nnz], data2[:nnz] = indices[:nnz], data[:nnz]
+                indices, data = indices2, data2
+            for q in range(lo, hi + 1):
+                v = acc[c, q]
+                if v != 0.0:
+                    indices[nnz] = q
+                    data[nnz] = v * inv_area[p]
+                    nnz += 1
+                    acc[c, q] = 0.0
+            indptr[p + 1] = nnz
+        acc[:, n:] = 0.0
+    return indptr, indices[:nnz].copy(), data[:nnz].copy()
+
+
+def _cell_tables(size: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.arange(size)
+    return pos // patch_px, (pos // patch_px + 1) * patch_px
+
+
 def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> sp.csr_matrix:
     """float64 CSR (N, N): the edge weights ``W_t`` of ``frame`` against its reference ``ref``.
 
@@ -67,6 +133,21 @@ def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) ->
     n = grid.n_patches
     if ref is None or frame.is_key:
         return sp.csr_matrix((n, n), dtype=np.float64)
+    if grid.patch_px % MV_BLOCK_PX == 0:
+        mv = whole_pel(frame.motion.mv)
+        ycell, yend = _cell_tables(grid.height, grid.patch_px)
+        xcell, xend = _cell_tables(grid.width, grid.patch_px)
+        indptr, indices, data = _weights_kernel(
+            np.ascontiguousarray(mv[..., 0]), np.ascontiguousarray(mv[..., 1]),
+            np.ascontiguousarray(frame.motion.intra, np.bool_), grid.height, grid.width,
+            grid.patch_px, grid.rows, grid.cols, 1.0 / grid.areas(), ycell, yend, xcell, xend)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    return _weights_numpy(frame, grid)
+
+
+def _weights_numpy(frame: CodedFrame, grid: PatchGrid) -> sp.csr_matrix:
+    """Array-operation version: any even patch_px (blocks may straddle destination patches)."""
+    n = grid.n_patches
     height, width = grid.height, grid.width
     y0, x0, h, w = _block_geometry(height, width)
     inter = ~frame.motion.intra
