@@ -41,12 +41,26 @@ class PackedGraph:
     t_data: np.ndarray
 
 
-def _pack(mats: tuple[sp.csr_matrix, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    offsets = np.cumsum([0] + [m.nnz for m in mats[:-1]])
-    indptr = np.stack([m.indptr.astype(np.int64) + o for m, o in zip(mats, offsets)])
-    indices = np.concatenate([m.indices for m in mats]).astype(np.int32)
+def _pack(mats: tuple[sp.csr_matrix, ...]) -> PackedGraph:
+    """Concatenate the frames' CSR arrays; transpose them all in one block-diagonal matrix."""
+    n_frames, n = len(mats), mats[0].shape[0]
+    nnz = np.array([m.nnz for m in mats])
+    offsets = np.concatenate([[0], np.cumsum(nnz)])
+    indptr = np.concatenate([m.indptr[:-1] + o for m, o in zip(mats, offsets[:-1])] + [[offsets[-1]]])
+    indices = np.concatenate([m.indices for m in mats]).astype(np.int64)
     data = np.concatenate([m.data for m in mats]).astype(np.float64)
-    return indptr, indices, data
+    frame_of = np.repeat(np.arange(n_frames), nnz)
+    big = sp.csr_matrix((data, indices + frame_of * n, indptr), shape=(n_frames * n,) * 2)
+    big_t = big.T.tocsr()
+    big_t.sort_indices()
+    rows = np.arange(n_frames)[:, None] * n + np.arange(n + 1)[None, :]
+
+    def split(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (m.indptr.astype(np.int64)[rows], (m.indices % n).astype(np.int32),
+                m.data.astype(np.float64))
+
+    big.sort_indices()
+    return PackedGraph(*split(big), *split(big_t))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,11 +97,7 @@ class DependencyGraph:
 
     @cached_property
     def packed(self) -> PackedGraph:
-        mats = tuple(sp.csr_matrix(w) for w in self.weights)
-        for m in mats:
-            m.sort_indices()
-        trans = tuple(m.T.tocsr() for m in mats)
-        return PackedGraph(*_pack(mats), *_pack(trans))
+        return _pack(tuple(sp.csr_matrix(w) for w in self.weights))
 
     @staticmethod
     def from_arrays(grid: PatchGrid, weights, bias, chunk_start: int = 0) -> "DependencyGraph":
@@ -114,7 +124,9 @@ def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True
         weights.append(w if edge_weights else identity_weights(w))
         if texture:
             bias[t] = frame_texture(frame, ref, grid)
-    return DependencyGraph(grid, tuple(weights), bias, chunk.start)
+    graph = DependencyGraph(grid, tuple(weights), bias, chunk.start)
+    graph.packed  # the schedulers' kernel layout, built once here  # noqa: B018
+    return graph
 
 
 def _mask(graph: DependencyGraph, anchors) -> np.ndarray:
