@@ -115,24 +115,11 @@ def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2):  # pragma: no cover - 
 
 
 @njit(cache=True)
-def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
-                  budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
-    """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
-
-    Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
-    errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
-    would exceed ``budget``, when no positive gain is left, or after ``max_picks``.
-
-    A pick's effect is not pushed through the whole chunk at once. Errors keep a pending delta
-    per frame, exact up to frame ``lo`` (everything pending sits at frames >= lo); adjoints
-    likewise down to frame ``hi``. Reading a node at frame s first pushes pending errors
-    forward up to s and pending adjoints backward down to s, so deltas of many picks travel
-    together and only as far as the nodes actually read.
-    """
+def _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry):  # pragma: no cover
+    """Errors e (T, N) and adjoints g (T, N) with no anchors: one forward, one backward pass."""
     n_frames, n = bias.shape
     e = np.zeros((n_frames, n))
     g = np.ones((n_frames, n))
-    anchored = np.zeros((n_frames, n), np.bool_)
     prev = carry
     for t in range(n_frames):
         for p in range(n):
@@ -147,88 +134,134 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             for j in range(t_indptr[t + 1, q], t_indptr[t + 1, q + 1]):
                 s += t_data[j] * g[t + 1, t_indices[j]]
             g[t, q] = s
+    return e, g
+
+
+@njit(cache=True)
+def _pending(n_frames, n):  # pragma: no cover - compiled
+    """Empty per-frame pending deltas: values, membership, index lists, counts."""
+    return (np.zeros((n_frames, n)), np.zeros((n_frames, n), np.bool_),
+            np.empty((n_frames, n), np.int64), np.zeros(n_frames, np.int64))
+
+
+@njit(cache=True)
+def _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e, pf,
+                prune, stats):  # pragma: no cover - compiled
+    """Push pending errors from frame ``lo`` on until frame t is exact; returns the new lo."""
+    vals, inl, lst, cnt = pf
+    while lo < t:
+        if cnt[lo] > 0:
+            stats[1] += 1
+            _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
+                  anchored, e, vals, inl, lst, cnt, prune)
+        lo += 1
+    return lo
+
+
+@njit(cache=True)
+def _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g, pb,
+                 prune, stats):  # pragma: no cover - compiled
+    """Push pending adjoints from frame ``hi`` down until frame t is exact; returns the new hi."""
+    vals, inl, lst, cnt = pb
+    while hi > t:
+        if cnt[hi] > 0:
+            stats[2] += 1
+            _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
+                  anchored, g, vals, inl, lst, cnt, prune)
+        hi -= 1
+    return hi
+
+
+@njit(cache=True)
+def _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb):  # pragma: no cover - compiled
+    """Anchor node (t, p) whose e and g are exact, recording its effect as pending deltas."""
+    n_frames = e.shape[0]
+    anchored[t, p] = True
+    # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
+    # still on their way to (t, p) are masked when they arrive.
+    if t + 1 < n_frames:
+        _add_pending(pf[0], pf[1], pf[2], pf[3], t, p, -e[t, p])
+    e[t, p] = 0.0
+    # Adjoints: m_t[p] drops to 0, so g_{t-1} loses W_t[p, :] times the part of g_t[p]
+    # already pushed; the part still pending at (t, p) is dropped.
+    if t > 0:
+        vals = pb[0]
+        pushed = g[t, p] - vals[t, p]
+        vals[t, p] = 0.0
+        for j in range(indptr[t, p], indptr[t, p + 1]):
+            q = indices[j]
+            d = -data[j] * pushed
+            g[t - 1, q] += d
+            if not anchored[t - 1, q]:
+                _add_pending(pb[0], pb[1], pb[2], pb[3], t - 1, q, d)
+
+
+@njit(cache=True)
+def _top_frame(k1, p1, n, skip):  # pragma: no cover - compiled
+    """The frame whose bound ranks first, ignoring frame ``skip`` (-1 when none)."""
+    best = -1
+    for f in range(k1.size):
+        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best])):
+            best = f
+    return best
+
+
+@njit(cache=True)
+def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
+                  budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
+    """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
+
+    Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
+    errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
+    would exceed ``budget``, when no positive gain is left, or after ``max_picks``.
+
+    Errors keep a pending delta per frame and are exact up to frame ``lo`` (all that is pending
+    sits at frames >= lo); adjoints likewise down to frame ``hi``. Per frame, (k1, p1) and
+    (k2, p2) are the best two (key, patch) at its last refresh: upper bounds now, since keys
+    only shrink. A pick in frame t changes no key of frame t itself (errors change after t,
+    adjoints before t), so its runner-up stays exact.
+    """
+    n_frames, n = bias.shape
+    e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry)
+    anchored = np.zeros((n_frames, n), np.bool_)
     total = e.sum()
     tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
     prune = prune_eps * total / (n_frames * n)
-    pf, pb = np.zeros((n_frames, n)), np.zeros((n_frames, n))
-    inf_, inb = np.zeros((n_frames, n), np.bool_), np.zeros((n_frames, n), np.bool_)
-    lf, lb = np.empty((n_frames, n), np.int64), np.empty((n_frames, n), np.int64)
-    cf, cb = np.zeros(n_frames, np.int64), np.zeros(n_frames, np.int64)
+    pf, pb = _pending(n_frames, n), _pending(n_frames, n)
     lo, hi = n_frames, -1
-    # Per frame: the best two (key, patch) at its last refresh. Keys only shrink as anchors are
-    # added, so they bound the frame's current best from above; a pick in frame t changes no
-    # key of frame t itself (errors change after t, adjoints before t), so the runner-up stays
-    # exact.
     k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
     k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
     for t in range(n_frames):
         _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
-    k = 0
-    spent = 0.0
+    k, spent = 0, 0.0
     while k < max_picks:
         stats[0] += 1
-        t = 0
-        for f in range(1, n_frames):
-            if _better(k1[f], f * n + p1[f], k1[t], t * n + p1[t]):
-                t = f
-        if p1[t] < 0:
+        t = _top_frame(k1, p1, n, -1)
+        if t < 0:
             break  # every node is anchored
-        while lo < t:  # errors of frame t exact
-            if cf[lo] > 0:
-                stats[1] += 1
-                _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
-                      anchored, e, pf, inf_, lf, cf, prune)
-            lo += 1
-        while hi > t:  # adjoints of frame t exact
-            if cb[hi] > 0:
-                stats[2] += 1
-                _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
-                      anchored, g, pb, inb, lb, cb, prune)
-            hi -= 1
+        lo = _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e,
+                         pf, prune, stats)
+        hi = _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g,
+                          pb, prune, stats)
         _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
-        best = True
-        for f in range(n_frames):
-            if f != t and _better(k1[f], f * n + p1[f], k1[t], t * n + p1[t]):
-                best = False
-                break
-        if not best:
-            continue
+        rival = _top_frame(k1, p1, n, t)
+        if p1[t] < 0 or (rival >= 0 and _better(k1[rival], rival * n + p1[rival], k1[t], t * n + p1[t])):
+            continue  # a stale bound elsewhere may still be higher: refresh that frame next
         p = p1[t]
-        node = t * n + p
         if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
         spent += area[p]
-        nodes[k], gains[k] = node, e[t, p] * g[t, p]
+        nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
         k += 1
-        anchored[t, p] = True
+        _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb)
         k1[t], p1[t] = k2[t], p2[t]
         k2[t], p2[t] = -np.inf, -1  # unknown: the next visit refreshes frame t
-        # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
-        # still on their way to (t, p) are masked when they arrive.
-        if t + 1 < n_frames:
-            _add_pending(pf, inf_, lf, cf, t, p, -e[t, p])
-            lo = min(lo, t)
-        e[t, p] = 0.0
-        # Adjoints: m_t[p] drops to 0, so g_{t-1} loses W_t[p, :] times the part of g_t[p]
-        # already pushed; the part still pending at (t, p) is dropped.
-        if t > 0:
-            pushed = g[t, p] - pb[t, p]
-            pb[t, p] = 0.0
-            for j in range(indptr[t, p], indptr[t, p + 1]):
-                q = indices[j]
-                d = -data[j] * pushed
-                g[t - 1, q] += d
-                if not anchored[t - 1, q]:
-                    _add_pending(pb, inb, lb, cb, t - 1, q, d)
-            hi = max(hi, t - 1)
-    # Flush what is still pending so the last frame's errors are exact.
-    while lo < n_frames - 1:
-        if cf[lo] > 0:
-            _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
-                  anchored, e, pf, inf_, lf, cf, prune)
-        lo += 1
+        lo, hi = min(lo, t), max(hi, t - 1)
+    # Push what is still pending so the last frame's errors are exact.
+    _forward_to(n_frames - 1, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored,
+                e, pf, prune, stats)
     return nodes[:k], gains[:k], e[n_frames - 1].copy()
 
 
