@@ -75,6 +75,14 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
         yield chunk, plan
 
 
+def plan_to_file(frames: Iterable[CodedFrame], dest: str | os.PathLike | BinaryIO,
+                 scheduler: Scheduler | str = "dag-greedy", budget_fraction: float = 0.05,
+                 chunk_frames: int = 60, patch_px: int = 64) -> int:
+    """``anchorsr plan``: schedule ``frames`` and write one plan per chunk; returns the count."""
+    return write_plans(dest, (plan for _, plan in plan_stream(
+        frames, scheduler, budget_fraction, chunk_frames, patch_px)))
+
+
 def write_plans(dest: str | os.PathLike | BinaryIO, plans: Iterable[AnchorPlan]) -> int:
     """Write plans back to back (``AnchorPlan.to_bytes``); returns the number written."""
     if hasattr(dest, "write"):

@@ -8,7 +8,8 @@ import pytest
 from anchorsr.errors import ConfigError, PlanFormatError
 from anchorsr.graph import build_graph, carry_out, objective
 from anchorsr.graph.synthetic import moving_object_clip
-from anchorsr.schedule import chunks_of, parse_budget, plan_stream, read_plans, write_plans
+from anchorsr.schedule import (chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
+                               write_plans)
 from anchorsr.types import Chunk, PatchGrid
 
 
@@ -55,3 +56,10 @@ def test_plan_stream_and_plan_file_round_trip(tmp_path):
     write_plans(buf, plans)
     with pytest.raises(PlanFormatError):
         read_plans(buf.getvalue()[:-3])
+
+
+def test_plan_to_file(tmp_path):
+    frames = moving_object_clip(32, 48, 13, obj_px=12, speed_px=3)
+    path = tmp_path / "p.plan"
+    assert plan_to_file(iter(frames), path, "neuroscaler", parse_budget("20%"), 5, 8) == 3
+    assert [len(p) for p in read_plans(path)] == [24, 24, 0]  # 1, 1 and 0 whole frames of 24 patches
