@@ -34,6 +34,45 @@ def _down(v0, v1, v2, v3):  # pragma: no cover - compiled
     return (8.0 * v0 + 9.0 * v1 - v2) * 0.0625, (9.0 * v2 - v1 + 8.0 * v3) * 0.0625
 
 
+@njit(cache=True, inline="always")
+def _fill_fast(cur, ref, dxs, dys, intra, sub, by, bx, x):  # pragma: no cover - compiled
+    """Like _fill_block for a block needing no clamping (constant loop bounds, so unrolled);
+    returns False, leaving x partly written, when some sample would need clamping."""
+    h, w = cur.shape
+    if by + 4 > h or bx + 4 > w:
+        return False
+    if sub == 1:
+        ly, lx = by >> 2, bx >> 2
+        if intra[ly, lx]:
+            for i in range(4):
+                for j in range(4):
+                    x[i, j] = cur[by + i, bx + j]
+            return True
+        sy, sx = by + dys[ly, lx], bx + dxs[ly, lx]
+        if sy < 0 or sx < 0 or sy + 4 > h or sx + 4 > w:
+            return False
+        for i in range(4):
+            for j in range(4):
+                x[i, j] = np.float64(cur[by + i, bx + j]) - np.float64(ref[sy + i, sx + j])
+        return True
+    for qi in range(0, 4, 2):  # chroma: 2x2 quadrants, one luma block each
+        for qj in range(0, 4, 2):
+            y0, x0 = by + qi, bx + qj
+            ly, lx = y0 >> 1, x0 >> 1
+            if intra[ly, lx]:
+                for i in range(2):
+                    for j in range(2):
+                        x[qi + i, qj + j] = cur[y0 + i, x0 + j]
+                continue
+            sy, sx = y0 + dys[ly, lx], x0 + dxs[ly, lx]
+            if sy < 0 or sx < 0 or sy + 2 > h or sx + 2 > w:
+                return False
+            for i in range(2):
+                for j in range(2):
+                    x[qi + i, qj + j] = np.float64(cur[y0 + i, x0 + j]) - np.float64(ref[sy + i, sx + j])
+    return True
+
+
 @njit(cache=True)
 def _fill_block(cur, ref, dxs, dys, intra, sub, by, bx, x):  # pragma: no cover - compiled
     """x (4, 4) <- the new signal of the plane's 4x4 block at (by, bx), edges repeated."""
@@ -81,7 +120,8 @@ def _plane_texture(cur, ref, dxs, dys, intra, sub, row_base, col_of, out):  # pr
     r = np.empty((4, 4))
     for by in range(0, h, 4):
         for bx in range(0, w, 4):
-            _fill_block(cur, ref, dxs, dys, intra, sub, by, bx, x)
+            if not _fill_fast(cur, ref, dxs, dys, intra, sub, by, bx, x):
+                _fill_block(cur, ref, dxs, dys, intra, sub, by, bx, x)
             # Separable round trip: rows down to (a_i, b_i), columns down to a 2x2, both up.
             a0, b0 = _down(x[0, 0], x[0, 1], x[0, 2], x[0, 3])
             a1, b1 = _down(x[1, 0], x[1, 1], x[1, 2], x[1, 3])
