@@ -36,11 +36,12 @@ class CameraPath:
 
 
 def render_pan(image: np.ndarray, width: int, height: int, n_frames: int,
-               path: CameraPath = CameraPath(), magnify: float = 1.0) -> Iterator[YUV]:
+               path: CameraPath = CameraPath(), magnify: float = 1.0, order: int = 3) -> Iterator[YUV]:
     """HR frames (yuv420p planes) of a ``width`` x ``height`` camera moving over ``image``.
 
     ``magnify`` > 1 films the photo closer than 1:1 (for frames larger than the photo); it
     interpolates the photo, so it adds no detail: prefer large photos for large frames.
+    ``order`` is the spline order of the resampling (3 for ground truth, 1 is faster).
     """
     img = image.astype(np.float32)
     ih, iw = img.shape[:2]
@@ -53,7 +54,7 @@ def render_pan(image: np.ndarray, width: int, height: int, n_frames: int,
         grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
         rgb = np.empty((height, width, 3), np.float32)
         for c in range(3):
-            rgb[..., c] = ndimage.map_coordinates(img[..., c], [grid_y, grid_x], order=3, mode="reflect")
+            rgb[..., c] = ndimage.map_coordinates(img[..., c], [grid_y, grid_x], order=order, mode="reflect")
         yield rgb_to_yuv(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
 
 

@@ -54,9 +54,9 @@ def _u8(v):
 def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
     """Bicubic-upscale LR rows ly0..ly1, cols lx0..lx1 into their HR cells of ``out``."""
     h, w = lr.shape
-    nrows = ly1 - ly0 + 3
+    nrows = ly1 - ly0 + 4  # taps reach from 2 rows above to 2 rows below
     for r in range(nrows):  # horizontal pass over the rows the vertical taps need
-        sy = _clampi(ly0 - 1 + r, h - 1)
+        sy = _clampi(ly0 - 2 + r, h - 1)
         for lx in range(lx0, lx1):
             for k in range(s):
                 acc = 0.0
@@ -67,7 +67,7 @@ def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
     for ly in range(ly0, ly1):
         for k in range(s):
             Y = ly * s + k
-            r0 = ly - ly0 + offs[k]  # tmp row of tap 0 (tmp starts at ly0 - 1)
+            r0 = ly - ly0 + offs[k] + 1  # tmp row of tap 0 (tmp starts at ly0 - 2)
             for c in range((lx1 - lx0) * s):
                 acc = 0.0
                 for j in range(4):
@@ -82,7 +82,7 @@ def upscale_cubic(lr, s, offs, wts, out):
     band = 8
     nb = (h + band - 1) // band
     for b in prange(nb):
-        tmp = np.empty((band + 3, w * s), np.float32)
+        tmp = np.empty((band + 4, w * s), np.float32)
         _cubic_block(lr, out, b * band, min(h, (b + 1) * band), 0, w, s, offs, wts, tmp)
 
 
@@ -171,7 +171,7 @@ def _make_plane_kernel(s: int):
         while (1 << shift) < denom:
             shift += 1
         for by in prange(bh):
-            tmp = np.empty((block + 3, block * s), np.float32)
+            tmp = np.empty((block + 4, block * s), np.float32)
             ly0 = by * block
             ly1 = min(h, ly0 + block)
             bx = 0

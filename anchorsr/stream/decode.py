@@ -28,6 +28,8 @@ from .motion import motion_field_from_vectors
 log = logging.getLogger(__name__)
 
 _URL_SCHEMES = ("rtmp://", "rtmps://", "udp://", "tcp://", "srt://", "http://", "https://", "rtsp://")
+# FFmpeg renders text files as "video" through these codecs; a user never means that.
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 LIVE_X264_PARAMS = "ref=1:bframes=0:scenecut=0:keyint=60:min-keyint=60"
 
 
@@ -101,6 +103,10 @@ class VideoSource:
             self._container.close()
             raise InvalidMediaError(f"expected a video stream in {self.source!r}, found: {kinds}")
         self.stream = self._container.streams.video[0]
+        if self.stream.codec_context.name in _TEXT_CODECS:
+            self._container.close()
+            raise InvalidMediaError(f"not a readable video: {self.source!r} holds text "
+                                    f"({self.stream.codec_context.name}), expected a video stream")
         self._packets = self._container.demux(self.stream)
         self._pending: list[av.Packet] = []
         first = self._first_packet()
