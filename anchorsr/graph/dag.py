@@ -1,0 +1,171 @@
+"""The dependency graph of a chunk and its error recursion (algorithms.md §2).
+
+Nodes are (frame t, patch p) pairs. ``W_t`` (N x N, sparse) says how much of each patch of frame
+t is copied from each patch of frame t-1; ``b_t`` (N,) how much error plain upsampling adds for
+what is newly coded in it. For an anchor mask ``m`` (0 at anchors, 1 elsewhere)::
+
+    e_t = m_t * (b_t + W_t e_{t-1}),   J = sum_t sum_p e_t[p]
+
+with ``e_{-1}`` carried in from the previous chunk (it does not matter at a key frame, whose
+``W_0`` is zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from ..types import Chunk, PatchGrid
+from .motion import frame_weights, identity_weights
+from .texture import frame_texture
+
+
+@dataclass(frozen=True)
+class PackedGraph:
+    """All frames' ``W_t`` as flat arrays, for compiled kernels.
+
+    Row r of ``W_t`` (CSR) is ``indices[indptr[t, r]:indptr[t, r + 1]]`` with ``data`` alike;
+    ``t_indptr``/``t_indices``/``t_data`` hold ``W_t^T`` the same way (row q lists the patches
+    of frame t that copy from patch q of frame t-1). indptr: int64 (T, N+1); indices: int32.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    t_indptr: np.ndarray
+    t_indices: np.ndarray
+    t_data: np.ndarray
+
+
+def _pack(mats: tuple[sp.csr_matrix, ...]) -> PackedGraph:
+    """Concatenate the frames' CSR arrays; transpose them all in one block-diagonal matrix."""
+    n_frames, n = len(mats), mats[0].shape[0]
+    nnz = np.array([m.nnz for m in mats])
+    offsets = np.concatenate([[0], np.cumsum(nnz)])
+    indptr = np.concatenate([m.indptr[:-1] + o for m, o in zip(mats, offsets[:-1])] + [[offsets[-1]]])
+    indices = np.concatenate([m.indices for m in mats]).astype(np.int64)
+    data = np.concatenate([m.data for m in mats]).astype(np.float64)
+    frame_of = np.repeat(np.arange(n_frames), nnz)
+    big = sp.csr_matrix((data, indices + frame_of * n, indptr), shape=(n_frames * n,) * 2)
+    big_t = big.T.tocsr()
+    big_t.sort_indices()
+    rows = np.arange(n_frames)[:, None] * n + np.arange(n + 1)[None, :]
+
+    def split(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (m.indptr.astype(np.int64)[rows], (m.indices % n).astype(np.int32),
+                m.data.astype(np.float64))
+
+    big.sort_indices()
+    return PackedGraph(*split(big), *split(big_t))
+
+
+@dataclass(frozen=True, eq=False)
+class DependencyGraph:
+    """The weighted DAG of one chunk.
+
+    grid: the patch grid (N patches per frame).
+    weights: T float64 CSR (N, N) matrices ``W_t``; ``W_0`` points into the frame before the
+        chunk (zero at a key frame or at stream start). Entries in [0, 1], rows sum to <= 1.
+    bias: float64 (T, N) texture complexities ``b_t`` (>= 0; squared 8-bit sample errors).
+    chunk_start: stream index of the chunk's first frame.
+    """
+
+    grid: PatchGrid
+    weights: tuple[sp.csr_matrix, ...]
+    bias: np.ndarray
+    chunk_start: int = 0
+
+    def __post_init__(self) -> None:
+        n = self.grid.n_patches
+        if self.bias.ndim != 2 or self.bias.shape[1] != n or self.bias.shape[0] != len(self.weights):
+            raise ConfigError(f"expected bias of shape ({len(self.weights)}, {n}), got {self.bias.shape}")
+        for w in self.weights:
+            if w.shape != (n, n):
+                raise ConfigError(f"expected {n}x{n} weight matrices, got {w.shape}")
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid.n_patches
+
+    @cached_property
+    def packed(self) -> PackedGraph:
+        return _pack(tuple(sp.csr_matrix(w) for w in self.weights))
+
+    @staticmethod
+    def from_arrays(grid: PatchGrid, weights, bias, chunk_start: int = 0) -> "DependencyGraph":
+        """A graph from any sparse/dense ``W_t`` (tests, synthetic studies)."""
+        mats = tuple(sp.csr_matrix(np.asarray(w.todense() if sp.issparse(w) else w, np.float64))
+                     for w in weights)
+        return DependencyGraph(grid, mats, np.asarray(bias, np.float64), chunk_start)
+
+
+def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True) -> DependencyGraph:
+    """The DependencyGraph of ``chunk``.
+
+    edge_weights=False: ablation, each inter-coded patch depends on the same patch of the
+    previous frame with weight 1. texture=False: ablation, every bias is 1.
+    """
+    grid = chunk.grid
+    refs = (chunk.prev,) + chunk.frames[:-1]
+    weights, bias = [], np.ones((len(chunk), grid.n_patches))
+    for t, (frame, ref) in enumerate(zip(chunk.frames, refs)):
+        if frame.height != grid.height or frame.width != grid.width:
+            raise ConfigError(f"expected {grid.width}x{grid.height} frames, got "
+                              f"{frame.width}x{frame.height} at frame {frame.index}")
+        w = frame_weights(frame, ref, grid)
+        weights.append(w if edge_weights else identity_weights(w))
+        if texture:
+            bias[t] = frame_texture(frame, ref, grid)
+    graph = DependencyGraph(grid, tuple(weights), bias, chunk.start)
+    graph.packed  # the schedulers' kernel layout, built once here  # noqa: B018
+    return graph
+
+
+def _mask(graph: DependencyGraph, anchors) -> np.ndarray:
+    """float64 (T, N): 0 at anchors, 1 elsewhere; ``anchors`` is a bool mask, a plan or None."""
+    shape = (graph.n_frames, graph.n_patches)
+    if anchors is None:
+        return np.ones(shape)
+    if hasattr(anchors, "mask"):
+        anchors = anchors.mask()
+    anchors = np.asarray(anchors, bool)
+    if anchors.shape != shape:
+        raise ConfigError(f"expected an anchor mask of shape {shape}, got {anchors.shape}")
+    return (~anchors).astype(np.float64)
+
+
+def forward_errors(graph: DependencyGraph, anchors=None, carry_in=None) -> np.ndarray:
+    """float64 (T, N): ``e_t`` for every node given anchors (bool (T, N) mask or AnchorPlan)."""
+    m = _mask(graph, anchors)
+    e = np.zeros((graph.n_frames, graph.n_patches))
+    prev = np.zeros(graph.n_patches) if carry_in is None else np.asarray(carry_in, np.float64)
+    for t, w in enumerate(graph.weights):
+        prev = e[t] = m[t] * (graph.bias[t] + w @ prev)
+    return e
+
+
+def adjoint(graph: DependencyGraph, anchors=None) -> np.ndarray:
+    """float64 (T, N): ``g_t``, total error one unit of error at (t, p) causes within the chunk."""
+    m = _mask(graph, anchors)
+    g = np.ones((graph.n_frames, graph.n_patches))
+    for t in range(graph.n_frames - 2, -1, -1):
+        g[t] += graph.weights[t + 1].T @ (m[t + 1] * g[t + 1])
+    return g
+
+
+def objective(graph: DependencyGraph, anchors=None, carry_in=None) -> float:
+    """J(A): the chunk's total estimated error."""
+    return float(forward_errors(graph, anchors, carry_in).sum())
+
+
+def carry_out(graph: DependencyGraph, anchors=None, carry_in=None) -> np.ndarray:
+    """float64 (N,): the last frame's errors, the ``e_{-1}`` of the next chunk."""
+    return forward_errors(graph, anchors, carry_in)[-1].copy()

@@ -1,0 +1,178 @@
+"""Edge weights of the dependency graph: which patch of frame t-1 feeds which patch of frame t.
+
+``W_t[p, q]`` = LR luma pixels of patch ``p`` in frame ``t`` that are motion-compensated from
+pixels inside patch ``q`` of frame ``t-1``, divided by the area of patch ``p``
+(algorithms.md §2). Computed at the granularity of the motion field (4x4 luma blocks) with array
+operations: every block contributes at most 2 x 2 (patch row, patch column) pieces when
+``patch_px`` is a multiple of 4, and 4 x 4 one-pixel pieces otherwise.
+
+Conventions (shared with :mod:`anchorsr.graph.texture`):
+
+* Quarter-pel vectors are rounded to whole pixels, halves up: ``floor((d + 2) / 4)``.
+* The displaced block is clamped to the frame as a whole (its source box is shifted inside the
+  frame), so each inter block always contributes exactly its own pixel count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+from ..types import MV_BLOCK_PX, CodedFrame, PatchGrid
+
+# Above this many N x N cells the dense bincount accumulator gives way to scipy's COO -> CSR.
+_DENSE_CELLS_MAX = 1 << 22
+
+
+def whole_pel(mv_quarter: np.ndarray) -> np.ndarray:
+    """int32 whole-pixel vectors from quarter-pel ones, halves rounded up."""
+    return (mv_quarter.astype(np.int32) + 2) >> 2
+
+
+def _block_geometry(height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Top-left corners and sizes of the 4x4 motion blocks, each int64 (bh, bw)."""
+    bh, bw = -(-height // MV_BLOCK_PX), -(-width // MV_BLOCK_PX)
+    y0 = np.arange(bh, dtype=np.int64)[:, None] * MV_BLOCK_PX
+    x0 = np.arange(bw, dtype=np.int64)[None, :] * MV_BLOCK_PX
+    h = np.minimum(MV_BLOCK_PX, height - y0)
+    w = np.minimum(MV_BLOCK_PX, width - x0)
+    return np.broadcast_arrays(y0, x0, h, w)
+
+
+def _axis_pieces(dst0, length, src0, patch_px, n_cells):
+    """Split one axis of every block into (dst cell, src cell, pixel count) pieces.
+
+    dst0, length, src0: int64 (K,) block start, size and source start along the axis.
+    Returns a list of (dst, src, count) int64 (K,) triples.
+    """
+    if patch_px % MV_BLOCK_PX == 0:
+        # The block lies in one destination cell; its source span crosses at most one border.
+        dst = dst0 // patch_px
+        first = src0 // patch_px
+        c0 = np.minimum(src0 + length, (first + 1) * patch_px) - src0
+        second = np.minimum(first + 1, n_cells - 1)
+        return [(dst, first, c0), (dst, second, length - c0)]
+    last = src0 + length - 1
+    return [(np.minimum(dst0 + i, dst0 + length - 1) // patch_px,
+             np.minimum(src0 + i, last) // patch_px,
+             (i < length).astype(np.int64)) for i in range(MV_BLOCK_PX)]
+
+
+@njit(cache=True)
+def _weights_kernel(dxs, dys, intra, height, width, patch_px, rows, cols, inv_area,
+                    ycell, yend, xcell, xend):  # pragma: no cover - compiled
+    """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4.
+
+    dxs, dys: int32 (bh, bw) whole-pel vectors; intra: bool (bh, bw). ycell/xcell: patch row/col
+    of each pixel row/column, yend/xend: where that patch row/column ends (lookups instead of
+    divisions). Works one patch row at a time with a dense (cols x N) accumulator, read back
+    only over the range of source patches that band touched.
+    """
+    n = rows * cols
+    bh, bw = intra.shape
+    acc = np.zeros((cols, n + cols + 1))  # slack: zero-count pieces may index past the end
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(8 * n, np.int32)
+    data = np.empty(8 * n)
+    nnz = 0
+    bpr = patch_px // 4
+    for band in range(rows):
+        lo, hi = n, -1
+        for by in range(band * bpr, min((band + 1) * bpr, bh)):
+            y0 = by * 4
+            h = min(4, height - y0)
+            for bx in range(bw):
+                if intra[by, bx]:
+                    continue
+                x0 = bx * 4
+                w = min(4, width - x0)
+                sy = min(max(y0 + dys[by, bx], 0), height - h)
+                sx = min(max(x0 + dxs[by, bx], 0), width - w)
+                c = xcell[x0]
+                src = ycell[sy] * cols + xcell[sx]
+                cy = min(sy + h, yend[sy]) - sy
+                cx = min(sx + w, xend[sx]) - sx
+                acc[c, src] += cy * cx
+                acc[c, src + 1] += cy * (w - cx)
+                acc[c, src + cols] += (h - cy) * cx
+                acc[c, src + cols + 1] += (h - cy) * (w - cx)
+                lo = min(lo, src)
+                hi = max(hi, src + cols + 1)
+        hi = min(hi, n - 1)
+        for c in range(cols):
+            p = band * cols + c
+            if nnz + (hi - lo + 1) > indices.size:
+                grow = max(2 * indices.size, nnz + hi - lo + 1)
+                indices2, data2 = np.empty(grow, np.int32), np.empty(grow)
+                indices2[:nnz], data2[:nnz] = indices[:nnz], data[:nnz]
+                indices, data = indices2, data2
+            for q in range(lo, hi + 1):
+                v = acc[c, q]
+                if v != 0.0:
+                    indices[nnz] = q
+                    data[nnz] = v * inv_area[p]
+                    nnz += 1
+                    acc[c, q] = 0.0
+            indptr[p + 1] = nnz
+        acc[:, n:] = 0.0
+    return indptr, indices[:nnz].copy(), data[:nnz].copy()
+
+
+def _cell_tables(size: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.arange(size)
+    return pos // patch_px, (pos // patch_px + 1) * patch_px
+
+
+def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> sp.csr_matrix:
+    """float64 CSR (N, N): the edge weights ``W_t`` of ``frame`` against its reference ``ref``.
+
+    All zero for a key frame or when there is no reference. Rows sum to the inter share of each
+    patch (at most 1).
+    """
+    n = grid.n_patches
+    if ref is None or frame.is_key:
+        return sp.csr_matrix((n, n), dtype=np.float64)
+    if grid.patch_px % MV_BLOCK_PX == 0:
+        mv = whole_pel(frame.motion.mv)
+        ycell, yend = _cell_tables(grid.height, grid.patch_px)
+        xcell, xend = _cell_tables(grid.width, grid.patch_px)
+        indptr, indices, data = _weights_kernel(
+            np.ascontiguousarray(mv[..., 0]), np.ascontiguousarray(mv[..., 1]),
+            np.ascontiguousarray(frame.motion.intra, np.bool_), grid.height, grid.width,
+            grid.patch_px, grid.rows, grid.cols, 1.0 / grid.areas(), ycell, yend, xcell, xend)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    return _weights_numpy(frame, grid)
+
+
+def _weights_numpy(frame: CodedFrame, grid: PatchGrid) -> sp.csr_matrix:
+    """Array-operation version: any even patch_px (blocks may straddle destination patches)."""
+    n = grid.n_patches
+    height, width = grid.height, grid.width
+    y0, x0, h, w = _block_geometry(height, width)
+    inter = ~frame.motion.intra
+    mv = whole_pel(frame.motion.mv)
+    y0, x0, h, w = y0[inter], x0[inter], h[inter], w[inter]
+    sy = np.clip(y0 + mv[..., 1][inter], 0, height - h)
+    sx = np.clip(x0 + mv[..., 0][inter], 0, width - w)
+    ys = _axis_pieces(y0, h, sy, grid.patch_px, grid.rows)
+    xs = _axis_pieces(x0, w, sx, grid.patch_px, grid.cols)
+    dst = np.concatenate([dr * grid.cols + dc for dr, _, _ in ys for dc, _, _ in xs])
+    src = np.concatenate([sr * grid.cols + sc for _, sr, _ in ys for _, sc, _ in xs])
+    cnt = np.concatenate([cy * cx for _, _, cy in ys for _, _, cx in xs]).astype(np.float64)
+    areas = grid.areas().astype(np.float64)
+    if n * n <= _DENSE_CELLS_MAX:
+        dense = np.bincount(dst * n + src, weights=cnt, minlength=n * n).reshape(n, n)
+        return sp.csr_matrix(dense / areas[:, None])
+    keep = cnt > 0
+    coo = sp.coo_matrix((cnt[keep] / areas[dst[keep]], (dst[keep], src[keep])), shape=(n, n))
+    return coo.tocsr()
+
+
+def identity_weights(weights: sp.csr_matrix) -> sp.csr_matrix:
+    """The "no edge weights" ablation: weight 1 from the same patch, on inter-coded patches.
+
+    A patch counts as inter-coded when at least half of its pixels are motion-compensated.
+    """
+    inter_share = np.asarray(weights.sum(axis=1)).ravel()
+    return sp.diags((inter_share >= 0.5).astype(np.float64), format="csr")

@@ -1,0 +1,314 @@
+"""``dag-greedy``: anchorsr's scheduler, exact greedy gains in O(edges) per pick.
+
+Source: algorithms.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
+Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
+``e_t[p] * g_t[p]`` with the adjoint ``g_t = 1 + W_{t+1}^T (m_{t+1} * g_{t+1})``. One forward
+and one backward pass score every node; after a pick only the errors of later frames and the
+adjoints of earlier frames change.
+
+Two observations keep the work per pick small (the compiled kernel ``greedy_kernel``):
+
+* ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0), so a frame's
+  best key from its last refresh bounds its current best from above. The frame with the highest
+  bound is refreshed exactly; its best node is the exact argmax once it beats every other
+  frame's bound (the lazy-greedy argument, per frame instead of per node).
+* A pick's change is not pushed through the whole chunk at once: errors keep a pending delta
+  per frame and are exact up to a frontier, adjoints likewise from the other end. Refreshing
+  frame s pushes what is pending up to s only, so the deltas of many picks travel together.
+Rounding aside, the result is the exhaustive greedy's (tests/schedule/test_dag_greedy.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..graph import DependencyGraph
+from ..types import AnchorPlan, Chunk
+from .base import Scheduler, budget_area, make_plan, register
+
+
+# A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
+GAIN_EPS = 1e-12
+
+# Work counters of the latest dag_greedy call (frame refreshes, frame pushes), for benchmarks.
+LAST_STATS: dict[str, int] = {}
+
+
+@njit(cache=True, inline="always")
+def _better(ka, na, kb, nb):  # pragma: no cover - compiled
+    """(key a, node a) ranks before (key b, node b): higher key, then lower node id."""
+    return ka > kb or (ka == kb and na < nb)
+
+
+@njit(cache=True)
+def _push(g_ptr, g_idx, g_dat, s_ptr, s_idx, s_dat, mt, src, dst, anchored, vals,
+          pend, inl, lst, cnt, prune):  # pragma: no cover - compiled
+    """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
+
+    The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
+    matrix, given as CSR rows for a dense gather (g_*) and transposed for a sparse scatter
+    (s_*). It is added to ``vals[dst]`` and becomes dst's pending delta (merged with what is
+    already pending there). pend (T, N) values, inl (T, N) membership, lst (T, N) / cnt (T,)
+    the indices listed per frame. Contributions with |c| <= prune are dropped.
+    """
+    n = vals.shape[1]
+    k = cnt[src]
+    if 4 * k > n:  # dense: gather every row
+        for p in range(n):
+            if anchored[dst, p]:
+                continue
+            d = 0.0
+            for j in range(g_ptr[mt, p], g_ptr[mt, p + 1]):
+                d += g_dat[j] * pend[src, g_idx[j]]
+            if abs(d) > prune:
+                vals[dst, p] += d
+                pend[dst, p] += d
+                if not inl[dst, p]:
+                    inl[dst, p] = True
+                    lst[dst, cnt[dst]] = p
+                    cnt[dst] += 1
+    else:  # sparse: scatter from the few pending sources
+        for a in range(k):
+            q = lst[src, a]
+            v = pend[src, q]
+            for j in range(s_ptr[mt, q], s_ptr[mt, q + 1]):
+                p = s_idx[j]
+                c = s_dat[j] * v
+                if anchored[dst, p] or abs(c) <= prune:
+                    continue
+                vals[dst, p] += c
+                pend[dst, p] += c
+                if not inl[dst, p]:
+                    inl[dst, p] = True
+                    lst[dst, cnt[dst]] = p
+                    cnt[dst] += 1
+    for a in range(k):
+        q = lst[src, a]
+        pend[src, q] = 0.0
+        inl[src, q] = False
+    cnt[src] = 0
+
+
+@njit(cache=True)
+def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
+    pend[t, p] += d
+    if not inl[t, p]:
+        inl[t, p] = True
+        lst[t, cnt[t]] = p
+        cnt[t] += 1
+
+
+@njit(cache=True)
+def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2):  # pragma: no cover - compiled
+    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none)."""
+    b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
+    for p in range(e.shape[1]):
+        if anchored[t, p]:
+            continue
+        key = e[t, p] * g[t, p] / cost[p]
+        if key > b1:
+            b2, q2, b1, q1 = b1, q1, key, p
+        elif key > b2:
+            b2, q2 = key, p
+    k1[t], p1[t], k2[t], p2[t] = b1, q1, b2, q2
+
+
+@njit(cache=True)
+def _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry):  # pragma: no cover
+    """Errors e (T, N) and adjoints g (T, N) with no anchors: one forward, one backward pass."""
+    n_frames, n = bias.shape
+    e = np.zeros((n_frames, n))
+    g = np.ones((n_frames, n))
+    prev = carry
+    for t in range(n_frames):
+        for p in range(n):
+            s = bias[t, p]
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                s += data[j] * prev[indices[j]]
+            e[t, p] = s
+        prev = e[t]
+    for t in range(n_frames - 2, -1, -1):
+        for q in range(n):
+            s = 1.0
+            for j in range(t_indptr[t + 1, q], t_indptr[t + 1, q + 1]):
+                s += t_data[j] * g[t + 1, t_indices[j]]
+            g[t, q] = s
+    return e, g
+
+
+@njit(cache=True)
+def _pending(n_frames, n):  # pragma: no cover - compiled
+    """Empty per-frame pending deltas: values, membership, index lists, counts."""
+    return (np.zeros((n_frames, n)), np.zeros((n_frames, n), np.bool_),
+            np.empty((n_frames, n), np.int64), np.zeros(n_frames, np.int64))
+
+
+@njit(cache=True)
+def _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e, pf,
+                prune, stats):  # pragma: no cover - compiled
+    """Push pending errors from frame ``lo`` on until frame t is exact; returns the new lo."""
+    vals, inl, lst, cnt = pf
+    while lo < t:
+        if cnt[lo] > 0:
+            stats[1] += 1
+            _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
+                  anchored, e, vals, inl, lst, cnt, prune)
+        lo += 1
+    return lo
+
+
+@njit(cache=True)
+def _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g, pb,
+                 prune, stats):  # pragma: no cover - compiled
+    """Push pending adjoints from frame ``hi`` down until frame t is exact; returns the new hi."""
+    vals, inl, lst, cnt = pb
+    while hi > t:
+        if cnt[hi] > 0:
+            stats[2] += 1
+            _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
+                  anchored, g, vals, inl, lst, cnt, prune)
+        hi -= 1
+    return hi
+
+
+@njit(cache=True)
+def _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb):  # pragma: no cover - compiled
+    """Anchor node (t, p) whose e and g are exact, recording its effect as pending deltas."""
+    n_frames = e.shape[0]
+    anchored[t, p] = True
+    # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
+    # still on their way to (t, p) are masked when they arrive.
+    if t + 1 < n_frames:
+        _add_pending(pf[0], pf[1], pf[2], pf[3], t, p, -e[t, p])
+    e[t, p] = 0.0
+    # Adjoints: m_t[p] drops to 0, so g_{t-1} loses W_t[p, :] times the part of g_t[p]
+    # already pushed; the part still pending at (t, p) is dropped.
+    if t > 0:
+        vals = pb[0]
+        pushed = g[t, p] - vals[t, p]
+        vals[t, p] = 0.0
+        for j in range(indptr[t, p], indptr[t, p + 1]):
+            q = indices[j]
+            d = -data[j] * pushed
+            g[t - 1, q] += d
+            if not anchored[t - 1, q]:
+                _add_pending(pb[0], pb[1], pb[2], pb[3], t - 1, q, d)
+
+
+@njit(cache=True)
+def _top_frame(k1, p1, n, skip):  # pragma: no cover - compiled
+    """The frame whose bound ranks first, ignoring frame ``skip`` (-1 when none)."""
+    best = -1
+    for f in range(k1.size):
+        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best])):
+            best = f
+    return best
+
+
+@njit(cache=True)
+def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
+                  budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
+    """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
+
+    Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
+    errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
+    would exceed ``budget``, when no positive gain is left, or after ``max_picks``.
+
+    Errors keep a pending delta per frame and are exact up to frame ``lo`` (all that is pending
+    sits at frames >= lo); adjoints likewise down to frame ``hi``. Per frame, (k1, p1) and
+    (k2, p2) are the best two (key, patch) at its last refresh: upper bounds now, since keys
+    only shrink. A pick in frame t changes no key of frame t itself (errors change after t,
+    adjoints before t), so its runner-up stays exact.
+    """
+    n_frames, n = bias.shape
+    e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry)
+    anchored = np.zeros((n_frames, n), np.bool_)
+    total = e.sum()
+    tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
+    prune = prune_eps * total / (n_frames * n)
+    pf, pb = _pending(n_frames, n), _pending(n_frames, n)
+    lo, hi = n_frames, -1
+    k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
+    k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
+    for t in range(n_frames):
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+    nodes = np.empty(max_picks, np.int64)
+    gains = np.empty(max_picks)
+    k, spent = 0, 0.0
+    while k < max_picks:
+        stats[0] += 1
+        t = _top_frame(k1, p1, n, -1)
+        if t < 0:
+            break  # every node is anchored
+        lo = _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e,
+                         pf, prune, stats)
+        hi = _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g,
+                          pb, prune, stats)
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+        rival = _top_frame(k1, p1, n, t)
+        if p1[t] < 0 or (rival >= 0 and _better(k1[rival], rival * n + p1[rival], k1[t], t * n + p1[t])):
+            continue  # a stale bound elsewhere may still be higher: refresh that frame next
+        p = p1[t]
+        if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
+            break
+        spent += area[p]
+        nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
+        k += 1
+        _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb)
+        k1[t], p1[t] = k2[t], p2[t]
+        k2[t], p2[t] = -np.inf, -1  # unknown: the next visit refreshes frame t
+        lo, hi = min(lo, t), max(hi, t - 1)
+    # Push what is still pending so the last frame's errors are exact.
+    _forward_to(n_frames - 1, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored,
+                e, pf, prune, stats)
+    return nodes[:k], gains[:k], e[n_frames - 1].copy()
+
+
+def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
+               cost_aware: bool = True, max_picks: int | None = None, prune_eps: float = 0.0):
+    """Run the exact greedy on ``graph``.
+
+    budget_area_px: anchor area allowed (LR luma pixels). cost_aware: rank by gain per pixel of
+    patch area (edge patches are cheaper); else by gain.
+    Returns (frames int32 (K,), patches int32 (K,), gains float64 (K,), e_last float64 (N,)):
+    picks in order, the exact drop in J of each pick, and the last frame's final errors.
+    """
+    pk = graph.packed
+    n = graph.n_patches
+    area = graph.grid.areas().astype(np.float64)
+    cost = area if cost_aware else np.ones(n)
+    carry = np.zeros(n) if carry_in is None else np.ascontiguousarray(carry_in, np.float64)
+    limit = graph.n_frames * n if max_picks is None else int(max_picks)
+    stats = np.zeros(3, np.int64)
+    nodes, gains, e_last = greedy_kernel(
+        pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
+        np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
+        float(prune_eps), stats)
+    frames, patches = np.divmod(nodes, n)
+    LAST_STATS.update(refreshes=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
+    return frames.astype(np.int32), patches.astype(np.int32), gains, e_last
+
+
+@register("dag-greedy")
+class DagGreedy(Scheduler):
+    """anchorsr's scheduler: exact greedy over all (frame, patch) nodes (algorithms.md §3.2).
+
+    cost_aware: rank by gain per unit of patch area (default), so smaller edge patches compete
+    fairly. After ``plan`` the attributes ``last_gains`` (exact drop in J per pick) and
+    ``last_carry`` (the last frame's errors, for the next chunk) describe the latest plan.
+    """
+
+    needs_graph = True
+
+    def __init__(self, *, cost_aware: bool = True) -> None:
+        self.cost_aware = cost_aware
+        self.last_gains = np.zeros(0)
+        self.last_carry: np.ndarray | None = None
+
+    def plan(self, chunk: Chunk, budget_fraction: float, *, graph=None, carry_in=None) -> AnchorPlan:
+        graph = self._graph(chunk, graph)
+        frames, patches, self.last_gains, self.last_carry = dag_greedy(
+            graph, budget_area(chunk, budget_fraction), carry_in=carry_in,
+            cost_aware=self.cost_aware)
+        return make_plan(chunk, frames, patches)

@@ -1,0 +1,65 @@
+"""Stream planning: chunks, carried error, plan files, budgets."""
+
+import io
+
+import numpy as np
+import pytest
+
+from anchorsr.errors import ConfigError, PlanFormatError
+from anchorsr.graph import build_graph, carry_out, objective
+from anchorsr.graph.synthetic import moving_object_clip
+from anchorsr.schedule import (chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
+                               write_plans)
+from anchorsr.types import Chunk, PatchGrid
+
+
+@pytest.mark.parametrize("text,value", [("5%", 0.05), ("1.67%", 0.0167), ("0.05", 0.05), (" 100% ", 1.0),
+                                        ("0", 0.0), (0.2, 0.2)])
+def test_parse_budget(text, value):
+    assert parse_budget(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "5 %%", "-1%", "150%", "1.5", "nan", "inf", "%"])
+def test_parse_budget_rejects(text):
+    with pytest.raises(ConfigError, match="expected a budget"):
+        parse_budget(text)
+
+
+def test_error_is_carried_across_chunks():
+    frames = moving_object_clip(32, 48, 13, obj_px=12, speed_px=3)
+    whole = build_graph(Chunk(tuple(frames), PatchGrid(8, 32, 48)))
+    total, carry = 0.0, None
+    chunks = list(chunks_of(frames, chunk_frames=5, patch_px=8))
+    assert [len(c) for c in chunks] == [5, 5, 3] and chunks[1].prev is frames[4]
+    for chunk in chunks:
+        g = build_graph(chunk)
+        total += objective(g, None, carry)
+        carry = carry_out(g, None, carry)
+    assert total == pytest.approx(objective(whole))
+
+
+def test_plan_stream_and_plan_file_round_trip(tmp_path):
+    frames = moving_object_clip(32, 48, 13, obj_px=12, speed_px=3)
+    out = list(plan_stream(iter(frames), "dag-greedy", 0.05, chunk_frames=5, patch_px=8))
+    plans = [p for _, p in out]
+    assert [p.chunk_start for p in plans] == [0, 5, 10]
+    assert all(0 < p.anchor_fraction() <= 0.05 for p in plans)
+    path = tmp_path / "plan.bin"
+    assert write_plans(path, plans) == 3
+    back = read_plans(path)
+    assert len(back) == 3
+    for a, b in zip(plans, back):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.patches, b.patches)
+        assert (a.chunk_start, a.n_frames, a.grid) == (b.chunk_start, b.n_frames, b.grid)
+    buf = io.BytesIO()
+    write_plans(buf, plans)
+    with pytest.raises(PlanFormatError):
+        read_plans(buf.getvalue()[:-3])
+
+
+def test_plan_to_file(tmp_path):
+    frames = moving_object_clip(32, 48, 13, obj_px=12, speed_px=3)
+    path = tmp_path / "p.plan"
+    assert plan_to_file(iter(frames), path, "neuroscaler", parse_budget("20%"), 5, 8) == 3
+    assert [len(p) for p in read_plans(path)] == [24, 24, 0]  # 1, 1 and 0 whole frames of 24 patches
