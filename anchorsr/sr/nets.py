@@ -125,8 +125,12 @@ class ECB(nn.Module):
 
 
 def _nearest_residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Add the LR input to each of the scale**2 sub-pixel channels, then pixel-shuffle."""
-    return F.pixel_shuffle(y + x, scale)
+    """Add the LR input to each of the scale**2 sub-pixel channels, then pixel-shuffle.
+
+    The add is done in the input's dtype (float32 under bf16 autocast, so the LR signal is not
+    rounded) and on a contiguous tensor: pixel_shuffle on channels-last is several times slower.
+    """
+    return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
 
 
 class PlainSRNet(nn.Module):
