@@ -157,9 +157,13 @@ def test_tiny_training_reduces_loss():
     pairs = [data.make_pair(img, 2, None, "camera crop")]
     torch.manual_seed(0)
     net = RepSRNet(2, channels=8, body=1)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    losses, its, _ = fit(net, pairs, 2, iterations=80, time_budget_s=60, batch=8, lr_px=24,
-                         learning_rate=3e-3, seed=0, log_every=20)
+    try:
+        losses, its, _ = fit(net, pairs, 2, iterations=80, time_budget_s=60, batch=8, lr_px=24,
+                             learning_rate=3e-3, seed=0, log_every=20)
+    finally:
+        torch.set_num_threads(threads)
     assert its == 80 and len(losses) == 4
     assert losses[-1] < 0.8 * losses[0]
 
