@@ -37,6 +37,9 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=23, help="H.264 CRF of the LR made for fine-tuning (default 23)")
     p.add_argument("--from-model", default=None,
                    help="model to fine-tune (default: the shipped one for --scale)")
+    p.add_argument("--init-from", default=None,
+                   help="warm-start training from this deployed model file (continues a run)")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
@@ -69,7 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
                 scale=args.scale, channels=args.channels, body=args.body,
                 photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
                 iterations=args.iterations or 20000, time_budget_s=args.time_budget_s or 1200.0,
-                batch=args.batch, seed=args.seed, threads=args.threads)
+                batch=args.batch, seed=args.seed, threads=args.threads,
+                learning_rate=args.learning_rate, init_from=args.init_from)
             res = train.train(cfg, on_log=_log)
         path = save_model(res.model, args.out)
     except AnchorsrError as exc:

@@ -185,6 +185,26 @@ class RepSRNet(nn.Module):
         return _nearest_residual_shuffle(y, x, self.scale)
 
     @torch.no_grad()
+    def load_plain(self, plain: PlainSRNet) -> "RepSRNet":
+        """Warm start from a deployed net: the 3x3 branch takes its kernels, every other
+        branch starts at zero output (its second factor zeroed, so it still gets gradients).
+        The result computes exactly ``plain``'s function; returns self."""
+        for block, conv in zip(self.blocks, plain.convs):
+            k = conv.weight.clone()
+            if block.identity:
+                idx = torch.arange(k.shape[0])
+                k[idx, idx, 1, 1] -= 1.0
+            block.conv3.weight.copy_(k)
+            block.conv3.bias.copy_(conv.bias)
+            for p in (block.conv1.weight, block.conv1.bias):
+                p.zero_()
+            for branch in block.seq:
+                branch.b0.zero_()
+                branch.b1.zero_()
+                (branch.scale if branch.mask_mode else branch.k1).zero_()
+        return self
+
+    @torch.no_grad()
     def deploy(self) -> PlainSRNet:
         """The plain 3x3 stack computing the same function (to float rounding)."""
         plain = PlainSRNet(self.scale, self.channels, self.body)

@@ -47,6 +47,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     seed: int = 0
     threads: int = 1
+    init_from: str | None = None  # a deployed model file to warm-start from (RepSRNet.load_plain)
 
 
 @dataclass
@@ -114,6 +115,10 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
         raise ConfigError(f"no training photo available among {len(cfg.photos)} listed")
     torch.manual_seed(cfg.seed)
     net = RepSRNet(cfg.scale, cfg.channels, cfg.body)
+    if cfg.init_from:
+        from .model import load_model
+
+        net.load_plain(load_model(cfg.scale, cfg.init_from).net)
     losses, its, secs = fit(net, pairs, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log)
     model = SRModel(net.deploy(), cfg.scale)

@@ -59,6 +59,16 @@ def test_reparam_merged_equals_multibranch(scale):
     assert (multi - torch.nn.functional.interpolate(x, scale_factor=scale)).abs().max() > 1e-3
 
 
+def test_warm_start_from_plain_is_exact():
+    plain = _toy_model(3).net
+    net = RepSRNet(3, channels=8, body=2).load_plain(plain)
+    x = torch.rand(1, 1, 17, 19)
+    with torch.no_grad():
+        net.branches = True
+        assert (net(x) - plain(x)).abs().max().item() <= REPARAM_TOL
+    assert (net.deploy().convs[1].weight - plain.convs[1].weight).abs().max().item() <= REPARAM_TOL
+
+
 @pytest.mark.parametrize("scale", [2, 3])
 def test_halo_assembly_equals_whole_frame(scale):
     frame = _frame(120, 200)  # LR 200x120: edge patches are partial in both directions
