@@ -115,10 +115,13 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
         raise ConfigError(f"no training photo available among {len(cfg.photos)} listed")
     torch.manual_seed(cfg.seed)
     net = RepSRNet(cfg.scale, cfg.channels, cfg.body)
+    init_training = None
     if cfg.init_from:
         from .model import load_model
 
-        net.load_plain(load_model(cfg.scale, cfg.init_from).net)
+        init = load_model(cfg.scale, cfg.init_from)
+        net.load_plain(init.net)
+        init_training = init.contract.get("training")
     losses, its, secs = fit(net, pairs, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log)
     model = SRModel(net.deploy(), cfg.scale)
@@ -134,6 +137,7 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
                      "final_l1": losses[-1] if losses else None, "torch": torch.__version__,
                      "degradation": "antialiased bicubic down (RGB), BT.601 video range 4:2:0, "
                                     "libx264 preset veryfast one intra frame at each CRF (null = clean)"},
+        "warm_start_from": init_training,  # the training record of the run this one continues
         "eval_photos": sorted({p for p in cfg.eval_photos if data.photo_available(p)}),
         "measured": measured,
     }
