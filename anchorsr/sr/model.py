@@ -94,8 +94,11 @@ def save_model(model: SRModel, path: str | Path) -> Path:
     return path
 
 
-def load_model(scale: int, path: str | Path | None = None, device: str | torch.device = "cpu") -> SRModel:
+def load_model(scale: int, path: str | Path | None = None,
+               device: str | torch.device | None = None) -> SRModel:
     """Load the default shipped model for ``scale``, or the model at ``path``.
+
+    device: where the network runs; default CUDA when present, else CPU.
 
     Raises ModelError when the file or its contract is missing, unreadable, for another
     scale, or does not hold the tensors its contract's architecture needs.
@@ -124,6 +127,8 @@ def load_model(scale: int, path: str | Path | None = None, device: str | torch.d
         first = str(exc).splitlines()[0]
         raise ModelError(f"SR model file {path}: tensors do not match {contract['arch']} "
                          f"x{scale} from its contract ({first})") from None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     net.eval().to(device)
     for p in net.parameters():
         p.requires_grad_(False)
