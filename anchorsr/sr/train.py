@@ -69,6 +69,7 @@ def fit(net: torch.nn.Module, pairs: list[data.Pair], scale: int, iterations: in
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    device = next(net.parameters()).device
     net.train()
     losses, window, start, it = [], [], time.perf_counter(), 0
     while it < iterations:
@@ -77,7 +78,7 @@ def fit(net: torch.nn.Module, pairs: list[data.Pair], scale: int, iterations: in
             break
         for g in opt.param_groups:
             g["lr"] = _cosine_lr(learning_rate, max(it / iterations, elapsed / time_budget_s))
-        lr, hr = data.random_crops(pairs, scale, batch, lr_px, rng)
+        lr, hr = (t.to(device) for t in data.random_crops(pairs, scale, batch, lr_px, rng))
         loss = F.l1_loss(net(lr), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
