@@ -68,13 +68,27 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file or URL")
     p.add_argument("-o", "--output", required=True, help="output video file (.mp4, .mkv, .ts)")
     _add_reuse_options(p)
-    p.add_argument("--anchors", choices=("keyframes", "none"), default="keyframes",
-                   help="which patches get the HR patch source (default: keyframes)")
+    _add_schedule_options(p)
+    p.add_argument("--model", default="default",
+                   help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
+                        "no network) or a .safetensors model file")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="client mode: take anchors from a plan file made by 'anchorsr plan'")
     p.add_argument("--no-transcode", action="store_true",
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
     p.add_argument("--crf", type=float, default=18.0, help="x264 CRF of the output (default 18)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a network source")
+
+    p = sub.add_parser("plan", help="schedule anchors for a stream and write the plan file",
+                       description="Decode INPUT, build the patch dependency graph of each chunk and "
+                                   "write the ordered anchor plan of every chunk to PLAN (a client "
+                                   "consumes it with 'anchorsr enhance --plan PLAN').",
+                       epilog="example: anchorsr plan input.mp4 -o input.plan --scheduler dag-greedy --budget 5%")
+    p.add_argument("input", help="video file or URL")
+    p.add_argument("-o", "--output", required=True, help="plan file to write")
+    _add_schedule_options(p)
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
 
     p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
                        description="Decode INPUT and report codec structure, frame kinds, sizes and "
@@ -93,7 +107,29 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print JSON only")
     b.add_argument("--quick", action="store_true", help="fewer frames (for a smoke test)")
     b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+    for name, text in (("schedule", "graph build and scheduler latency per 60-frame 1080p chunk, "
+                                    "dag-greedy vs palantir speed-up, same_plan check"),
+                       ("sr", "SR quality over bicubic on held-out photos, patch throughput, seams, "
+                              "fine-tuning gain")):
+        b = bsub.add_parser(name, help=text, description=text)
+        b.add_argument("--json", action="store_true", help="print JSON only")
+        b.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
+        b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+    from .sr.cli import add_parsers as add_sr_parsers
+
+    add_sr_parsers(sub)
     return parser
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    from .schedule import available_schedulers
+
+    p.add_argument("--scheduler", choices=available_schedulers(), default="dag-greedy",
+                   help="anchor scheduler (default dag-greedy)")
+    p.add_argument("--budget", default="5%",
+                   help="share of LR pixels that go through SR, e.g. 5%% or 0.05 (default 5%%)")
+    p.add_argument("--chunk-frames", type=_positive_int, default=60, help="frames per scheduling chunk (default 60)")
+    p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
 
 
 def _command(name: str):
@@ -119,7 +155,11 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
     from .pipeline import EnhanceOptions, enhance_file
 
-    options = EnhanceOptions(scale=args.scale, loop=args.loop, anchors=args.anchors,
+    from .schedule import parse_budget
+
+    options = EnhanceOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                             budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                             patch_px=args.patch_px, model=args.model, plan_path=args.plan,
                              transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                              max_frames=args.max_frames)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
@@ -138,6 +178,47 @@ def _run_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("plan")
+def _run_plan(args: argparse.Namespace) -> int:
+    import itertools
+
+    from .schedule import parse_budget, plan_stream, write_plans
+    from .stream import VideoSource
+    from .types import PatchGrid
+
+    budget = parse_budget(args.budget)
+    PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
+    src = VideoSource(args.input)
+    frames = itertools.islice(src, args.max_frames) if args.max_frames else src
+    stats = {"chunks": 0, "anchors": 0, "area": 0.0}
+
+    def plans():
+        for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px):
+            stats["chunks"] += 1
+            stats["anchors"] += len(plan)
+            stats["area"] += plan.anchor_fraction() * len(chunk)
+            print(f"chunk {stats['chunks']:4d} (frames {chunk.start}-{chunk.start + len(chunk) - 1}): "
+                  f"{len(plan)} anchors, {plan.anchor_fraction():.2%} of LR pixels", file=sys.stderr)
+            yield plan
+
+    tmp = args.output + ".partial"
+    try:
+        write_plans(tmp, plans())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output}: {stats['chunks']} chunk plans, {stats['anchors']} anchors ({args.scheduler}, "
+          f"budget {budget:.2%})")
+    return 0
+
+
+@_command("train")
+def _run_train(args: argparse.Namespace) -> int:
+    return args.handler(args)
+
+
 @_command("inspect")
 def _run_inspect(args: argparse.Namespace) -> int:
     from .stream import VideoSource
@@ -153,7 +234,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
                      "intra_share": round(m.intra_fraction, 4),
                      "mean_abs_mv_px": round(float(abs(m.mv[~m.intra]).mean() / 4) if (~m.intra).any() else 0.0, 3)})
     src.close()
-    info = {"input": args.input, "codec": src.stream.codec_context.name, "fps": src.fps,
+    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps,
             "size": size,
             "transcoded": src.stats.transcoded, "transcode_reason": src.stats.transcode_reason,
             "frames_read": len(rows), "key_frames": sum(r["kind"] == "I" for r in rows),
@@ -173,13 +254,19 @@ def _run_inspect(args: argparse.Namespace) -> int:
 @_command("bench")
 def _run_bench(args: argparse.Namespace) -> int:
     if args.bench is None:
-        raise ConfigError("expected a benchmark name: anchorsr bench reuse (see anchorsr bench --help)")
+        raise ConfigError("expected a benchmark name: reuse, schedule or sr (see anchorsr bench --help)")
     if args.bench == "reuse":
         from .bench.reuse_bench import run_reuse_bench
 
         result = run_reuse_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
-    else:  # pragma: no cover - argparse restricts the choices
-        raise ConfigError(f"unknown benchmark {args.bench!r}")
+    elif args.bench == "schedule":
+        from .bench.schedule_bench import run_schedule_bench
+
+        result = run_schedule_bench(quick=args.quick)
+    else:
+        from .sr.bench import run_sr_bench
+
+        result = run_sr_bench(quick=args.quick)
     text = json.dumps(result, indent=1)
     if args.output:
         with open(args.output, "w") as fh:

@@ -74,3 +74,35 @@ def test_no_transcode_refuses_b_frames(tmp_path):
 def test_impossible_scale_is_refused(tmp_path):
     proc = run_cli("enhance", "x.mp4", "-o", str(tmp_path / "o.mp4"), "--scale", "5")
     assert proc.returncode == 2 and "expected 2, 3 or 4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plan_then_client_enhance_round_trip(tmp_path):
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, pan_frames(20), EncodeSettings(keyint=10))
+    plan = tmp_path / "in.plan"
+    proc = run_cli("plan", str(clip), "-o", str(plan), "--budget", "10%", "--chunk-frames", "10", "--patch-px", "32")
+    assert proc.returncode == 0, proc.stderr
+    from anchorsr.schedule import read_plans
+
+    plans = read_plans(plan)
+    assert [p.chunk_start for p in plans] == [0, 10]
+    assert all(0 < p.anchor_fraction() <= 0.10 + 1e-9 for p in plans)
+    out = tmp_path / "out.mp4"
+    proc = run_cli("enhance", str(clip), "-o", str(out), "--plan", str(plan), "--model", "bicubic")
+    assert proc.returncode == 0, proc.stderr
+    assert "SR share 10.0%" in proc.stdout or "SR share 9." in proc.stdout, proc.stdout
+    import av
+
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 20 and (frames[0].width, frames[0].height) == (400, 240)
+
+
+def test_bad_budget_and_missing_model(tmp_path):
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, pan_frames(4), EncodeSettings())
+    proc = run_cli("enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--budget", "150%")
+    assert_one_line_error(proc, "budget", "150%")
+    proc = run_cli("enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "none.safetensors"))
+    assert_one_line_error(proc, "none.safetensors")
+    assert not (tmp_path / "o.mp4").exists()
