@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from anchorsr.graph import objective
+from anchorsr.graph import carry_out, objective
 from anchorsr.schedule import dag_greedy, exhaustive_greedy
 
 from sched_graphs import random_graph
@@ -39,8 +39,6 @@ def test_matches_exhaustive_greedy_and_gains_are_exact(n_frames, h, w, density, 
         j_now = objective(graph, _mask(graph, f[:k + 1], p[:k + 1]), carry_in)
         assert gains[k] == pytest.approx(j_prev - j_now, rel=REL, abs=1e-9)
         j_prev = j_now
-    e = np.zeros(graph.n_patches) if len(f) == 0 else None
-    from anchorsr.graph import carry_out
     np.testing.assert_allclose(e_last, carry_out(graph, _mask(graph, f, p), carry_in), atol=1e-9)
     # Same picks as the exhaustive greedy up to the first tie; at a tie both scores agree.
     k = 0
