@@ -1,8 +1,303 @@
-"""Command-line tool (placeholder until the foundation lands)."""
+"""The ``anchorsr`` command-line tool. It owns all terminal output: progress, tables, errors."""
 
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
 import sys
+from typing import Callable
+
+from . import __version__
+from .errors import AnchorsrError, ConfigError
+
+log = logging.getLogger("anchorsr")
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
-def main(argv=None) -> int:
-    print("anchorsr: not yet implemented", file=sys.stderr)
-    return 2
+def _scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {text!r}") from None
+    if value not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_reuse_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=_scale, default=2, help="upscaling factor: 2, 3 or 4 (default 2)")
+    p.add_argument("--loop", choices=("closed", "open"), default="closed",
+                   help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anchorsr",
+        description="UHD live video from low-resolution H.264 streams: super-resolution on a few "
+                    "anchor patches, codec-motion reuse for every other pixel.")
+    parser.add_argument("--version", action="version", version=f"anchorsr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the whole path on a built-in clip (real photo, camera pan)",
+                       description="Make a small LR clip from a real photograph filmed by a moving "
+                                   "virtual camera, enhance it, and write the output video, a "
+                                   "side-by-side image and a PSNR table.")
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--frames", type=_positive_int, default=90, help="clip length in frames (default 90)")
+    _add_reuse_options(p)
+
+    p = sub.add_parser("enhance", help="enhance a video file or live URL into a UHD video file",
+                       description="Decode INPUT (a file or a URL FFmpeg reads: rtmp://, udp://, "
+                                   "tcp://, http(s)://), rebuild every frame at SCALE x by motion "
+                                   "reuse, and write an H.264 file.",
+                       epilog="example: anchorsr enhance input_720p.mp4 -o output_1440p.mp4 --scale 2")
+    p.add_argument("input", help="video file or URL")
+    p.add_argument("-o", "--output", required=True, help="output video file (.mp4, .mkv, .ts)")
+    _add_reuse_options(p)
+    _add_schedule_options(p)
+    p.add_argument("--model", default="default",
+                   help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
+                        "no network) or a .safetensors model file")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="client mode: take anchors from a plan file made by 'anchorsr plan'")
+    p.add_argument("--no-transcode", action="store_true",
+                   help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
+    p.add_argument("--crf", type=float, default=18.0, help="x264 CRF of the output (default 18)")
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a network source")
+
+    p = sub.add_parser("plan", help="schedule anchors for a stream and write the plan file",
+                       description="Decode INPUT, build the patch dependency graph of each chunk and "
+                                   "write the ordered anchor plan of every chunk to PLAN (a client "
+                                   "consumes it with 'anchorsr enhance --plan PLAN').",
+                       epilog="example: anchorsr plan input.mp4 -o input.plan --scheduler dag-greedy --budget 5%")
+    p.add_argument("input", help="video file or URL")
+    p.add_argument("-o", "--output", required=True, help="plan file to write")
+    _add_schedule_options(p)
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
+
+    p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
+                       description="Decode INPUT and report codec structure, frame kinds, sizes and "
+                                   "motion-vector statistics per frame.")
+    p.add_argument("input", help="video file or URL")
+    p.add_argument("--max-frames", type=_positive_int, default=120, help="frames to read (default 120)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("bench", help="run a benchmark and print its figures",
+                       description="Benchmarks print JSON with their figures and environment.")
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH")
+    b = bsub.add_parser("reuse", help="reuse reconstruction speed at 2160p and drift vs bicubic",
+                        description="Times reuse reconstruction of 2160p output from a 1080p H.264 "
+                                    "clip against FFmpeg's bicubic upscale of the same frames, and "
+                                    "measures drift over a 60-frame GOP (closed vs open loop).")
+    b.add_argument("--json", action="store_true", help="print JSON only")
+    b.add_argument("--quick", action="store_true", help="fewer frames (for a smoke test)")
+    b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+    for name, text in (("schedule", "graph build and scheduler latency per 60-frame 1080p chunk, "
+                                    "dag-greedy vs palantir speed-up, same_plan check"),
+                       ("sr", "SR quality over bicubic on held-out photos, patch throughput, seams, "
+                              "fine-tuning gain")):
+        b = bsub.add_parser(name, help=text, description=text)
+        b.add_argument("--json", action="store_true", help="print JSON only")
+        b.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
+        b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+    from .sr.cli import add_parsers as add_sr_parsers
+
+    add_sr_parsers(sub)
+    return parser
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    from .schedule import available_schedulers
+
+    p.add_argument("--scheduler", choices=available_schedulers(), default="dag-greedy",
+                   help="anchor scheduler (default dag-greedy)")
+    p.add_argument("--budget", default="5%",
+                   help="share of LR pixels that go through SR, e.g. 5%% or 0.05 (default 5%%)")
+    p.add_argument("--chunk-frames", type=_positive_int, default=60, help="frames per scheduling chunk (default 60)")
+    p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
+
+
+def _command(name: str):
+    def register(fn):
+        if name in _COMMANDS:
+            raise ValueError(f"duplicate command {name!r}")
+        _COMMANDS[name] = fn
+        return fn
+    return register
+
+
+@_command("demo")
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, n_frames=args.frames, scale=args.scale, loop=args.loop)
+    return 0
+
+
+@_command("enhance")
+def _run_enhance(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .pipeline import EnhanceOptions, enhance_file
+
+    from .schedule import parse_budget
+
+    options = EnhanceOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                             budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                             patch_px=args.patch_px, model=args.model, plan_path=args.plan,
+                             transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
+                             max_frames=args.max_frames)
+    with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
+                  TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
+                  TimeElapsedColumn(), transient=False) as progress:
+        task = progress.add_task("enhance", total=args.max_frames, fps=0.0, share=0.0)
+
+        def on_frame(summary) -> None:
+            progress.update(task, completed=summary.frames, fps=summary.fps, share=summary.sr_share)
+
+        summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
+    w, h = summary.sizes[0]
+    print(f"wrote {summary.output}: {summary.frames} frames at {w}x{h}, {summary.fps:.1f} fps, "
+          f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped"
+          + (", input transcoded" if summary.transcoded else ""))
+    return 0
+
+
+@_command("plan")
+def _run_plan(args: argparse.Namespace) -> int:
+    import itertools
+
+    from .schedule import parse_budget, plan_stream, write_plans
+    from .stream import VideoSource
+    from .types import PatchGrid
+
+    budget = parse_budget(args.budget)
+    PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
+    src = VideoSource(args.input)
+    frames = itertools.islice(src, args.max_frames) if args.max_frames else src
+    stats = {"chunks": 0, "anchors": 0, "area": 0.0}
+
+    def plans():
+        for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px):
+            stats["chunks"] += 1
+            stats["anchors"] += len(plan)
+            stats["area"] += plan.anchor_fraction() * len(chunk)
+            print(f"chunk {stats['chunks']:4d} (frames {chunk.start}-{chunk.start + len(chunk) - 1}): "
+                  f"{len(plan)} anchors, {plan.anchor_fraction():.2%} of LR pixels", file=sys.stderr)
+            yield plan
+
+    tmp = args.output + ".partial"
+    try:
+        write_plans(tmp, plans())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output}: {stats['chunks']} chunk plans, {stats['anchors']} anchors ({args.scheduler}, "
+          f"budget {budget:.2%})")
+    return 0
+
+
+@_command("train")
+def _run_train(args: argparse.Namespace) -> int:
+    return args.handler(args)
+
+
+@_command("inspect")
+def _run_inspect(args: argparse.Namespace) -> int:
+    from .stream import VideoSource
+
+    src = VideoSource(args.input)
+    rows, size = [], None
+    for frame in src:
+        size = size or [frame.width, frame.height]
+        if frame.index >= args.max_frames:
+            break
+        m = frame.motion
+        rows.append({"index": frame.index, "kind": frame.kind, "bytes": frame.size_bytes,
+                     "intra_share": round(m.intra_fraction, 4),
+                     "mean_abs_mv_px": round(float(abs(m.mv[~m.intra]).mean() / 4) if (~m.intra).any() else 0.0, 3)})
+    src.close()
+    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps,
+            "size": size,
+            "transcoded": src.stats.transcoded, "transcode_reason": src.stats.transcode_reason,
+            "frames_read": len(rows), "key_frames": sum(r["kind"] == "I" for r in rows),
+            "corrupt_packets": src.stats.corrupt_packets, "frames": rows}
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"{args.input}: {info['codec']} {info['size'][0]}x{info['size'][1]} at {info['fps']:.2f} fps"
+              + (f" (would be transcoded: {info['transcode_reason']})" if info["transcoded"] else ""))
+        print(f"{len(rows)} frames read, {info['key_frames']} key frames")
+        for r in rows[:20]:
+            print(f"  #{r['index']:4d} {r['kind']} {r['bytes']:8d} B  intra {r['intra_share']:.1%}  "
+                  f"|mv| {r['mean_abs_mv_px']:.2f} px")
+    return 0
+
+
+@_command("bench")
+def _run_bench(args: argparse.Namespace) -> int:
+    if args.bench is None:
+        raise ConfigError("expected a benchmark name: reuse, schedule or sr (see anchorsr bench --help)")
+    if args.bench == "reuse":
+        from .bench.reuse_bench import run_reuse_bench
+
+        result = run_reuse_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench == "schedule":
+        from .bench.schedule_bench import run_schedule_bench
+
+        result = run_schedule_bench(quick=args.quick)
+    else:
+        from .sr.bench import run_sr_bench
+
+        result = run_sr_bench(quick=args.quick)
+    text = json.dumps(result, indent=1)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text + "\n")
+    print(text)
+    return 0
+
+
+def _stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="anchorsr: %(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except AnchorsrError as exc:
+        print(f"anchorsr: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("anchorsr: interrupted; outputs written so far were finalised", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,9 +54,9 @@ def _u8(v):
 def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
     """Bicubic-upscale LR rows ly0..ly1, cols lx0..lx1 into their HR cells of ``out``."""
     h, w = lr.shape
-    nrows = ly1 - ly0 + 3
+    nrows = ly1 - ly0 + 4  # taps reach from 2 rows above to 2 rows below
     for r in range(nrows):  # horizontal pass over the rows the vertical taps need
-        sy = _clampi(ly0 - 1 + r, h - 1)
+        sy = _clampi(ly0 - 2 + r, h - 1)
         for lx in range(lx0, lx1):
             for k in range(s):
                 acc = 0.0
@@ -67,7 +67,7 @@ def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
     for ly in range(ly0, ly1):
         for k in range(s):
             Y = ly * s + k
-            r0 = ly - ly0 + offs[k]  # tmp row of tap 0 (tmp starts at ly0 - 1)
+            r0 = ly - ly0 + offs[k] + 1  # tmp row of tap 0 (tmp starts at ly0 - 2)
             for c in range((lx1 - lx0) * s):
                 acc = 0.0
                 for j in range(4):
@@ -82,40 +82,60 @@ def upscale_cubic(lr, s, offs, wts, out):
     band = 8
     nb = (h + band - 1) // band
     for b in prange(nb):
-        tmp = np.empty((band + 3, w * s), np.float32)
+        tmp = np.empty((band + 4, w * s), np.float32)
         _cubic_block(lr, out, b * band, min(h, (b + 1) * band), 0, w, s, offs, wts, tmp)
 
 
 @njit(cache=True)
+def _predict_clamped(prev_hr, out, Y0, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh):
+    hh, wh = prev_hr.shape
+    for Y in range(Y0, Y1):
+        ya, yb = _clampi(Y + iy, hh - 1), _clampi(Y + iy + 1, hh - 1)
+        for X in range(X0, X1):
+            xa, xb = _clampi(X + ix, wh - 1), _clampi(X + ix + 1, wh - 1)
+            v = (w00 * np.int32(prev_hr[ya, xa]) + w01 * np.int32(prev_hr[ya, xb])
+                 + w10 * np.int32(prev_hr[yb, xa]) + w11 * np.int32(prev_hr[yb, xb]) + rnd)
+            out[Y, X] = np.uint8(v >> sh)
+
+
+@njit(cache=True)
 def _predict_span(prev_hr, out, Y0, Y1, X0, X1, iy, ix, fy, fx, denom, shift):
-    """out[Y0:Y1, X0:X1] = bilinear MC of prev_hr displaced by (iy + fy/denom, ix + fx/denom)."""
+    """out[Y0:Y1, X0:X1] = bilinear MC of prev_hr displaced by (iy + fy/denom, ix + fx/denom).
+
+    The part whose samples all lie inside ``prev_hr`` runs on 0-based row views (no clamping,
+    no negative-index checks, so LLVM vectorises it); the rest is clamped at the edges.
+    """
     hh, wh = prev_hr.shape
     rnd = 1 << (2 * shift - 1)
+    sh = 2 * shift
     w00 = (denom - fx) * (denom - fy)
     w01 = fx * (denom - fy)
     w10 = (denom - fx) * fy
     w11 = fx * fy
-    if Y0 + iy >= 0 and Y1 + iy < hh and X0 + ix >= 0 and X1 + ix < wh:
-        for Y in range(Y0, Y1):  # interior: no clamping, contiguous rows (SIMD-friendly)
-            r0 = prev_hr[Y + iy]
-            r1 = prev_hr[Y + iy + 1]
-            o = out[Y]
-            if fx == 0 and fy == 0:
-                for X in range(X0, X1):
-                    o[X] = r0[X + ix]
-            else:
-                for X in range(X0, X1):
-                    v = (w00 * np.int32(r0[X + ix]) + w01 * np.int32(r0[X + ix + 1])
-                         + w10 * np.int32(r1[X + ix]) + w11 * np.int32(r1[X + ix + 1]) + rnd)
-                    o[X] = np.uint8(v >> (2 * shift))
-    else:
-        for Y in range(Y0, Y1):
-            ya, yb = _clampi(Y + iy, hh - 1), _clampi(Y + iy + 1, hh - 1)
-            for X in range(X0, X1):
-                xa, xb = _clampi(X + ix, wh - 1), _clampi(X + ix + 1, wh - 1)
-                v = (w00 * np.int32(prev_hr[ya, xa]) + w01 * np.int32(prev_hr[ya, xb])
-                     + w10 * np.int32(prev_hr[yb, xa]) + w11 * np.int32(prev_hr[yb, xb]) + rnd)
-                out[Y, X] = np.uint8(v >> (2 * shift))
+    ex, ey = (1 if fx else 0), (1 if fy else 0)  # extra sample needed right / below
+    ya, yb = max(Y0, -iy), min(Y1, hh - ey - iy)  # rows whose samples are all inside
+    xa, xb = max(X0, -ix), min(X1, wh - ex - ix)
+    if ya >= yb or xa >= xb:
+        _predict_clamped(prev_hr, out, Y0, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
+        return
+    _predict_clamped(prev_hr, out, Y0, ya, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
+    _predict_clamped(prev_hr, out, yb, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
+    _predict_clamped(prev_hr, out, ya, yb, X0, xa, iy, ix, w00, w01, w10, w11, rnd, sh)
+    _predict_clamped(prev_hr, out, ya, yb, xb, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
+    n = xb - xa
+    for Y in range(ya, yb):
+        o = out[Y, xa:xb]
+        a = prev_hr[Y + iy, xa + ix:xb + ix]
+        if fx == 0 and fy == 0:
+            o[:] = a
+            continue
+        b = prev_hr[Y + iy, xa + ix + ex:xb + ix + ex]
+        c = prev_hr[Y + iy + ey, xa + ix:xb + ix]
+        d = prev_hr[Y + iy + ey, xa + ix + ex:xb + ix + ex]
+        for i in range(n):
+            v = (w00 * np.int32(a[i]) + w01 * np.int32(b[i]) + w10 * np.int32(c[i])
+                 + w11 * np.int32(d[i]) + rnd)
+            o[i] = np.uint8(v >> sh)
 
 
 def _make_plane_kernel(s: int):
@@ -129,29 +149,37 @@ def _make_plane_kernel(s: int):
         h, w = lr.shape
         iy, fy = mvy >> shift, mvy & (denom - 1)
         ix, fx = mvx >> shift, mvx & (denom - 1)
+        n = lx1 - lx0
         for ly in range(ly0, ly1):
-            for lx in range(lx0, lx1):
-                if closed_loop:
+            # 0-based views: LLVM drops negative-index checks and vectorises the cell loops
+            cells = out[ly * s:(ly + 1) * s, lx0 * s:lx1 * s]
+            lrow = lr[ly, lx0:lx1]
+            rrow = res[ly, lx0:lx1]
+            if closed_loop:
+                for i in range(n):
                     acc = np.int32(0)
                     for ky in range(s):
                         for kx in range(s):
-                            acc += np.int32(out[ly * s + ky, lx * s + kx])
-                    r = np.float32(lr[ly, lx]) - np.float32(acc) * inv_area
-                else:
+                            acc += np.int32(cells[ky, i * s + kx])
+                    rrow[i] = np.float32(lrow[i]) - np.float32(acc) * inv_area
+            else:
+                for i in range(n):
+                    lx = lx0 + i
                     ya, yb = _clampi(ly + iy, h - 1), _clampi(ly + iy + 1, h - 1)
                     xa, xb = _clampi(lx + ix, w - 1), _clampi(lx + ix + 1, w - 1)
                     q = ((denom - fx) * (denom - fy) * np.int32(lr_prev[ya, xa])
                          + fx * (denom - fy) * np.int32(lr_prev[ya, xb])
                          + (denom - fx) * fy * np.int32(lr_prev[yb, xa])
                          + fx * fy * np.int32(lr_prev[yb, xb]) + (1 << (2 * shift - 1))) >> (2 * shift)
-                    r = np.float32(lr[ly, lx]) - np.float32(q)
-                res[ly, lx] = r
-                if res_mode == RES_NEAREST:
-                    for ky in range(s):
+                    rrow[i] = np.float32(lrow[i]) - np.float32(q)
+            if res_mode == RES_NEAREST:
+                for ky in range(s):
+                    for i in range(n):
+                        r = rrow[i] + np.float32(0.5)
                         for kx in range(s):
-                            v = np.float32(out[ly * s + ky, lx * s + kx]) + r + np.float32(0.5)
+                            v = np.float32(cells[ky, i * s + kx]) + r
                             v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                            out[ly * s + ky, lx * s + kx] = np.uint8(v)
+                            cells[ky, i * s + kx] = np.uint8(v)
 
     @njit(cache=True, parallel=True)
     def reconstruct_plane(prev_hr, lr, lr_prev, mv, intra, block, denom, closed_loop, res_mode,
@@ -171,7 +199,7 @@ def _make_plane_kernel(s: int):
         while (1 << shift) < denom:
             shift += 1
         for by in prange(bh):
-            tmp = np.empty((block + 3, block * s), np.float32)
+            tmp = np.empty((block + 4, block * s), np.float32)
             ly0 = by * block
             ly1 = min(h, ly0 + block)
             bx = 0

@@ -28,6 +28,8 @@ from .motion import motion_field_from_vectors
 log = logging.getLogger(__name__)
 
 _URL_SCHEMES = ("rtmp://", "rtmps://", "udp://", "tcp://", "srt://", "http://", "https://", "rtsp://")
+# FFmpeg renders text files as "video" through these codecs; a user never means that.
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 LIVE_X264_PARAMS = "ref=1:bframes=0:scenecut=0:keyint=60:min-keyint=60"
 
 
@@ -101,6 +103,13 @@ class VideoSource:
             self._container.close()
             raise InvalidMediaError(f"expected a video stream in {self.source!r}, found: {kinds}")
         self.stream = self._container.streams.video[0]
+        self._fps = float(self.stream.average_rate or self.stream.guessed_rate or Fraction(30))
+        self._time_base = self.stream.time_base
+        self.codec_name = self.stream.codec_context.name
+        if self.stream.codec_context.name in _TEXT_CODECS:
+            self._container.close()
+            raise InvalidMediaError(f"not a readable video: {self.source!r} holds text "
+                                    f"({self.stream.codec_context.name}), expected a video stream")
         self._packets = self._container.demux(self.stream)
         self._pending: list[av.Packet] = []
         first = self._first_packet()
@@ -126,8 +135,8 @@ class VideoSource:
 
     @property
     def fps(self) -> float:
-        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
-        return float(rate)
+        """Frame rate, read at open time (the stream object dies with the container)."""
+        return self._fps
 
     def _demux(self) -> Iterator[av.Packet]:
         yield from self._pending
@@ -169,7 +178,7 @@ class VideoSource:
         dec = _new_mv_decoder()
         enc = None
         n_in = 0
-        rate = Fraction(self.stream.average_rate or 30).limit_denominator(1001)
+        rate = Fraction(self._fps).limit_denominator(1001)
         for frame in self._decode(in_ctx, (p for p in [*self._demux(), None])):
             w, h = frame.width & ~1, frame.height & ~1  # x264's 4:2:0 needs even sizes
             if enc is None or (enc.width, enc.height) != (w, h):
@@ -191,7 +200,7 @@ class VideoSource:
     def __iter__(self) -> Iterator[CodedFrame]:
         feed = self._transcoded_packets() if self.stats.transcoded else self._direct_packets()
         sizes: deque[tuple[int | None, int]] = deque()
-        time_base = self.stream.time_base
+        time_base = self._time_base
         try:
             for pkt, ctx in feed:
                 if pkt is not None and pkt.size:

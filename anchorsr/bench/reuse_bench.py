@@ -1,0 +1,148 @@
+"""`anchorsr bench reuse`: reuse reconstruction speed at 2160p, drift, and memory.
+
+Question: can reuse rebuild 2160p frames from a 1080p live stream in real time, at a small
+multiple of FFmpeg's own bicubic upscale, without drifting below per-frame bicubic?
+Variables: loop (closed/open); scale 2. Metrics: reuse_fps (higher is better),
+time_ratio_vs_bicubic = reuse time / bicubic time on the same frames (lower is better),
+reuse_minus_bicubic_db (PSNR-Y of reuse without anchors minus per-frame bicubic over a
+60-frame GOP; higher is better), RSS growth over a long clip (flat is the goal).
+Method: the benchmark films its own clips over a real photograph, encodes LR with libx264 in
+the live profile, decodes once to memory, then times only the upscaling stage of both
+methods, interleaved, medians of per-run times after a warm-up.
+Caveats: a shared 2-core machine; compare the ratio, not absolute times.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from typing import Callable
+
+import av
+import numba
+import numpy as np
+
+from ..pipeline import psnr
+from ..reuse import Reconstructor, ReuseConfig, upscale_bicubic
+from ..stream import EncodeSettings, open_frames, write_clip, yuv_to_frame
+from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
+
+
+def environment() -> dict:
+    """Commit, machine and library versions for a result file."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(__file__), timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import torch
+
+    return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
+            "pyav": av.__version__, "ffmpeg": av.library_versions.get("libavcodec"), "torch": torch.__version__}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) -> dict:
+    say(f"speed: filming and encoding a 1080p clip ({n_frames} frames)")
+    w, h = 1920, 1080
+    # speed needs realistic motion, not ground truth: film the 1080p LR directly
+    lr = render_pan(photo("astronaut"), w, h, n_frames, CameraPath(0.45, 0.2, 1.001), magnify=4.0, order=1)
+    path = os.path.join(tmp, "speed_1080p.mp4")
+    write_clip(path, lr, EncodeSettings(crf=23, keyint=60))
+    frames = list(open_frames(path))
+    sws_in = [yuv_to_frame(f.y, f.u, f.v) for f in frames]
+
+    def run_reuse() -> float:
+        rec = Reconstructor(ReuseConfig(2))
+        t = time.perf_counter()
+        for f in frames:
+            rec.step(f)
+        return time.perf_counter() - t
+
+    def run_bicubic() -> float:
+        t = time.perf_counter()
+        for fr in sws_in:
+            fr.reformat(width=2 * w, height=2 * h, format="yuv420p", interpolation="BICUBIC")
+        return time.perf_counter() - t
+
+    run_reuse(), run_bicubic()  # warm-up: JIT compilation, swscale context
+    reuse_t, bic_t = [], []
+    for i in range(repeats):
+        say(f"speed: run {i + 1}/{repeats}")
+        reuse_t.append(run_reuse())
+        bic_t.append(run_bicubic())
+    r, b = statistics.median(reuse_t), statistics.median(bic_t)
+    return {"lr_size": [w, h], "hr_size": [2 * w, 2 * h], "frames": len(frames), "repeats": repeats,
+            "key_frames": sum(f.is_key for f in frames),
+            "reuse_fps": round(len(frames) / r, 2), "bicubic_fps": round(len(frames) / b, 2),
+            "reuse_ms_per_frame": round(1000 * r / len(frames), 2),
+            "bicubic_ms_per_frame": round(1000 * b / len(frames), 2),
+            "time_ratio_vs_bicubic": round(r / b, 3)}
+
+
+def _drift(tmp: str, n_frames: int, say: Callable[[str], None]) -> dict:
+    say(f"drift: filming a {n_frames}-frame GOP with sub-pixel motion over a real photo")
+    hr = list(render_pan(photo("astronaut"), 448, 320, n_frames, CameraPath(0.61, 0.37)))
+    path = os.path.join(tmp, "drift.mp4")
+    write_clip(path, downscale(iter(hr), 2), EncodeSettings(crf=18, keyint=n_frames))
+    frames = list(open_frames(path))
+    out: dict = {"frames": len(frames), "scale": 2, "clip": "astronaut photo, pan (0.61, 0.37) px/frame"}
+    bic = [psnr(upscale_bicubic(f.y, f.u, f.v, 2)[0], hr_planes_for_lr(*hr[f.index], 2)[0]) for f in frames]
+    out["bicubic_psnr_y_db"] = round(float(np.mean(bic)), 3)
+    for loop in ("closed", "open"):
+        rec = Reconstructor(ReuseConfig(2, loop))
+        ps = [psnr(rec.step(f).y, hr_planes_for_lr(*hr[f.index], 2)[0]) for f in frames]
+        out[loop] = {"psnr_y_db": round(float(np.mean(ps)), 3), "last_frame_psnr_y_db": round(ps[-1], 3),
+                     "reuse_minus_bicubic_db": round(float(np.mean(ps) - np.mean(bic)), 3),
+                     "last_frame_minus_bicubic_db": round(ps[-1] - bic[-1], 3)}
+    return out
+
+
+def _memory(tmp: str, n_frames: int, say: Callable[[str], None]) -> dict:
+    say(f"memory: streaming {n_frames} frames through the reconstruction")
+    rng = np.random.default_rng(1)
+    tex = rng.integers(0, 256, (360 + n_frames, 640 + 2 * n_frames), np.uint8)
+    clip = ((tex[i:i + 360, 2 * i:2 * i + 640],) * 1 for i in range(n_frames))
+    path = os.path.join(tmp, "long.mp4")
+    write_clip(path, ((y, np.full((180, 320), 128, np.uint8), np.full((180, 320), 128, np.uint8))
+                      for (y,) in clip), EncodeSettings(crf=30, keyint=60))
+    rec = Reconstructor(ReuseConfig(2))
+    samples = {}
+    for f in open_frames(path):
+        rec.step(f)
+        if f.index in (n_frames // 4, n_frames - 1):
+            samples[f.index] = _rss_mb()
+    a, b = samples[n_frames // 4], samples[n_frames - 1]
+    return {"frames": n_frames, "rss_mb_at_quarter": round(a, 1), "rss_mb_at_end": round(b, 1),
+            "rss_growth_mb": round(b - a, 1)}
+
+
+def run_reuse_bench(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    say = progress or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="anchorsr-bench-") as tmp:
+        result = {"benchmark": "reuse", "environment": environment(), "quick": quick}
+        result["speed"] = _speed(tmp, 12 if quick else 40, 2 if quick else 5, say)
+        result["drift"] = _drift(tmp, 20 if quick else 60, say)
+        result["memory"] = _memory(tmp, 60 if quick else 400, say)
+    s = result["speed"]
+    result.update({k: s[k] for k in ("reuse_fps", "bicubic_fps", "time_ratio_vs_bicubic")})
+    result["reuse_minus_bicubic_db"] = {loop: result["drift"][loop]["reuse_minus_bicubic_db"]
+                                        for loop in ("closed", "open")}
+    result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result

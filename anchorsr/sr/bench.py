@@ -1,0 +1,191 @@
+"""SR benchmark: quality, speed and seams of the default x2 network (``anchorsr bench sr``).
+
+Question: is the shipped x2 network good enough on real content, fast enough per anchor
+patch on a CPU, and seamless when its patches are pasted into a frame?
+
+Variables: the shipped x2 RepSR model; precision (fp32 / bf16 autocast) and memory format
+(contiguous / channels-last) for speed; H.264 CRF of the LR for quality.
+
+Metrics (direction):
+* ``quality``: PSNR-Y (dB, higher better) of SR and of bicubic on the held-out photos
+  (``data.EVAL_PHOTOS``, never trained on), clean LR and H.264 CRF 23 LR; the gain in dB.
+* ``speed``: 64x64-LR-patch throughput (patches/s, higher better) with the default 8 px halo
+  (80x80 network input), network only and through ``SRPatchSource`` (crop, batch, chroma,
+  uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
+  run, and the full YUV frame as all of its 64 px patches through ``SRPatchSource``.
+* ``seams``: a frame assembled from haloed 64 px patches vs the same network on the whole
+  frame: PSNR of each to the ground truth (difference should be <= 0.05 dB) and PSNR between
+  the two (higher better; inf = identical).
+* ``fine_tune``: a camera pan over a held-out photo, H.264-coded; fine-tune on the first
+  frames, PSNR-Y gain on later frames (dB, higher better).
+
+Caveats: the CPU is shared (other processes skew timings; the best of several runs is
+reported); held-out photos are few; the pan clip is synthetic motion over a real photo.
+
+Command: ``anchorsr bench sr --json`` (or ``python -m anchorsr.sr.bench``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from . import data
+from .model import SRModel, load_model
+from .patches import DEFAULT_HALO_PX, SRPatchSource, SRRunner, cpu_has_bf16, upscale_frame
+from .train import evaluate, fine_tune
+from ..types import CodedFrame, MotionField, PatchGrid
+
+log = logging.getLogger(__name__)
+PATCH_PX = 64
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict:
+    return {"torch": torch.__version__, "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _best_rate(fn, items: int, seconds: float) -> float:
+    """Best items/s over repeated calls of ``fn`` within ``seconds`` (after one warm-up)."""
+    fn()
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        fn()
+        best = max(best, items / (time.perf_counter() - t))
+    return best
+
+
+def _frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> CodedFrame:
+    return CodedFrame(0, 0, 0.0, "I", 0, y, u, v, MotionField.all_intra(*y.shape))
+
+
+def speed(model: SRModel, quick: bool) -> dict:
+    secs = 1.0 if quick else 3.0
+    n = 64
+    side = PATCH_PX + 2 * DEFAULT_HALO_PX
+    x = torch.rand(n, 1, side, side)
+    net_only = {}
+    for precision in ("fp32", "bf16"):
+        for cl in (False, True):
+            model.net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            xx = x.contiguous(memory_format=torch.channels_last) if cl else x
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+                rate = _best_rate(lambda: model.net(xx), n, secs)
+            net_only[f"{precision}{'_channels_last' if cl else ''}"] = round(rate, 1)
+    source = SRPatchSource(model)  # the deployed configuration ("auto")
+    rng = np.random.default_rng(0)
+    lr = rng.integers(16, 236, (8 * PATCH_PX, 8 * PATCH_PX), dtype=np.uint8)
+    frame = _frame(lr, lr[::2, ::2].copy(), lr[1::2, 1::2].copy())
+    boxes = PatchGrid(PATCH_PX, *lr.shape).boxes()
+    pipeline = _best_rate(lambda: source(frame, boxes, model.scale), len(boxes), secs)
+    y1080 = rng.integers(16, 236, (1080, 1920), dtype=np.uint8)
+    reps = 2 if quick else 4
+    t_best = min(_timed(lambda: source.runner.upscale_y(y1080)) for _ in range(reps))
+    f1080 = _frame(y1080, y1080[::2, ::2].copy(), y1080[1::2, 1::2].copy())
+    b1080 = PatchGrid(PATCH_PX, 1080, 1920).boxes()
+    t_tiled = min(_timed(lambda: source(f1080, b1080, model.scale)) for _ in range(reps))
+    return {"patch_px": PATCH_PX, "halo_px": DEFAULT_HALO_PX, "batch": n,
+            "network_patches_per_s": net_only, "deployed_precision": source.runner.precision,
+            "patch_source_patches_per_s": round(pipeline, 1),
+            "frame_1080p_to_2160p_luma_ms": round(1000 * t_best, 1),
+            "frame_1080p_to_2160p_all_patches_yuv_ms": round(1000 * t_tiled, 1)}
+
+
+def _timed(fn) -> float:
+    fn()
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def quality(model: SRModel, quick: bool) -> dict:
+    photos = data.EVAL_PHOTOS[:2] if quick else data.EVAL_PHOTOS
+    out = {}
+    for label, crf in (("clean", None), ("h264_crf23", 23)):
+        pairs = data.make_pairs(photos, model.scale, (crf,))
+        out[label] = {"fp32": evaluate(model, pairs, "fp32"), "deployed": evaluate(model, pairs, "auto")}
+        out[label]["photos"] = sorted({p.name for p in pairs})
+    return out
+
+
+def seams(model: SRModel) -> dict:
+    name = next(p for p in ("file:/usr/share/backgrounds/mate/nature/Storm.jpg", "skimage:coffee")
+                if data.photo_available(p))
+    img = data.load_photo(name)
+    s = model.scale
+    step = 4 * s
+    img = img[: img.shape[0] // step * step, : img.shape[1] // step * step]
+    hr_y, _, _ = data.rgb_to_yuv420(img)
+    y, u, v = data.rgb_to_yuv420(data.resize_rgb(img, img.shape[0] // s, img.shape[1] // s))
+    source = SRPatchSource(model)
+    boxes = PatchGrid(PATCH_PX, *y.shape).boxes()
+    asm = np.zeros_like(hr_y)
+    for (py, _, _), b in zip(source(_frame(y, u, v), boxes, s), boxes):
+        asm[s * b[0]:s * b[1], s * b[2]:s * b[3]] = py
+    whole, _, _ = upscale_frame(source.runner, y, u, v)
+    p_asm, p_whole = data.psnr(asm, hr_y, s), data.psnr(whole, hr_y, s)
+    return {"photo": name, "lr_size": list(y.shape), "precision": source.runner.precision,
+            "psnr_assembled_db": round(p_asm, 4), "psnr_whole_frame_db": round(p_whole, 4),
+            "difference_db": round(abs(p_asm - p_whole), 4),
+            "psnr_assembled_vs_whole_db": data.psnr(asm, whole),
+            "max_abs_diff_levels": int(np.abs(asm.astype(int) - whole).max())}
+
+
+def fine_tune_gain(model: SRModel, quick: bool) -> dict:
+    name = "skimage:motorcycle_left"
+    img = data.load_photo(name)
+    n_frames, tune_frames = (24, 8) if quick else (48, 16)
+    clip = data.panning_clip(img, n_frames, 240, 320, step_px=(3, 7))
+    pairs = data.sequence_pairs(clip, model.scale, 23, name=name)
+    tune, later = pairs[:tune_frames], pairs[-tune_frames:]
+    before = evaluate(model, later)
+    res = fine_tune(model, tune, iterations=150 if quick else 400, time_budget_s=60 if quick else 180)
+    after = evaluate(res.model, later)
+    return {"clip": f"pan over {name}, {n_frames} frames 320x240 HR, H.264 CRF 23 LR",
+            "tune_frames": f"first {tune_frames}", "eval_frames": f"last {tune_frames}",
+            "iterations": res.iterations, "seconds": round(res.seconds, 1),
+            "psnr_before_db": round(before["psnr_y_db"], 3), "psnr_after_db": round(after["psnr_y_db"], 3),
+            "bicubic_db": round(before["bicubic_psnr_y_db"], 3),
+            "gain_db": round(after["psnr_y_db"] - before["psnr_y_db"], 3)}
+
+
+def run_sr_bench(quick: bool = False) -> dict:
+    """Run the whole benchmark on the shipped x2 model; return a JSON-ready dict."""
+    model = load_model(2)
+    result = {"model": {k: model.contract.get(k) for k in ("arch", "scale", "channels", "body")},
+              "environment": environment()}
+    result["quality"] = quality(model, quick)
+    result["seams"] = seams(model)
+    result["speed"] = speed(model, quick)
+    result["fine_tune"] = fine_tune_gain(model, quick)
+    return result
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="SR benchmark (default x2 network)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(json.dumps(run_sr_bench(a.quick), indent=2))

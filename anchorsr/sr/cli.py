@@ -1,0 +1,97 @@
+"""The ``train`` sub-command, for ``anchorsr.cli`` to register.
+
+    anchorsr train --scale 2 --time-budget-s 900 -o anchorsr/sr/weights/repsr_x2
+    anchorsr train --scale 2 --fine-tune clip.mp4 --frames 30 -o tuned_x2
+
+Handlers return an exit code; output (progress, summary) is the CLI's job, so it lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import AnchorsrError
+
+
+def add_parsers(subparsers) -> argparse.ArgumentParser:
+    """Register ``train`` on an argparse ``subparsers`` object; return its parser."""
+    p = subparsers.add_parser(
+        "train", help="train the default SR network, or fine-tune it on a video",
+        description="Train RepSR (luma SR, re-parameterised to a plain 3x3 conv stack) on real "
+                    "photographs degraded like the pipeline's input (bicubic down + H.264), or "
+                    "fine-tune a model on a video's own frames (--fine-tune). Writes NAME.safetensors "
+                    "and its contract NAME.json.")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (default 2)")
+    p.add_argument("--data", nargs="+", metavar="PHOTO", default=None,
+                   help="training photos as skimage:NAME or file:PATH (default: the built-in list, "
+                        "held-out evaluation photos excluded)")
+    p.add_argument("--iterations", type=int, default=None, help="optimiser steps (default 20000; 300 when fine-tuning)")
+    p.add_argument("--time-budget-s", type=float, default=None,
+                   help="stop after this many seconds (default 1200; 120 when fine-tuning)")
+    p.add_argument("-o", "--out", required=True, help="output path, without or with .safetensors")
+    p.add_argument("--fine-tune", metavar="VIDEO", default=None,
+                   help="fine-tune on this video's first frames instead of training from photos")
+    p.add_argument("--frames", type=int, default=30, help="frames used for fine-tuning (default 30)")
+    p.add_argument("--crf", type=int, default=23, help="H.264 CRF of the LR made for fine-tuning (default 23)")
+    p.add_argument("--from-model", default=None,
+                   help="model to fine-tune (default: the shipped one for --scale)")
+    p.add_argument("--init-from", default=None,
+                   help="warm-start training from this deployed model file (continues a run)")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
+    p.add_argument("--channels", type=int, default=16, help="network width (default 16)")
+    p.add_argument("--body", type=int, default=2, help="body convolutions (default 2)")
+    p.set_defaults(handler=run_train)
+    return p
+
+
+def _log(it: int, loss: float) -> None:
+    print(f"step {it:6d}  L1 {loss:.5f}", file=sys.stderr, flush=True)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import data, train
+    from .model import load_model, save_model
+
+    try:
+        if args.fine_tune:
+            torch.set_num_threads(args.threads)
+            base = load_model(args.scale, args.from_model)
+            frames = data.read_video_yuv(args.fine_tune, args.frames)
+            pairs = data.sequence_pairs(frames, args.scale, args.crf, name=args.fine_tune)
+            res = train.fine_tune(base, pairs, iterations=args.iterations or 300,
+                                  time_budget_s=args.time_budget_s or 120.0, seed=args.seed)
+        else:
+            cfg = train.TrainConfig(
+                scale=args.scale, channels=args.channels, body=args.body,
+                photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
+                iterations=args.iterations or 20000, time_budget_s=args.time_budget_s or 1200.0,
+                batch=args.batch, seed=args.seed, threads=args.threads,
+                learning_rate=args.learning_rate, init_from=args.init_from)
+            res = train.train(cfg, on_log=_log)
+        path = save_model(res.model, args.out)
+    except AnchorsrError as exc:
+        print(f"anchorsr train: {exc}", file=sys.stderr)
+        return 1
+    summary = {"path": str(path), "iterations": res.iterations, "seconds": round(res.seconds, 1),
+               "measured": res.model.contract.get("measured")}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m anchorsr.sr.cli train ...``) until the main CLI wires it."""
+    parser = argparse.ArgumentParser(prog="anchorsr")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""SR networks: the fast re-parameterisable default (RepSR) and an EDSR-style reference.
+
+All networks here map a batch of LR luma planes to HR luma planes:
+
+    x: float (N, 1, h, w), Y / 255 (so roughly [16, 235] / 255 for video-range luma)
+    -> float (N, 1, scale*h, scale*w), same normalisation, not clamped
+
+Why luma only: the SR budget goes to anchors, and a patch's detail lives in Y; chroma is
+half-resolution in 4:2:0 and is upsampled bicubically (see ``anchorsr.sr.patches``). This
+cuts the network's input and output to one channel, which is what makes >1000 patches/s
+possible on a 2-core CPU.
+
+RepSR (training form): every 3x3 convolution is an *edge-oriented re-parameterisable block*
+in the spirit of ECBSR (Zhang et al., ACM MM 2021): parallel branches (3x3, 1x1, 1x1->3x3
+expand/squeeze, 1x1->fixed Sobel-x/Sobel-y/Laplacian with learnt per-channel scales) whose
+outputs are summed. Each branch is linear, so after training they fold into one 3x3 kernel
+and bias (:meth:`RepSRNet.deploy`), leaving a plain stack of 3x3 convolutions
+(:class:`PlainSRNet`): the same function at the cost of the plain stack.
+
+Both forms add the input to every one of the ``scale**2`` output channels before the pixel
+shuffle, i.e. they predict a residual over nearest-neighbour upsampling (as ECBSR does): a
+free, strictly local skip, so a patch's output depends only on its receptive field.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+_SOBEL_Y = _SOBEL_X.t().contiguous()
+_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def _pad_with_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Pad by one pixel with each channel's bias: what a 1x1 conv gives on zero padding.
+
+    This keeps the sequential 1x1 -> 3x3 branches exactly foldable into one 3x3 conv applied
+    to the zero-padded input, borders included.
+    """
+    b = bias.view(1, -1, 1, 1)
+    return F.pad(y - b, (1, 1, 1, 1)) + b
+
+
+class _SeqConv(nn.Module):
+    """1x1 conv followed by a 3x3 conv (learnt, or a fixed depthwise mask with learnt scale)."""
+
+    def __init__(self, c_in: int, c_out: int, mask: torch.Tensor | None, mid: int):
+        super().__init__()
+        self.mask_mode = mask is not None
+        c_mid = c_out if self.mask_mode else mid
+        self.k0 = nn.Parameter(torch.randn(c_mid, c_in, 1, 1) * (1.0 / c_in) ** 0.5)
+        self.b0 = nn.Parameter(torch.zeros(c_mid))
+        if self.mask_mode:
+            self.register_buffer("mask", mask.view(1, 1, 3, 3).repeat(c_out, 1, 1, 1))
+            self.scale = nn.Parameter(torch.randn(c_out, 1, 1, 1) * 1e-3)
+            self.b1 = nn.Parameter(torch.zeros(c_out))
+        else:
+            self.k1 = nn.Parameter(torch.randn(c_out, c_mid, 3, 3) * (1.0 / (9 * c_mid)) ** 0.5)
+            self.b1 = nn.Parameter(torch.zeros(c_out))
+
+    def _k1(self) -> torch.Tensor:
+        """The 3x3 kernel as a dense (c_out, c_mid, 3, 3) tensor."""
+        if not self.mask_mode:
+            return self.k1
+        depthwise = self.scale * self.mask  # (c_out, 1, 3, 3)
+        return torch.diag_embed(depthwise.squeeze(1).permute(1, 2, 0)).permute(2, 3, 0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _pad_with_bias(F.conv2d(x, self.k0, self.b0), self.b0)
+        return F.conv2d(y, self._k1(), self.b1)
+
+    def fold(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, b): the 3x3 kernel (c_out, c_in, 3, 3) and bias (c_out,) of this branch."""
+        k1 = self._k1()
+        k = torch.einsum("omyx,mi->oiyx", k1, self.k0[:, :, 0, 0])
+        b = torch.einsum("omyx,m->o", k1, self.b0) + self.b1
+        return k, b
+
+
+class ECB(nn.Module):
+    """Edge-oriented re-parameterisable 3x3 conv block (training form)."""
+
+    def __init__(self, c_in: int, c_out: int, expand: int = 2):
+        super().__init__()
+        self.conv3 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv1 = nn.Conv2d(c_in, c_out, 1)
+        self.seq = nn.ModuleList([
+            _SeqConv(c_in, c_out, None, expand * c_out),
+            _SeqConv(c_in, c_out, _SOBEL_X, 0),
+            _SeqConv(c_in, c_out, _SOBEL_Y, 0),
+            _SeqConv(c_in, c_out, _LAPLACE, 0),
+        ])
+        self.identity = c_in == c_out
+
+    def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
+        """Sum of the branches. By default computed *online*: the branches are folded into one
+        3x3 kernel on every call (differentiably, so gradients reach every branch exactly as
+        in the multi-branch graph; cf. OREPA, CVPR 2022), which trains ~5x faster on CPU.
+        ``branches=True`` evaluates each branch separately (the literal training form)."""
+        if not branches:
+            k, b = self.fold()
+            return F.conv2d(x, k, b, padding=1)
+        y = self.conv3(x) + self.conv1(x)
+        for branch in self.seq:
+            y = y + branch(x)
+        return y + x if self.identity else y
+
+    def fold(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, b): the single 3x3 conv equal to the sum of all branches."""
+        k = self.conv3.weight.clone()
+        b = self.conv3.bias.clone()
+        k = k + F.pad(self.conv1.weight, (1, 1, 1, 1))
+        b = b + self.conv1.bias
+        for branch in self.seq:
+            kb, bb = branch.fold()
+            k, b = k + kb, b + bb
+        if self.identity:
+            eye = torch.zeros_like(k)
+            idx = torch.arange(k.shape[0])
+            eye[idx, idx, 1, 1] = 1.0
+            k = k + eye
+        return k, b
+
+
+def _nearest_residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Add the LR input to each of the scale**2 sub-pixel channels, then pixel-shuffle.
+
+    The add is done in the input's dtype (float32 under bf16 autocast, so the LR signal is not
+    rounded) and on a contiguous tensor: pixel_shuffle on channels-last is several times slower.
+    """
+    return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
+
+
+class PlainSRNet(nn.Module):
+    """Deployed RepSR: ``body + 2`` plain 3x3 convs, ReLU between, pixel shuffle at the end.
+
+    Receptive radius: ``body + 2`` LR pixels (one per conv), the minimum seam-free halo.
+    """
+
+    def __init__(self, scale: int, channels: int = 16, body: int = 3):
+        super().__init__()
+        self.scale, self.channels, self.body = scale, channels, body
+        widths = [1] + [channels] * (body + 1) + [scale * scale]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+
+    @property
+    def receptive_radius(self) -> int:
+        return len(self.convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for i, conv in enumerate(self.convs):
+            y = conv(y)
+            if i < len(self.convs) - 1:
+                y = F.relu(y)
+        return _nearest_residual_shuffle(y, x, self.scale)
+
+
+class RepSRNet(nn.Module):
+    """RepSR training form: the same layout as :class:`PlainSRNet`, each conv an :class:`ECB`."""
+
+    def __init__(self, scale: int, channels: int = 16, body: int = 3):
+        super().__init__()
+        self.scale, self.channels, self.body = scale, channels, body
+        widths = [1] + [channels] * (body + 1) + [scale * scale]
+        self.blocks = nn.ModuleList(ECB(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.branches = False  # True: evaluate every branch separately (see ECB.forward)
+        with torch.no_grad():  # start near the nearest-upsampling identity
+            for p in self.blocks[-1].parameters():
+                p.mul_(0.1)
+
+    @property
+    def receptive_radius(self) -> int:
+        return len(self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for i, block in enumerate(self.blocks):
+            y = block(y, self.branches)
+            if i < len(self.blocks) - 1:
+                y = F.relu(y)
+        return _nearest_residual_shuffle(y, x, self.scale)
+
+    @torch.no_grad()
+    def load_plain(self, plain: PlainSRNet) -> "RepSRNet":
+        """Warm start from a deployed net: the 3x3 branch takes its kernels, every other
+        branch starts at zero output (its second factor zeroed, so it still gets gradients).
+        The result computes exactly ``plain``'s function; returns self."""
+        for block, conv in zip(self.blocks, plain.convs):
+            k = conv.weight.clone()
+            if block.identity:
+                idx = torch.arange(k.shape[0])
+                k[idx, idx, 1, 1] -= 1.0
+            block.conv3.weight.copy_(k)
+            block.conv3.bias.copy_(conv.bias)
+            for p in (block.conv1.weight, block.conv1.bias):
+                p.zero_()
+            for branch in block.seq:
+                branch.b0.zero_()
+                branch.b1.zero_()
+                (branch.scale if branch.mask_mode else branch.k1).zero_()
+        return self
+
+    @torch.no_grad()
+    def deploy(self) -> PlainSRNet:
+        """The plain 3x3 stack computing the same function (to float rounding)."""
+        plain = PlainSRNet(self.scale, self.channels, self.body)
+        for block, conv in zip(self.blocks, plain.convs):
+            k, b = block.fold()
+            conv.weight.copy_(k)
+            conv.bias.copy_(b)
+        return plain.to(next(self.parameters()).device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference network: EDSR-style residual blocks, sized like NEMO / Palantír's "low / medium /
+# high" quality levels (Palantír Sec. 6 uses NEMO's medium model as its SR network).
+
+EDSR_SIZES: dict[str, tuple[int, int]] = {  # name -> (residual blocks, channels)
+    "low": (4, 32),
+    "medium": (8, 48),
+    "high": (8, 64),
+}
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class EDSRNet(nn.Module):
+    """EDSR-like reference (no batch norm): head, residual blocks, long skip, shuffle tail.
+
+    Luma in, luma out, same normalisation and nearest residual as the default, so the two
+    are interchangeable behind :class:`anchorsr.sr.patches.SRPatchSource`.
+    """
+
+    def __init__(self, scale: int, size: str = "medium"):
+        super().__init__()
+        if size not in EDSR_SIZES:
+            raise ValueError(f"EDSR size must be one of {sorted(EDSR_SIZES)}, got {size!r}")
+        blocks, channels = EDSR_SIZES[size]
+        self.scale, self.size = scale, size
+        self.head = nn.Conv2d(1, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*(_ResBlock(channels) for _ in range(blocks)))
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.tail = nn.Conv2d(channels, scale * scale, 3, padding=1)
+
+    @property
+    def receptive_radius(self) -> int:
+        return 3 + 2 * len(self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(x)
+        h = h + self.body_tail(self.blocks(h))
+        return _nearest_residual_shuffle(self.tail(h), x, self.scale)

@@ -1,0 +1,210 @@
+"""Seam-free, batched SR of anchor patches, and whole-frame SR.
+
+A patch is super-resolved from its LR box grown by ``halo_px`` context pixels on every side
+(clipped at the frame edge), and the halo is cropped off after SR. When ``halo_px`` is at least
+the network's receptive radius, every output pixel sees exactly the inputs it would see in a
+whole-frame run (zero padding falls on the same frame edges), so pasted anchors have no seams:
+the assembled frame equals whole-frame inference to float rounding. A smaller halo is allowed
+(faster) and trades exactness for speed.
+
+Patches are batched by their haloed size (interior patches share one size; edge patches form
+small groups). Luma goes through the network; chroma is bicubic (see ``nets`` for why).
+
+Precision: on CPUs with native bf16 (AVX-512 BF16 / AMX) the convolutions run under bf16
+autocast and channels-last, which measured 3-5x faster than float32 here (see ``bench``);
+the nearest-neighbour residual is added in float32 so the LR signal itself is not rounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..types import CodedFrame, HRPatch, chroma_box
+from .model import SRModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HALO_PX = 8  # LR pixels; >= the default network's receptive radius (4)
+CHROMA_HALO_PX = 4  # chroma pixels; bicubic needs 2
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls natively (oneDNN's check)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _to_float(planes: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(planes)).to(device).float().div_(255.0)
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    return t.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+
+
+class SRRunner:
+    """Runs a model's luma network on batches, with the precision chosen for the device.
+
+    precision: "auto" (bf16 where the CPU has it or on CUDA, else float32), "bf16" or "fp32".
+    """
+
+    def __init__(self, model: SRModel, precision: str = "auto", max_batch: int = 64):
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+        self.model = model
+        self.device = next(model.net.parameters()).device
+        if precision == "auto":
+            precision = "bf16" if (self.device.type == "cuda" or cpu_has_bf16()) else "fp32"
+        self.precision = precision
+        self.max_batch = max_batch
+        if self.device.type == "cpu":
+            model.net.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """float (N, 1, h, w) Y/255 -> float (N, 1, s*h, s*w), in chunks of ``max_batch``."""
+        outs = []
+        for i in range(0, x.shape[0], self.max_batch):
+            xb = x[i:i + self.max_batch].to(self.device)
+            if self.device.type == "cpu":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                outs.append(self.model.net(xb).float())
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        """uint8 (H, W) -> uint8 (s*H, s*W): the whole plane in one run."""
+        return _to_uint8(self.run(_to_float(y, self.device)[None, None])[0, 0])
+
+
+def _cubic(d: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel (a = -0.75, as torch's and OpenCV's bicubic)."""
+    d = abs(d)
+    if d <= 1:
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+    if d < 2:
+        return (((d - 5) * d + 8) * d - 4) * a
+    return 0.0
+
+
+def _phase_taps(scale: int) -> torch.Tensor:
+    """(scale, 5): weights of LR offsets -2..2 for each HR sub-pixel phase (half-pixel centres)."""
+    taps = torch.zeros(scale, 5, dtype=torch.float64)
+    for k in range(scale):
+        t = (k + 0.5) / scale - 0.5
+        for j, off in enumerate(range(-2, 3)):
+            taps[k, j] = _cubic(t - off)
+    return (taps / taps.sum(dim=1, keepdim=True)).float()
+
+
+def _upsample_rows(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """(M, 1, h, w) -> (M, 1, h, s*w): bicubic along width, edges replicated."""
+    s = taps.shape[0]
+    y = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), taps.view(s, 1, 1, 5).to(x))
+    m, _, h, w = y.shape
+    return y.permute(0, 2, 3, 1).reshape(m, 1, h, w * s)
+
+
+def bicubic_planes(planes: torch.Tensor, scale: int) -> torch.Tensor:
+    """float (N, C, h, w) -> (N, C, s*h, s*w), bicubic with edges clamped.
+
+    The same function as ``F.interpolate(mode="bicubic")`` at an integer scale, written as
+    fixed per-phase taps so that a crop's output is bit-identical to the same pixels of a
+    whole-plane run (the float coordinate maths of interpolate is not, at x3).
+    """
+    n, c, h, w = planes.shape
+    taps = _phase_taps(scale)
+    x = _upsample_rows(planes.reshape(n * c, 1, h, w), taps)
+    x = _upsample_rows(x.transpose(2, 3), taps).transpose(2, 3)
+    return x.reshape(n, c, scale * h, scale * w)
+
+
+def _halo_boxes(boxes: np.ndarray, halo: int, height: int, width: int) -> np.ndarray:
+    """(K, 4) boxes grown by ``halo`` and clipped to the plane."""
+    g = boxes.astype(np.int64).copy()
+    g[:, 0] = np.maximum(g[:, 0] - halo, 0)
+    g[:, 2] = np.maximum(g[:, 2] - halo, 0)
+    g[:, 1] = np.minimum(g[:, 1] + halo, height)
+    g[:, 3] = np.minimum(g[:, 3] + halo, width)
+    return g
+
+
+def upscale_boxes(plane: np.ndarray, boxes: np.ndarray, scale: int, halo: int, fn) -> list[np.ndarray]:
+    """Upscale ``plane`` inside each box with haloed, size-grouped batches.
+
+    plane: uint8 (H, W) or (C, H, W); boxes: int (K, 4) (y0, y1, x0, x1) in its pixels;
+    fn: float (N, C, h, w) -> (N, C, s*h, s*w). Returns K uint8 arrays (C?, s*bh, s*bw).
+    """
+    squeeze = plane.ndim == 2
+    if squeeze:
+        plane = plane[None]
+    _, height, width = plane.shape
+    grown = _halo_boxes(boxes, halo, height, width)
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for k, (y0, y1, x0, x1) in enumerate(grown):
+        groups[(int(y1 - y0), int(x1 - x0))].append(k)
+    out: list[np.ndarray | None] = [None] * len(boxes)
+    for members in groups.values():
+        batch = np.stack([plane[:, grown[k, 0]:grown[k, 1], grown[k, 2]:grown[k, 3]] for k in members])
+        hr = _to_uint8(fn(torch.from_numpy(batch).float().div_(255.0)))
+        for j, k in enumerate(members):
+            oy, ox = scale * (boxes[k, 0] - grown[k, 0]), scale * (boxes[k, 2] - grown[k, 2])
+            bh, bw = scale * (boxes[k, 1] - boxes[k, 0]), scale * (boxes[k, 3] - boxes[k, 2])
+            patch = hr[j, :, oy:oy + bh, ox:ox + bw]
+            out[k] = np.ascontiguousarray(patch[0] if squeeze else patch)
+    return out  # type: ignore[return-value]
+
+
+class SRPatchSource:
+    """The SR network as an ``HRPatchSource`` (see ``anchorsr.types``).
+
+    ``source(frame, boxes, scale)`` returns, per LR luma box (y0, y1, x0, x1), a (Y, U, V)
+    uint8 triple: Y (scale*(y1-y0), scale*(x1-x0)) from the network, U and V of scale x the
+    ``chroma_box`` size, bicubic. Boxes should start on even coordinates (as PatchGrid's do).
+    """
+
+    def __init__(self, model: SRModel, halo_px: int = DEFAULT_HALO_PX, precision: str = "auto",
+                 max_batch: int = 64):
+        if halo_px < 0:
+            raise ConfigError(f"halo_px must be >= 0, got {halo_px}")
+        if halo_px < model.receptive_radius:
+            log.warning("halo_px=%d is below the network's receptive radius %d: patch seams possible",
+                        halo_px, model.receptive_radius)
+        self.model, self.halo_px = model, halo_px
+        self.runner = SRRunner(model, precision, max_batch)
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    def __call__(self, frame: CodedFrame, boxes: np.ndarray, scale: int) -> list[HRPatch]:
+        if scale != self.model.scale:
+            raise ConfigError(f"SR model is x{self.model.scale}, asked for x{scale}")
+        boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        bad = (boxes[:, 0] < 0) | (boxes[:, 2] < 0) | (boxes[:, 1] > frame.height) | (
+            boxes[:, 3] > frame.width) | (boxes[:, 1] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 2])
+        if bad.any():
+            raise ConfigError(f"boxes must lie inside the {frame.width}x{frame.height} frame and be "
+                              f"non-empty, got {boxes[bad][0].tolist()}")
+        ys = upscale_boxes(frame.y, boxes, scale, self.halo_px, self.runner.run)
+        cboxes = np.array([chroma_box(b) for b in boxes], np.int64)
+        uv = upscale_boxes(np.stack([frame.u, frame.v]), cboxes, scale, CHROMA_HALO_PX,
+                           lambda t: bicubic_planes(t, scale))
+        return [(y, c[0], c[1]) for y, c in zip(ys, uv)]
+
+
+def upscale_frame(runner: SRRunner, y: np.ndarray, u: np.ndarray, v: np.ndarray):
+    """Whole-frame SR: Y by the network, U and V bicubic; uint8 planes, scale x each."""
+    s = runner.model.scale
+    uv = _to_uint8(bicubic_planes(torch.from_numpy(np.stack([u, v])).float()[None] / 255.0, s))[0]
+    return runner.upscale_y(y), uv[0], uv[1]

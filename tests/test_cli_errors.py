@@ -1,0 +1,108 @@
+"""Bad input ends with a one-line error naming the problem, a non-zero exit, no traceback."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from anchorsr.stream import EncodeSettings, write_clip
+from tests.conftest import pan_frames
+
+
+def run_cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "anchorsr.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("anchorsr: error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a video\n" * 50)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    good = tmp_path / "good.mp4"
+    write_clip(good, pan_frames(8), EncodeSettings())
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    return {"text": text, "empty": empty, "truncated": truncated, "tmp": tmp_path}
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("text", ["not a readable video", "notes.txt"]),
+    ("empty", ["empty file"]),
+    ("truncated", ["truncated.mp4"]),
+    ("missing", ["not found", "nope.mp4"]),
+])
+def test_bad_files(inputs, case, needles):
+    path = inputs["tmp"] / "nope.mp4" if case == "missing" else inputs[case]
+    proc = run_cli("enhance", str(path), "-o", str(inputs["tmp"] / "out.mp4"))
+    assert_one_line_error(proc, *needles)
+    assert not (inputs["tmp"] / "out.mp4").exists()
+
+
+def test_url_nobody_serves(tmp_path):
+    url = f"tcp://127.0.0.1:{closed_port()}"
+    proc = run_cli("enhance", url, "-o", str(tmp_path / "out.mp4"), "--timeout", "3")
+    assert_one_line_error(proc, "cannot open", url)
+
+
+def test_no_transcode_refuses_b_frames(tmp_path):
+    path = tmp_path / "b.mp4"
+    write_clip(path, pan_frames(8), EncodeSettings(bframes=2, refs=2))
+    proc = run_cli("enhance", str(path), "-o", str(tmp_path / "out.mp4"), "--no-transcode")
+    assert_one_line_error(proc, "B-frames", "--no-transcode")
+
+
+def test_impossible_scale_is_refused(tmp_path):
+    proc = run_cli("enhance", "x.mp4", "-o", str(tmp_path / "o.mp4"), "--scale", "5")
+    assert proc.returncode == 2 and "expected 2, 3 or 4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plan_then_client_enhance_round_trip(tmp_path):
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, pan_frames(20), EncodeSettings(keyint=10))
+    plan = tmp_path / "in.plan"
+    proc = run_cli("plan", str(clip), "-o", str(plan), "--budget", "10%", "--chunk-frames", "10", "--patch-px", "32")
+    assert proc.returncode == 0, proc.stderr
+    from anchorsr.schedule import read_plans
+
+    plans = read_plans(plan)
+    assert [p.chunk_start for p in plans] == [0, 10]
+    assert all(0 < p.anchor_fraction() <= 0.10 + 1e-9 for p in plans)
+    out = tmp_path / "out.mp4"
+    proc = run_cli("enhance", str(clip), "-o", str(out), "--plan", str(plan), "--model", "bicubic")
+    assert proc.returncode == 0, proc.stderr
+    assert "SR share 10.0%" in proc.stdout or "SR share 9." in proc.stdout, proc.stdout
+    import av
+
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 20 and (frames[0].width, frames[0].height) == (400, 240)
+
+
+def test_bad_budget_and_missing_model(tmp_path):
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, pan_frames(4), EncodeSettings())
+    proc = run_cli("enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--budget", "150%")
+    assert_one_line_error(proc, "budget", "150%")
+    proc = run_cli("enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "none.safetensors"))
+    assert_one_line_error(proc, "none.safetensors")
+    assert not (tmp_path / "o.mp4").exists()
