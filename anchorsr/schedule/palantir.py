@@ -44,6 +44,31 @@ def preselect_frames(graph: DependencyGraph, frames_kept: int, carry_in=None) ->
     return np.sort(np.asarray(chosen, np.int64))
 
 
+def candidate_objectives(graph: DependencyGraph, e: np.ndarray, mask: np.ndarray,
+                         cand: np.ndarray) -> np.ndarray:
+    """float64 (C,): ``J(A + {c})`` for each candidate node id c, A given by ``mask``.
+
+    e: float64 (T, N) errors under A. Frames before a candidate's frame keep their errors; from
+    there on, each frame is one sparse ``W_t`` times dense (N x B) product for the B candidates
+    of that frame (Palantír's batched evaluation).
+    """
+    n_frames, n = graph.n_frames, graph.n_patches
+    prefix = np.concatenate([[0.0], np.cumsum(e.sum(axis=1))])
+    frames_of = cand // n
+    out = np.empty(cand.size)
+    for f in np.unique(frames_of):
+        sel = np.flatnonzero(frames_of == f)
+        err = np.repeat(e[f][:, None], sel.size, axis=1)
+        err[cand[sel] % n, np.arange(sel.size)] = 0.0
+        acc = prefix[f] + err.sum(axis=0)
+        for t in range(f + 1, n_frames):
+            keep = (~mask[t]).astype(np.float64)[:, None]
+            err = keep * (graph.bias[t][:, None] + graph.weights[t] @ err)
+            acc += err.sum(axis=0)
+        out[sel] = acc
+    return out
+
+
 def exhaustive_greedy(graph: DependencyGraph, budget_area_px: float, candidates=None, *,
                       carry_in=None, cost_aware: bool = False, max_picks: int | None = None):
     """Greedy by re-evaluating ``J(A + {c})`` for every candidate at every step.
@@ -62,30 +87,14 @@ def exhaustive_greedy(graph: DependencyGraph, budget_area_px: float, candidates=
     picks, drops, spent = [], [], 0.0
     limit = n_frames * n if max_picks is None else max_picks
     while cand.size and len(picks) < limit:
-        total = e.sum()
-        j_new = np.empty(cand.size)
-        frames_of = cand // n
-        prefix = np.concatenate([[0.0], np.cumsum(e.sum(axis=1))])
-        for f in np.unique(frames_of):
-            sel = np.flatnonzero(frames_of == f)
-            cols = cand[sel] % n
-            err = np.repeat(e[f][:, None], sel.size, axis=1)
-            err[cols, np.arange(sel.size)] = 0.0
-            acc = prefix[f] + err.sum(axis=0)
-            for t in range(f + 1, n_frames):
-                m = (~mask[t]).astype(np.float64)[:, None]
-                err = m * (graph.bias[t][:, None] + graph.weights[t] @ err)
-                acc += err.sum(axis=0)
-            j_new[sel] = acc
-        score = (total - j_new) / (area[cand % n] if cost_aware else 1.0)
-        best = int(np.argmax(score))
-        node = int(cand[best])
-        t, p = divmod(node, n)
-        if total - j_new[best] <= tiny or spent + area[p] > budget_area_px * (1 + 1e-12):
+        drop = e.sum() - candidate_objectives(graph, e, mask, cand)
+        best = int(np.argmax(drop / area[cand % n] if cost_aware else drop))
+        t, p = divmod(int(cand[best]), n)
+        if drop[best] <= tiny or spent + area[p] > budget_area_px * (1 + 1e-12):
             break
         spent += area[p]
-        picks.append(node)
-        drops.append(total - j_new[best])
+        picks.append(t * n + p)
+        drops.append(drop[best])
         mask[t, p] = True
         cand = np.delete(cand, best)
         e = forward_errors(graph, mask, carry)
