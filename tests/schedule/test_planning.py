@@ -63,3 +63,13 @@ def test_plan_to_file(tmp_path):
     path = tmp_path / "p.plan"
     assert plan_to_file(iter(frames), path, "neuroscaler", parse_budget("20%"), 5, 8) == 3
     assert [len(p) for p in read_plans(path)] == [24, 24, 0]  # 1, 1 and 0 whole frames of 24 patches
+
+
+def test_plan_stream_ablations_reach_the_graph():
+    frames = moving_object_clip(32, 48, 10, obj_px=12, speed_px=3)
+    full = [p for _, p in plan_stream(frames, "dag-greedy", 0.1, chunk_frames=10, patch_px=8)]
+    flat = [p for _, p in plan_stream(frames, "dag-greedy", 0.1, chunk_frames=10, patch_px=8,
+                                      edge_weights=False, texture=False)]
+    # With every bias 1 the flat background is worth anchoring too: the plans differ.
+    assert not np.array_equal(full[0].mask(), flat[0].mask())
+    assert flat[0].anchor_fraction() == pytest.approx(0.1, abs=0.02)
