@@ -1,11 +1,11 @@
 """anchorsr.graph: the dependency graph (DAG) of a chunk and its error recursion (algorithms.md §2)."""
 
-from .dag import (DependencyGraph, PackedGraph, adjoint, build_graph, carry_out, forward_errors,
-                  objective)
+from .dag import (DependencyGraph, GraphBuilder, PackedGraph, adjoint, build_graph, carry_out,
+                  forward_errors, objective)
 from .motion import frame_weights, identity_weights, whole_pel
 from .texture import frame_texture
 
 __all__ = [
-    "DependencyGraph", "PackedGraph", "adjoint", "build_graph", "carry_out", "forward_errors",
+    "DependencyGraph", "GraphBuilder", "PackedGraph", "adjoint", "build_graph", "carry_out", "forward_errors",
     "objective", "frame_weights", "identity_weights", "whole_pel", "frame_texture",
 ]

@@ -107,26 +107,54 @@ class DependencyGraph:
         return DependencyGraph(grid, mats, np.asarray(bias, np.float64), chunk_start)
 
 
+class GraphBuilder:
+    """Builds a chunk's graph one frame at a time, as frames are decoded.
+
+    Live use: call ``add`` for each frame when it arrives (the per-frame work: edge weights and
+    texture), then ``build`` when the chunk is complete (only the kernel layout is left).
+    prev: the frame before the chunk (None at stream start). Options as in ``build_graph``.
+    """
+
+    def __init__(self, grid: PatchGrid, prev=None, *, edge_weights: bool = True,
+                 texture: bool = True) -> None:
+        self.grid, self.edge_weights, self.texture = grid, edge_weights, texture
+        self._ref = prev
+        self._start: int | None = None
+        self._weights: list[sp.csr_matrix] = []
+        self._bias: list[np.ndarray] = []
+
+    def add(self, frame) -> None:
+        grid = self.grid
+        if frame.height != grid.height or frame.width != grid.width:
+            raise ConfigError(f"expected {grid.width}x{grid.height} frames, got "
+                              f"{frame.width}x{frame.height} at frame {frame.index}")
+        if self._start is None:
+            self._start = frame.index
+        w = frame_weights(frame, self._ref, grid)
+        self._weights.append(w if self.edge_weights else identity_weights(w))
+        self._bias.append(frame_texture(frame, self._ref, grid) if self.texture
+                          else np.ones(grid.n_patches))
+        self._ref = frame
+
+    def build(self) -> DependencyGraph:
+        """The graph of the frames added so far (at least one)."""
+        if not self._weights:
+            raise ConfigError("expected at least one frame before building a graph, got none")
+        graph = DependencyGraph(self.grid, tuple(self._weights), np.stack(self._bias), self._start)
+        graph.packed  # the schedulers' kernel layout, built once here  # noqa: B018
+        return graph
+
+
 def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True) -> DependencyGraph:
     """The DependencyGraph of ``chunk``.
 
     edge_weights=False: ablation, each inter-coded patch depends on the same patch of the
     previous frame with weight 1. texture=False: ablation, every bias is 1.
     """
-    grid = chunk.grid
-    refs = (chunk.prev,) + chunk.frames[:-1]
-    weights, bias = [], np.ones((len(chunk), grid.n_patches))
-    for t, (frame, ref) in enumerate(zip(chunk.frames, refs)):
-        if frame.height != grid.height or frame.width != grid.width:
-            raise ConfigError(f"expected {grid.width}x{grid.height} frames, got "
-                              f"{frame.width}x{frame.height} at frame {frame.index}")
-        w = frame_weights(frame, ref, grid)
-        weights.append(w if edge_weights else identity_weights(w))
-        if texture:
-            bias[t] = frame_texture(frame, ref, grid)
-    graph = DependencyGraph(grid, tuple(weights), bias, chunk.start)
-    graph.packed  # the schedulers' kernel layout, built once here  # noqa: B018
-    return graph
+    builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture)
+    for frame in chunk.frames:
+        builder.add(frame)
+    return builder.build()
 
 
 def _mask(graph: DependencyGraph, anchors) -> np.ndarray:
