@@ -157,7 +157,7 @@ def fine_tune_gain(model: SRModel, quick: bool) -> dict:
     pairs = data.sequence_pairs(clip, model.scale, 23, name=name)
     tune, later = pairs[:tune_frames], pairs[-tune_frames:]
     before = evaluate(model, later)
-    res = fine_tune(model, tune, iterations=150 if quick else 400, time_budget_s=60 if quick else 180)
+    res = fine_tune(model, tune, iterations=150 if quick else 1500, time_budget_s=60 if quick else 180)
     after = evaluate(res.model, later)
     return {"clip": f"pan over {name}, {n_frames} frames 320x240 HR, H.264 CRF 23 LR",
             "tune_frames": f"first {tune_frames}", "eval_frames": f"last {tune_frames}",

@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
     return TrainResult(model, losses, its, secs)
 
 
-def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 300,
+def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 1500,
               time_budget_s: float = 120.0, batch: int = 16, lr_px: int = 32,
               learning_rate: float = 2e-4, seed: int = 0) -> TrainResult:
     """Content-aware fine-tuning of a copy of ``model`` (its deployed form) on a stream's pairs."""
