@@ -122,7 +122,8 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
 
         init = load_model(cfg.scale, cfg.init_from)
         net.load_plain(init.net)
-        init_training = init.contract.get("training")
+        init_training = {"training": init.contract.get("training"),  # the whole chain of runs
+                         "warm_start_from": init.contract.get("warm_start_from")}
     losses, its, secs = fit(net, pairs, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log)
     model = SRModel(net.deploy(), cfg.scale)
