@@ -80,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"anchorsr train: {exc}", file=sys.stderr)
         return 1
     summary = {"path": str(path), "iterations": res.iterations, "seconds": round(res.seconds, 1),
-               "measured": res.model.contract.get("measured")}
+               "measured": res.model.contract.get("measured", res.model.contract.get("fine_tuned"))}
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -158,7 +158,9 @@ def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 1500,
                             learning_rate, seed)
     for p in net.parameters():
         p.requires_grad_(False)
-    contract = {**model.contract, "fine_tuned": {
+    contract = {k: v for k, v in model.contract.items() if k != "measured"}
+    contract["base_measured"] = model.contract.get("measured")  # the photos figures: base model's
+    contract = {**contract, "fine_tuned": {
         "frames": len(pairs), "iterations": its, "seconds": round(secs, 1),
         "learning_rate": learning_rate, "seed": seed, "final_l1": losses[-1] if losses else None}}
     return TrainResult(SRModel(net, model.scale, contract), losses, its, secs)
