@@ -22,7 +22,8 @@ Metrics (direction):
 Caveats: the CPU is shared (other processes skew timings; the best of several runs is
 reported); held-out photos are few; the pan clip is synthetic motion over a real photo.
 
-Command: ``anchorsr bench sr --json`` (or ``python -m anchorsr.sr.bench``).
+Command: ``anchorsr bench sr --json`` (or ``python -m anchorsr.sr.bench --threads 2``); the last
+result, with its environment, is kept in ``anchorsr/sr/bench_result.json``.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def seams(model: SRModel) -> dict:
     return {"photo": name, "lr_size": list(y.shape), "precision": source.runner.precision,
             "psnr_assembled_db": round(p_asm, 4), "psnr_whole_frame_db": round(p_whole, 4),
             "difference_db": round(abs(p_asm - p_whole), 4),
-            "psnr_assembled_vs_whole_db": data.psnr(asm, whole),
+            "identical_to_whole_frame": bool(np.array_equal(asm, whole)),
+            # None when identical (PSNR is infinite; strict JSON has no Infinity)
+            "psnr_assembled_vs_whole_db": None if np.array_equal(asm, whole) else data.psnr(asm, whole),
             "max_abs_diff_levels": int(np.abs(asm.astype(int) - whole).max())}
 
 
@@ -157,7 +160,7 @@ def fine_tune_gain(model: SRModel, quick: bool) -> dict:
     pairs = data.sequence_pairs(clip, model.scale, 23, name=name)
     tune, later = pairs[:tune_frames], pairs[-tune_frames:]
     before = evaluate(model, later)
-    res = fine_tune(model, tune, iterations=150 if quick else 400, time_budget_s=60 if quick else 180)
+    res = fine_tune(model, tune, iterations=150 if quick else 1500, time_budget_s=60 if quick else 180)
     after = evaluate(res.model, later)
     return {"clip": f"pan over {name}, {n_frames} frames 320x240 HR, H.264 CRF 23 LR",
             "tune_frames": f"first {tune_frames}", "eval_frames": f"last {tune_frames}",

@@ -27,7 +27,7 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", metavar="PHOTO", default=None,
                    help="training photos as skimage:NAME or file:PATH (default: the built-in list, "
                         "held-out evaluation photos excluded)")
-    p.add_argument("--iterations", type=int, default=None, help="optimiser steps (default 20000; 300 when fine-tuning)")
+    p.add_argument("--iterations", type=int, default=None, help="optimiser steps (default 20000; 1500 when fine-tuning)")
     p.add_argument("--time-budget-s", type=float, default=None,
                    help="stop after this many seconds (default 1200; 120 when fine-tuning)")
     p.add_argument("-o", "--out", required=True, help="output path, without or with .safetensors")
@@ -65,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
             base = load_model(args.scale, args.from_model)
             frames = data.read_video_yuv(args.fine_tune, args.frames)
             pairs = data.sequence_pairs(frames, args.scale, args.crf, name=args.fine_tune)
-            res = train.fine_tune(base, pairs, iterations=args.iterations or 300,
+            res = train.fine_tune(base, pairs, iterations=args.iterations or 1500,
                                   time_budget_s=args.time_budget_s or 120.0, seed=args.seed)
         else:
             cfg = train.TrainConfig(
@@ -80,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"anchorsr train: {exc}", file=sys.stderr)
         return 1
     summary = {"path": str(path), "iterations": res.iterations, "seconds": round(res.seconds, 1),
-               "measured": res.model.contract.get("measured")}
+               "measured": res.model.contract.get("measured", res.model.contract.get("fine_tuned"))}
     print(json.dumps(summary, indent=2))
     return 0
 

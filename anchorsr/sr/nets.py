@@ -82,7 +82,7 @@ class _SeqConv(nn.Module):
 class ECB(nn.Module):
     """Edge-oriented re-parameterisable 3x3 conv block (training form)."""
 
-    def __init__(self, c_in: int, c_out: int, expand: int = 2):
+    def __init__(self, c_in: int, c_out: int, expand: int = 2, identity: bool = True):
         super().__init__()
         self.conv3 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.conv1 = nn.Conv2d(c_in, c_out, 1)
@@ -92,7 +92,7 @@ class ECB(nn.Module):
             _SeqConv(c_in, c_out, _SOBEL_Y, 0),
             _SeqConv(c_in, c_out, _LAPLACE, 0),
         ])
-        self.identity = c_in == c_out
+        self.identity = identity and c_in == c_out
 
     def forward(self, x: torch.Tensor, branches: bool = False) -> torch.Tensor:
         """Sum of the branches. By default computed *online*: the branches are folded into one
@@ -166,7 +166,10 @@ class RepSRNet(nn.Module):
         super().__init__()
         self.scale, self.channels, self.body = scale, channels, body
         widths = [1] + [channels] * (body + 1) + [scale * scale]
-        self.blocks = nn.ModuleList(ECB(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        # No identity branch in the tail: its output is sub-pixel residuals, not features (at
+        # x4 with 16 channels, 16 -> 16 would qualify, and the skip made training collapse).
+        self.blocks = nn.ModuleList(ECB(a, b, identity=i < body + 1)
+                                    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
         self.branches = False  # True: evaluate every branch separately (see ECB.forward)
         with torch.no_grad():  # start near the nearest-upsampling identity
             for p in self.blocks[-1].parameters():

@@ -122,7 +122,8 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
 
         init = load_model(cfg.scale, cfg.init_from)
         net.load_plain(init.net)
-        init_training = init.contract.get("training")
+        init_training = {"training": init.contract.get("training"),  # the whole chain of runs
+                         "warm_start_from": init.contract.get("warm_start_from")}
     losses, its, secs = fit(net, pairs, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log)
     model = SRModel(net.deploy(), cfg.scale)
@@ -145,7 +146,7 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
     return TrainResult(model, losses, its, secs)
 
 
-def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 300,
+def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 1500,
               time_budget_s: float = 120.0, batch: int = 16, lr_px: int = 32,
               learning_rate: float = 2e-4, seed: int = 0) -> TrainResult:
     """Content-aware fine-tuning of a copy of ``model`` (its deployed form) on a stream's pairs."""
@@ -157,7 +158,9 @@ def fine_tune(model: SRModel, pairs: list[data.Pair], iterations: int = 300,
                             learning_rate, seed)
     for p in net.parameters():
         p.requires_grad_(False)
-    contract = {**model.contract, "fine_tuned": {
+    contract = {k: v for k, v in model.contract.items() if k != "measured"}
+    contract["base_measured"] = model.contract.get("measured")  # the photos figures: base model's
+    contract = {**contract, "fine_tuned": {
         "frames": len(pairs), "iterations": its, "seconds": round(secs, 1),
         "learning_rate": learning_rate, "seed": seed, "final_l1": losses[-1] if losses else None}}
     return TrainResult(SRModel(net, model.scale, contract), losses, its, secs)
