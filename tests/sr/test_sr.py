@@ -123,7 +123,7 @@ def _held_out_pair(scale: int) -> data.Pair:
     return data.make_pair(img, scale, None, "coffee crop")
 
 
-@pytest.mark.parametrize("scale", [2, 3])  # x4 weights are not shipped yet (see README)
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shipped_weights_load_and_beat_bicubic(scale):
     model = load_model(scale)
     contract = model.contract
