@@ -100,25 +100,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark and print its figures",
                        description="Benchmarks print JSON with their figures and environment.")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
-    b = bsub.add_parser("reuse", help="reuse reconstruction speed at 2160p and drift vs bicubic",
-                        description="Times reuse reconstruction of 2160p output from a 1080p H.264 "
-                                    "clip against FFmpeg's bicubic upscale of the same frames, and "
-                                    "measures drift over a 60-frame GOP (closed vs open loop).")
-    b.add_argument("--json", action="store_true", help="print JSON only")
-    b.add_argument("--quick", action="store_true", help="fewer frames (for a smoke test)")
-    b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
-    for name, text in (("schedule", "graph build and scheduler latency per 60-frame 1080p chunk, "
-                                    "dag-greedy vs palantir speed-up, same_plan check"),
-                       ("sr", "SR quality over bicubic on held-out photos, patch throughput, seams, "
-                              "fine-tuning gain")):
+    for name, text in BENCHMARKS.items():
         b = bsub.add_parser(name, help=text, description=text)
         b.add_argument("--json", action="store_true", help="print JSON only")
-        b.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
+        b.add_argument("--quick", action="store_true", help="a reduced run (for a smoke test)")
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
     return parser
+
+
+# Benchmarks under `anchorsr bench NAME`: name -> what it measures (its --help text).
+BENCHMARKS = {
+    "reuse": "times reuse reconstruction of 2160p output from a 1080p H.264 clip against FFmpeg's "
+             "bicubic upscale of the same frames, and measures drift over a 60-frame GOP "
+             "(closed vs open loop)",
+    "schedule": "graph build and scheduler latency per 60-frame 1080p chunk, dag-greedy vs palantir "
+                "speed-up, same_plan check",
+    "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
+}
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
@@ -254,7 +255,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 @_command("bench")
 def _run_bench(args: argparse.Namespace) -> int:
     if args.bench is None:
-        raise ConfigError("expected a benchmark name: reuse, schedule or sr (see anchorsr bench --help)")
+        raise ConfigError(f"expected a benchmark name ({', '.join(BENCHMARKS)}), see anchorsr bench --help")
     if args.bench == "reuse":
         from .bench.reuse_bench import run_reuse_bench
 

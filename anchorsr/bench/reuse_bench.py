@@ -15,42 +15,19 @@ Caveats: a shared 2-core machine; compare the ratio, not absolute times.
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from typing import Callable
 
-import av
-import numba
 import numpy as np
 
+from ..envinfo import environment
 from ..pipeline import psnr
 from ..reuse import Reconstructor, ReuseConfig, upscale_bicubic
 from ..stream import EncodeSettings, open_frames, write_clip, yuv_to_frame
 from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
-
-
-def environment() -> dict:
-    """Commit, machine and library versions for a result file."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(__file__), timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    import torch
-
-    return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
-            "pyav": av.__version__, "ffmpeg": av.library_versions.get("libavcodec"), "torch": torch.__version__}
 
 
 def _rss_mb() -> float:

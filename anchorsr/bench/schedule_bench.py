@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..envinfo import environment
 from ..graph import DependencyGraph, GraphBuilder, build_graph, frame_texture, frame_weights
 from ..schedule import budget_area, chunks_of, dag_greedy, exhaustive_greedy, get_scheduler
 from ..schedule.dag_greedy import LAST_STATS
@@ -157,15 +157,6 @@ def _versus_palantir(frames: list[CodedFrame], patch_px: int, repeats: int,
             "same_plan": same, "same_plan_picks": picks}
 
 
-def _environment() -> dict:
-    import numba
-    import scipy
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0], "numba_threads": numba.get_num_threads()}
-
-
 def run_schedule_bench(quick: bool = False) -> dict:
     """Run the benchmark; returns a JSON-ready dict (see the module docstring)."""
     from ..stream import open_frames
@@ -202,7 +193,7 @@ def run_schedule_bench(quick: bool = False) -> dict:
         "live_chunk_end_latency_ms": _live_chunk_end_ms(chunk, limit, 1 if quick else 3),
         "coarse_5x3": _versus_palantir(frames, 384, repeats, None),
         "grid_128px": _versus_palantir(frames, 128, repeats, 20 if quick else 60),
-        "environment": _environment(),
+        "environment": environment(),
         "quick": quick,
     }
     return result

@@ -29,8 +29,6 @@ result, with its environment, is kept in ``anchorsr/sr/bench_result.json``.
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import time
 
 import numpy as np
@@ -38,29 +36,13 @@ import torch
 
 from . import data
 from .model import SRModel, load_model
-from .patches import DEFAULT_HALO_PX, SRPatchSource, SRRunner, cpu_has_bf16, upscale_frame
+from .patches import DEFAULT_HALO_PX, SRPatchSource, cpu_has_bf16, upscale_frame
 from .train import evaluate, fine_tune
+from ..envinfo import environment
 from ..types import CodedFrame, MotionField, PatchGrid
 
 log = logging.getLogger(__name__)
 PATCH_PX = 64
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def environment() -> dict:
-    return {"torch": torch.__version__, "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def _best_rate(fn, items: int, seconds: float) -> float:
@@ -174,7 +156,7 @@ def run_sr_bench(quick: bool = False) -> dict:
     """Run the whole benchmark on the shipped x2 model; return a JSON-ready dict."""
     model = load_model(2)
     result = {"model": {k: model.contract.get(k) for k in ("arch", "scale", "channels", "body")},
-              "environment": environment()}
+              "environment": environment(cpu_bf16=cpu_has_bf16())}
     result["quality"] = quality(model, quick)
     result["seams"] = seams(model)
     result["speed"] = speed(model, quick)
