@@ -86,56 +86,62 @@ def upscale_cubic(lr, s, offs, wts, out):
         _cubic_block(lr, out, b * band, min(h, (b + 1) * band), 0, w, s, offs, wts, tmp)
 
 
-@njit(cache=True)
-def _predict_clamped(prev_hr, out, Y0, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh):
-    hh, wh = prev_hr.shape
-    for Y in range(Y0, Y1):
-        ya, yb = _clampi(Y + iy, hh - 1), _clampi(Y + iy + 1, hh - 1)
-        for X in range(X0, X1):
-            xa, xb = _clampi(X + ix, wh - 1), _clampi(X + ix + 1, wh - 1)
-            v = (w00 * np.int32(prev_hr[ya, xa]) + w01 * np.int32(prev_hr[ya, xb])
-                 + w10 * np.int32(prev_hr[yb, xa]) + w11 * np.int32(prev_hr[yb, xb]) + rnd)
-            out[Y, X] = np.uint8(v >> sh)
+@njit(cache=True, inline="always")
+def _f32(v):
+    return np.float32(v)
 
 
-@njit(cache=True)
-def _predict_span(prev_hr, out, Y0, Y1, X0, X1, iy, ix, fy, fx, denom, shift):
-    """out[Y0:Y1, X0:X1] = bilinear MC of prev_hr displaced by (iy + fy/denom, ix + fx/denom).
+@njit(cache=True, inline="always")
+def _mc_edge(r0, r1, orow, Xs, Xe, ix, wh, a0, a1, b0, b1, half, inv):
+    for X in range(Xs, Xe):
+        p, q = _clampi(X + ix, wh - 1), _clampi(X + ix + 1, wh - 1)
+        v = a0 * _f32(r0[p]) + a1 * _f32(r0[q]) + b0 * _f32(r1[p]) + b1 * _f32(r1[q]) + half
+        orow[X] = np.uint8(np.int32(v * inv))
 
-    The part whose samples all lie inside ``prev_hr`` runs on 0-based row views (no clamping,
-    no negative-index checks, so LLVM vectorises it); the rest is clamped at the edges.
+
+@njit(cache=True, inline="always")
+def _mc_row(prev_hr, orow, Y, X0, X1, iy, ix, fy, fx, denom):
+    """orow[X0:X1] = bilinear MC of HR row Y, displaced by (iy + fy/denom, ix + fx/denom).
+
+    Samples outside ``prev_hr`` are clamped to its border. Arithmetic is float32 (exact here:
+    every intermediate is an integer below 2**24, and the final scaling is by a power of two),
+    so the interior loops vectorise at full width; they run on 0-based views, so LLVM drops the
+    negative-index checks. The result equals the integer formula
+    ``(sum_w w * sample + denom**2 / 2) >> (2 * log2(denom))``.
     """
     hh, wh = prev_hr.shape
-    rnd = 1 << (2 * shift - 1)
-    sh = 2 * shift
-    w00 = (denom - fx) * (denom - fy)
-    w01 = fx * (denom - fy)
-    w10 = (denom - fx) * fy
-    w11 = fx * fy
-    ex, ey = (1 if fx else 0), (1 if fy else 0)  # extra sample needed right / below
-    ya, yb = max(Y0, -iy), min(Y1, hh - ey - iy)  # rows whose samples are all inside
-    xa, xb = max(X0, -ix), min(X1, wh - ex - ix)
-    if ya >= yb or xa >= xb:
-        _predict_clamped(prev_hr, out, Y0, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
-        return
-    _predict_clamped(prev_hr, out, Y0, ya, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
-    _predict_clamped(prev_hr, out, yb, Y1, X0, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
-    _predict_clamped(prev_hr, out, ya, yb, X0, xa, iy, ix, w00, w01, w10, w11, rnd, sh)
-    _predict_clamped(prev_hr, out, ya, yb, xb, X1, iy, ix, w00, w01, w10, w11, rnd, sh)
+    r0 = prev_hr[_clampi(Y + iy, hh - 1)]
+    r1 = prev_hr[_clampi(Y + iy + 1, hh - 1)] if fy else r0
+    ex = 1 if fx else 0
+    xa, xb = max(X0, -ix), min(X1, wh - ex - ix)  # columns whose samples all lie inside
+    if xa >= xb:
+        xa = xb = X1
+    a0, a1 = _f32((denom - fx) * (denom - fy)), _f32(fx * (denom - fy))
+    b0, b1 = _f32((denom - fx) * fy), _f32(fx * fy)
+    half = _f32(denom * denom // 2)
+    inv = _f32(1.0 / (denom * denom))
+    _mc_edge(r0, r1, orow, X0, xa, ix, wh, a0, a1, b0, b1, half, inv)  # clamped edge columns
+    _mc_edge(r0, r1, orow, xb, X1, ix, wh, a0, a1, b0, b1, half, inv)
     n = xb - xa
-    for Y in range(ya, yb):
-        o = out[Y, xa:xb]
-        a = prev_hr[Y + iy, xa + ix:xb + ix]
-        if fx == 0 and fy == 0:
-            o[:] = a
-            continue
-        b = prev_hr[Y + iy, xa + ix + ex:xb + ix + ex]
-        c = prev_hr[Y + iy + ey, xa + ix:xb + ix]
-        d = prev_hr[Y + iy + ey, xa + ix + ex:xb + ix + ex]
+    if n <= 0:
+        return
+    o = orow[xa:xb]
+    if fx == 0 and fy == 0:
+        o[:] = r0[xa + ix:xb + ix]
+    elif fy == 0:
+        p0, p1 = r0[xa + ix:xb + ix], r0[xa + ix + 1:xb + ix + 1]
         for i in range(n):
-            v = (w00 * np.int32(a[i]) + w01 * np.int32(b[i]) + w10 * np.int32(c[i])
-                 + w11 * np.int32(d[i]) + rnd)
-            o[i] = np.uint8(v >> sh)
+            o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + half) * inv))
+    elif fx == 0:
+        p0, q0 = r0[xa + ix:xb + ix], r1[xa + ix:xb + ix]
+        for i in range(n):
+            o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + b0 * _f32(q0[i]) + half) * inv))
+    else:
+        p0, p1 = r0[xa + ix:xb + ix], r0[xa + ix + 1:xb + ix + 1]
+        q0, q1 = r1[xa + ix:xb + ix], r1[xa + ix + 1:xb + ix + 1]
+        for i in range(n):
+            v = a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + b0 * _f32(q0[i]) + b1 * _f32(q1[i]) + half
+            o[i] = np.uint8(np.int32(v * inv))
 
 
 def _make_plane_kernel(s: int):
@@ -143,43 +149,43 @@ def _make_plane_kernel(s: int):
     inv_area = np.float32(1.0 / (s * s))
 
     @njit(cache=True)
-    def residual_span(lr, lr_prev, out, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift, closed_loop,
-                      res_mode, res):
-        """LR residual of a span's inter pixels; added to their HR cells (nearest) or kept."""
+    def open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift):
+        """Open loop: res = lr - bilinear MC of the previous LR plane (the codec's residual)."""
         h, w = lr.shape
         iy, fy = mvy >> shift, mvy & (denom - 1)
         ix, fx = mvx >> shift, mvx & (denom - 1)
-        n = lx1 - lx0
         for ly in range(ly0, ly1):
-            # 0-based views: LLVM drops negative-index checks and vectorises the cell loops
-            cells = out[ly * s:(ly + 1) * s, lx0 * s:lx1 * s]
-            lrow = lr[ly, lx0:lx1]
-            rrow = res[ly, lx0:lx1]
-            if closed_loop:
-                for i in range(n):
-                    acc = np.int32(0)
-                    for ky in range(s):
-                        for kx in range(s):
-                            acc += np.int32(cells[ky, i * s + kx])
-                    rrow[i] = np.float32(lrow[i]) - np.float32(acc) * inv_area
-            else:
-                for i in range(n):
-                    lx = lx0 + i
-                    ya, yb = _clampi(ly + iy, h - 1), _clampi(ly + iy + 1, h - 1)
-                    xa, xb = _clampi(lx + ix, w - 1), _clampi(lx + ix + 1, w - 1)
-                    q = ((denom - fx) * (denom - fy) * np.int32(lr_prev[ya, xa])
-                         + fx * (denom - fy) * np.int32(lr_prev[ya, xb])
-                         + (denom - fx) * fy * np.int32(lr_prev[yb, xa])
-                         + fx * fy * np.int32(lr_prev[yb, xb]) + (1 << (2 * shift - 1))) >> (2 * shift)
-                    rrow[i] = np.float32(lrow[i]) - np.float32(q)
-            if res_mode == RES_NEAREST:
-                for ky in range(s):
-                    for i in range(n):
-                        r = rrow[i] + np.float32(0.5)
-                        for kx in range(s):
-                            v = np.float32(cells[ky, i * s + kx]) + r
-                            v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                            cells[ky, i * s + kx] = np.uint8(v)
+            ya, yb = _clampi(ly + iy, h - 1), _clampi(ly + iy + 1, h - 1)
+            for lx in range(lx0, lx1):
+                xa, xb = _clampi(lx + ix, w - 1), _clampi(lx + ix + 1, w - 1)
+                q = ((denom - fx) * (denom - fy) * np.int32(lr_prev[ya, xa])
+                     + fx * (denom - fy) * np.int32(lr_prev[ya, xb])
+                     + (denom - fx) * fy * np.int32(lr_prev[yb, xa])
+                     + fx * fy * np.int32(lr_prev[yb, xb]) + (1 << (2 * shift - 1))) >> (2 * shift)
+                res[ly, lx] = np.float32(lr[ly, lx]) - np.float32(q)
+
+    @njit(cache=True)
+    def closed_loop_residual_row(lrow, cells, rrow):
+        """rrow = lrow - box-average of each LR pixel's s x s HR cell (one LR row, all columns)."""
+        for i in range(lrow.shape[0]):
+            acc = np.float32(0.0)
+            for ky in range(s):
+                for kx in range(s):
+                    acc += np.float32(cells[ky, i * s + kx])
+            rrow[i] = np.float32(lrow[i]) - acc * inv_area
+
+    @njit(cache=True)
+    def add_nearest_row(rrow, cells):
+        """Add each LR residual to every sample of its HR cell (rounded, clamped to 0..255)."""
+        n = rrow.shape[0]
+        for ky in range(s):
+            crow = cells[ky]
+            for i in range(n):
+                r = rrow[i] + np.float32(0.5)
+                for kx in range(s):
+                    v = np.float32(crow[i * s + kx]) + r
+                    v = min(max(v, np.float32(0.0)), np.float32(255.0))
+                    crow[i * s + kx] = np.uint8(v)
 
     @njit(cache=True, parallel=True)
     def reconstruct_plane(prev_hr, lr, lr_prev, mv, intra, block, denom, closed_loop, res_mode,
@@ -191,7 +197,11 @@ def _make_plane_kernel(s: int):
         out: uint8 (s*h, s*w); res: float32 (h, w) scratch for the residual.
         Inter cells: pred = MC(prev_hr, s*mv); closed loop res = lr - box_down(pred); open loop
         res = lr - MC(lr_prev, mv); out = pred + up(res). Intra blocks: bicubic of lr.
-        Consecutive blocks of a row with the same vector are processed as one span.
+
+        Per band of one block row, in three passes: (1) prediction, HR row by HR row, over
+        spans of consecutive blocks that share a vector; (2) the residual over whole LR rows
+        (long loops, no per-span cost; intra cells get a meaningless value here); (3) intra
+        blocks overwritten by bicubic, their residual set to zero.
         """
         h, w = lr.shape
         bh, bw = intra.shape
@@ -199,31 +209,52 @@ def _make_plane_kernel(s: int):
         while (1 << shift) < denom:
             shift += 1
         for by in prange(bh):
-            tmp = np.empty((block + 4, block * s), np.float32)
             ly0 = by * block
             ly1 = min(h, ly0 + block)
+            span_x = np.empty((bw, 2), np.int64)
+            span_v = np.empty((bw, 4), np.int64)
+            nsp = 0
+            n_intra = 0
             bx = 0
             while bx < bw:
-                lx0 = bx * block
                 if intra[by, bx]:
-                    lx1 = min(w, lx0 + block)
-                    _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp)
-                    for ly in range(ly0, ly1):
-                        for lx in range(lx0, lx1):
-                            res[ly, lx] = 0.0
+                    n_intra += 1
                     bx += 1
                     continue
-                mvx, mvy = np.int32(mv[by, bx, 0]), np.int32(mv[by, bx, 1])
+                mvx, mvy = np.int64(mv[by, bx, 0]), np.int64(mv[by, bx, 1])
                 bx1 = bx + 1
                 while bx1 < bw and not intra[by, bx1] and mv[by, bx1, 0] == mvx and mv[by, bx1, 1] == mvy:
                     bx1 += 1
-                lx1 = min(w, bx1 * block)
+                lx0, lx1 = bx * block, min(w, bx1 * block)
                 dx, dy = mvx * s, mvy * s
-                _predict_span(prev_hr, out, ly0 * s, ly1 * s, lx0 * s, lx1 * s,
-                              dy >> shift, dx >> shift, dy & (denom - 1), dx & (denom - 1), denom, shift)
-                residual_span(lr, lr_prev, out, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift,
-                              closed_loop, res_mode, res)
+                span_x[nsp, 0], span_x[nsp, 1] = lx0 * s, lx1 * s
+                span_v[nsp, 0], span_v[nsp, 1] = dy >> shift, dx >> shift
+                span_v[nsp, 2], span_v[nsp, 3] = dy & (denom - 1), dx & (denom - 1)
+                nsp += 1
+                if not closed_loop:
+                    open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift)
                 bx = bx1
+            for Y in range(ly0 * s, ly1 * s):
+                orow = out[Y]
+                for k in range(nsp if False else 0):
+                    _mc_row(prev_hr, orow, Y, span_x[k, 0], span_x[k, 1],
+                            span_v[k, 0], span_v[k, 1], span_v[k, 2], span_v[k, 3], denom)
+            if nsp and False:
+                for ly in range(ly0, ly1):
+                    cells = out[ly * s:(ly + 1) * s]
+                    if closed_loop:
+                        closed_loop_residual_row(lr[ly], cells, res[ly])
+                    if res_mode == RES_NEAREST:
+                        add_nearest_row(res[ly], cells)
+            if n_intra and False:
+                tmp = np.empty((block + 4, block * s), np.float32)
+                for bx in range(bw):
+                    if intra[by, bx]:
+                        lx0, lx1 = bx * block, min(w, (bx + 1) * block)
+                        _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp)
+                        for ly in range(ly0, ly1):
+                            for lx in range(lx0, lx1):
+                                res[ly, lx] = 0.0
         if res_mode == RES_BILINEAR:
             _add_bilinear_residual(res, intra, block, s, out)
 
