@@ -51,39 +51,51 @@ def _u8(v):
 
 
 @njit(cache=True)
-def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
-    """Bicubic-upscale LR rows ly0..ly1, cols lx0..lx1 into their HR cells of ``out``."""
+def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp, pad):
+    """Bicubic-upscale LR rows ly0..ly1, cols lx0..lx1 into their HR cells of ``out``.
+
+    tmp: float32 scratch of at least (ly1 - ly0 + 4, (lx1 - lx0) * s); pad: float32 scratch of
+    at least lx1 - lx0 + 4. Each source row is first copied with a clamped 2-sample border into
+    ``pad``, so the tap loops need no clamping and vectorise.
+    """
     h, w = lr.shape
+    n = lx1 - lx0
     nrows = ly1 - ly0 + 4  # taps reach from 2 rows above to 2 rows below
     for r in range(nrows):  # horizontal pass over the rows the vertical taps need
-        sy = _clampi(ly0 - 2 + r, h - 1)
-        for lx in range(lx0, lx1):
-            for k in range(s):
-                acc = 0.0
-                base = lx + offs[k] - 1
-                for j in range(4):
-                    acc += wts[k, j] * lr[sy, _clampi(base + j, w - 1)]
-                tmp[r, (lx - lx0) * s + k] = acc
+        src = lr[_clampi(ly0 - 2 + r, h - 1)]
+        for c in range(n + 4):
+            pad[c] = np.float32(src[_clampi(lx0 - 2 + c, w - 1)])
+        trow = tmp[r]
+        for k in range(s):
+            w0, w1, w2, w3 = wts[k, 0], wts[k, 1], wts[k, 2], wts[k, 3]
+            p = pad[offs[k] + 1:]  # tap j of output i reads p[i + j]
+            for i in range(n):
+                trow[i * s + k] = w0 * p[i] + w1 * p[i + 1] + w2 * p[i + 2] + w3 * p[i + 3]
+    m = n * s
     for ly in range(ly0, ly1):
         for k in range(s):
-            Y = ly * s + k
             r0 = ly - ly0 + offs[k] + 1  # tmp row of tap 0 (tmp starts at ly0 - 2)
-            for c in range((lx1 - lx0) * s):
-                acc = 0.0
-                for j in range(4):
-                    acc += wts[k, j] * tmp[r0 + j, c]
-                out[Y, lx0 * s + c] = _u8(acc)
+            w0, w1, w2, w3 = wts[k, 0], wts[k, 1], wts[k, 2], wts[k, 3]
+            t0, t1, t2, t3 = tmp[r0], tmp[r0 + 1], tmp[r0 + 2], tmp[r0 + 3]
+            orow = out[ly * s + k, lx0 * s:lx1 * s]
+            for c in range(m):
+                v = w0 * t0[c] + w1 * t1[c] + w2 * t2[c] + w3 * t3[c] + np.float32(0.5)
+                orow[c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+
+
+_KEY_BAND = 32  # LR rows per parallel band of a whole-plane upscale
 
 
 @njit(cache=True, parallel=True)
 def upscale_cubic(lr, s, offs, wts, out):
-    """Whole-plane bicubic upscale (key frames), parallel over bands of 8 LR rows."""
+    """Whole-plane bicubic upscale (key frames), parallel over bands of LR rows."""
     h, w = lr.shape
-    band = 8
+    band = _KEY_BAND
     nb = (h + band - 1) // band
     for b in prange(nb):
         tmp = np.empty((band + 4, w * s), np.float32)
-        _cubic_block(lr, out, b * band, min(h, (b + 1) * band), 0, w, s, offs, wts, tmp)
+        pad = np.empty(w + 4, np.float32)
+        _cubic_block(lr, out, b * band, min(h, (b + 1) * band), 0, w, s, offs, wts, tmp, pad)
 
 
 @njit(cache=True, inline="always")
@@ -100,48 +112,52 @@ def _mc_edge(r0, r1, orow, Xs, Xe, ix, wh, a0, a1, b0, b1, half, inv):
 
 
 @njit(cache=True, inline="always")
-def _mc_row(prev_hr, orow, Y, X0, X1, iy, ix, fy, fx, denom):
-    """orow[X0:X1] = bilinear MC of HR row Y, displaced by (iy + fy/denom, ix + fx/denom).
+def _mc_span(prev_hr, out, Y0, Y1, X0, X1, iy, ix, fy, fx, denom):
+    """out[Y0:Y1, X0:X1] = bilinear MC of prev_hr displaced by (iy + fy/denom, ix + fx/denom).
 
     Samples outside ``prev_hr`` are clamped to its border. Arithmetic is float32 (exact here:
     every intermediate is an integer below 2**24, and the final scaling is by a power of two),
     so the interior loops vectorise at full width; they run on 0-based views, so LLVM drops the
     negative-index checks. The result equals the integer formula
-    ``(sum_w w * sample + denom**2 / 2) >> (2 * log2(denom))``.
+    ``(sum_w w * sample + denom**2 / 2) >> (2 * log2(denom))``. Everything that does not depend
+    on the row is worked out once per span.
     """
     hh, wh = prev_hr.shape
-    r0 = prev_hr[_clampi(Y + iy, hh - 1)]
-    r1 = prev_hr[_clampi(Y + iy + 1, hh - 1)] if fy else r0
     ex = 1 if fx else 0
     xa, xb = max(X0, -ix), min(X1, wh - ex - ix)  # columns whose samples all lie inside
     if xa >= xb:
         xa = xb = X1
+    n = xb - xa
     a0, a1 = _f32((denom - fx) * (denom - fy)), _f32(fx * (denom - fy))
     b0, b1 = _f32((denom - fx) * fy), _f32(fx * fy)
     half = _f32(denom * denom // 2)
     inv = _f32(1.0 / (denom * denom))
-    _mc_edge(r0, r1, orow, X0, xa, ix, wh, a0, a1, b0, b1, half, inv)  # clamped edge columns
-    _mc_edge(r0, r1, orow, xb, X1, ix, wh, a0, a1, b0, b1, half, inv)
-    n = xb - xa
-    if n <= 0:
-        return
-    o = orow[xa:xb]
-    if fx == 0 and fy == 0:
-        o[:] = r0[xa + ix:xb + ix]
-    elif fy == 0:
-        p0, p1 = r0[xa + ix:xb + ix], r0[xa + ix + 1:xb + ix + 1]
-        for i in range(n):
-            o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + half) * inv))
-    elif fx == 0:
-        p0, q0 = r0[xa + ix:xb + ix], r1[xa + ix:xb + ix]
-        for i in range(n):
-            o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + b0 * _f32(q0[i]) + half) * inv))
-    else:
-        p0, p1 = r0[xa + ix:xb + ix], r0[xa + ix + 1:xb + ix + 1]
-        q0, q1 = r1[xa + ix:xb + ix], r1[xa + ix + 1:xb + ix + 1]
-        for i in range(n):
-            v = a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + b0 * _f32(q0[i]) + b1 * _f32(q1[i]) + half
-            o[i] = np.uint8(np.int32(v * inv))
+    sa, sb = xa + ix, xb + ix  # source columns of the interior
+    for Y in range(Y0, Y1):
+        r0 = prev_hr[_clampi(Y + iy, hh - 1)]
+        r1 = prev_hr[_clampi(Y + iy + 1, hh - 1)] if fy else r0
+        orow = out[Y]
+        _mc_edge(r0, r1, orow, X0, xa, ix, wh, a0, a1, b0, b1, half, inv)  # clamped edge columns
+        _mc_edge(r0, r1, orow, xb, X1, ix, wh, a0, a1, b0, b1, half, inv)
+        if n <= 0:
+            continue
+        o = orow[xa:xb]
+        if fx == 0 and fy == 0:
+            o[:] = r0[sa:sb]
+        elif fy == 0:
+            p0, p1 = r0[sa:sb], r0[sa + 1:sb + 1]
+            for i in range(n):
+                o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + half) * inv))
+        elif fx == 0:
+            p0, q0 = r0[sa:sb], r1[sa:sb]
+            for i in range(n):
+                o[i] = np.uint8(np.int32((a0 * _f32(p0[i]) + b0 * _f32(q0[i]) + half) * inv))
+        else:
+            p0, p1 = r0[sa:sb], r0[sa + 1:sb + 1]
+            q0, q1 = r1[sa:sb], r1[sa + 1:sb + 1]
+            for i in range(n):
+                v = a0 * _f32(p0[i]) + a1 * _f32(p1[i]) + b0 * _f32(q0[i]) + b1 * _f32(q1[i]) + half
+                o[i] = np.uint8(np.int32(v * inv))
 
 
 def _make_plane_kernel(s: int):
@@ -198,8 +214,8 @@ def _make_plane_kernel(s: int):
         Inter cells: pred = MC(prev_hr, s*mv); closed loop res = lr - box_down(pred); open loop
         res = lr - MC(lr_prev, mv); out = pred + up(res). Intra blocks: bicubic of lr.
 
-        Per band of one block row, in three passes: (1) prediction, HR row by HR row, over
-        spans of consecutive blocks that share a vector; (2) the residual over whole LR rows
+        Per band of one block row, in three passes: (1) prediction over spans of consecutive
+        blocks that share a vector; (2) the residual over whole LR rows
         (long loops, no per-span cost; intra cells get a meaningless value here); (3) intra
         blocks overwritten by bicubic, their residual set to zero.
         """
@@ -234,27 +250,33 @@ def _make_plane_kernel(s: int):
                 if not closed_loop:
                     open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift)
                 bx = bx1
-            for Y in range(ly0 * s, ly1 * s):
-                orow = out[Y]
-                for k in range(nsp if False else 0):
-                    _mc_row(prev_hr, orow, Y, span_x[k, 0], span_x[k, 1],
-                            span_v[k, 0], span_v[k, 1], span_v[k, 2], span_v[k, 3], denom)
-            if nsp and False:
+            for k in range(nsp):
+                _mc_span(prev_hr, out, ly0 * s, ly1 * s, span_x[k, 0], span_x[k, 1],
+                         span_v[k, 0], span_v[k, 1], span_v[k, 2], span_v[k, 3], denom)
+            if nsp:
                 for ly in range(ly0, ly1):
                     cells = out[ly * s:(ly + 1) * s]
                     if closed_loop:
                         closed_loop_residual_row(lr[ly], cells, res[ly])
                     if res_mode == RES_NEAREST:
                         add_nearest_row(res[ly], cells)
-            if n_intra and False:
-                tmp = np.empty((block + 4, block * s), np.float32)
-                for bx in range(bw):
-                    if intra[by, bx]:
-                        lx0, lx1 = bx * block, min(w, (bx + 1) * block)
-                        _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp)
-                        for ly in range(ly0, ly1):
-                            for lx in range(lx0, lx1):
-                                res[ly, lx] = 0.0
+            if n_intra:  # runs of intra blocks: bicubic, residual zero
+                tmp = np.empty((block + 4, w * s), np.float32)
+                pad = np.empty(w + 4, np.float32)
+                bx = 0
+                while bx < bw:
+                    if not intra[by, bx]:
+                        bx += 1
+                        continue
+                    bx1 = bx + 1
+                    while bx1 < bw and intra[by, bx1]:
+                        bx1 += 1
+                    lx0, lx1 = bx * block, min(w, bx1 * block)
+                    _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp, pad)
+                    for ly in range(ly0, ly1):
+                        for lx in range(lx0, lx1):
+                            res[ly, lx] = 0.0
+                    bx = bx1
         if res_mode == RES_BILINEAR:
             _add_bilinear_residual(res, intra, block, s, out)
 
