@@ -45,6 +45,10 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
     p.add_argument("--channels", type=int, default=16, help="network width (default 16)")
     p.add_argument("--body", type=int, default=2, help="body convolutions (default 2)")
+    p.add_argument("--arch", choices=("repsr", "edsr"), default="repsr",
+                   help="network: 'repsr' (the fast default) or 'edsr' (the EDSR-style reference)")
+    p.add_argument("--size", choices=("low", "medium", "high"), default="medium",
+                   help="size of the EDSR reference (default medium)")
     p.set_defaults(handler=run_train)
     return p
 
@@ -73,11 +77,12 @@ def run_train(args: argparse.Namespace) -> int:
                 photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
                 iterations=args.iterations or 20000, time_budget_s=args.time_budget_s or 1200.0,
                 batch=args.batch, seed=args.seed, threads=args.threads,
-                learning_rate=args.learning_rate, init_from=args.init_from)
+                learning_rate=args.learning_rate, init_from=args.init_from,
+                arch=args.arch, edsr_size=args.size)
             res = train.train(cfg, on_log=_log)
         path = save_model(res.model, args.out)
     except AnchorsrError as exc:
-        print(f"anchorsr train: {exc}", file=sys.stderr)
+        print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     summary = {"path": str(path), "iterations": res.iterations, "seconds": round(res.seconds, 1),
                "measured": res.model.contract.get("measured", res.model.contract.get("fine_tuned"))}

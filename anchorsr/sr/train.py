@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import data
 from .model import SRModel
-from .nets import RepSRNet
+from .nets import EDSR_SIZES, EDSRNet, RepSRNet
 from .patches import SRRunner
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,18 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     init_from: str | None = None  # a deployed model file to warm-start from (RepSRNet.load_plain)
+    arch: str = "repsr"  # "repsr" (the default network) or "edsr" (the reference, sized by edsr_size)
+    edsr_size: str = "medium"
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if self.arch not in ("repsr", "edsr"):
+            raise ConfigError(f"arch must be 'repsr' or 'edsr', got {self.arch!r}")
+        if self.arch == "edsr" and self.edsr_size not in EDSR_SIZES:
+            raise ConfigError(f"EDSR size must be one of {sorted(EDSR_SIZES)}, got {self.edsr_size!r}")
+        if self.arch == "edsr" and self.init_from:
+            raise ConfigError("--init-from warm-starts the default network only (arch repsr)")
 
 
 @dataclass
@@ -107,7 +119,8 @@ def evaluate(model: SRModel, pairs: list[data.Pair], precision: str = "fp32") ->
 
 
 def train(cfg: TrainConfig, on_log=None) -> TrainResult:
-    """Train RepSR for ``cfg.scale`` from photos; return the deployed model with its contract."""
+    """Train RepSR (or the EDSR reference) for ``cfg.scale`` from photos; return the deployed
+    model with its contract."""
     torch.set_num_threads(cfg.threads)
     pairs = data.make_pairs(cfg.photos, cfg.scale, cfg.crfs)
     if not pairs:
@@ -115,7 +128,8 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
 
         raise ConfigError(f"no training photo available among {len(cfg.photos)} listed")
     torch.manual_seed(cfg.seed)
-    net = RepSRNet(cfg.scale, cfg.channels, cfg.body)
+    net = (RepSRNet(cfg.scale, cfg.channels, cfg.body) if cfg.arch == "repsr"
+           else EDSRNet(cfg.scale, cfg.edsr_size))
     init_training = None
     if cfg.init_from:
         from .model import load_model
@@ -126,7 +140,7 @@ def train(cfg: TrainConfig, on_log=None) -> TrainResult:
                          "warm_start_from": init.contract.get("warm_start_from")}
     losses, its, secs = fit(net, pairs, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log)
-    model = SRModel(net.deploy(), cfg.scale)
+    model = SRModel(net.deploy() if isinstance(net, RepSRNet) else net, cfg.scale)
     used = sorted({p.name for p in pairs})
     measured = {}
     for label, crf in (("clean", None), (f"h264_crf{cfg.eval_crf}", cfg.eval_crf)):

@@ -209,3 +209,27 @@ def test_cuda_matches_cpu():
     b = SRPatchSource(gpu_model, precision="fp32")(frame, boxes, 2)
     for (ya, _, _), (yb, _, _) in zip(a, b):
         assert np.abs(ya.astype(int) - yb).max() <= 1
+
+
+def test_edsr_reference_trains_saves_and_loads(tmp_path):
+    from anchorsr.sr.train import TrainConfig, train
+
+    cfg = TrainConfig(scale=2, arch="edsr", edsr_size="low", photos=("skimage:camera",), eval_photos=(),
+                      crfs=(None,), iterations=3, batch=2, lr_px=24)
+    res = train(cfg)
+    path = save_model(res.model, tmp_path / "edsr_low_x2")
+    loaded = load_model(2, path)
+    assert isinstance(loaded.net, EDSRNet) and loaded.net.size == "low"
+    assert loaded.contract["arch"] == "edsr" and loaded.contract["training"]["arch"] == "edsr"
+    y = np.random.default_rng(0).integers(0, 256, (20, 28), np.uint8)
+    assert SRRunner(loaded, "fp32").upscale_y(y).shape == (40, 56)
+
+
+def test_training_options_are_checked():
+    from anchorsr.errors import ConfigError
+    from anchorsr.sr.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="arch"):
+        TrainConfig(arch="vdsr")
+    with pytest.raises(ConfigError, match="size"):
+        TrainConfig(arch="edsr", edsr_size="huge")
