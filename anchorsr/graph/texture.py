@@ -21,6 +21,8 @@ from numba import njit
 
 from ..types import CodedFrame, PatchGrid
 
+# Marks an intra run in _row_runs (no vector is this large).
+INTRA_RUN = -(1 << 40)
 # down2 (2 x 4): bicubic a=-0.5 at the centres 0.5 and 2.5, taps outside the block clamped.
 _DOWN = np.array([[8.0, 9.0, -1.0, 0.0], [0.0, -1.0, 9.0, 8.0]]) / 16.0
 # up2 (4 x 2): bilinear, half-pixel centres, clamped at the block border.
@@ -182,42 +184,59 @@ def _taken(k, s, phase):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _signal_row(cur, ref, mv, intra, sub, y, w4, xi):  # pragma: no cover - compiled
-    """xi[:w4] <- the new signal of plane row y: LR values where intra, else the residual
-    against the displaced reference row. Runs of equal vectors are done in one loop."""
-    h, w = cur.shape
+def _row_runs(mv, intra, ly, sub, w4, runs):  # pragma: no cover - compiled
+    """Split plane columns [0, w4) of luma block row ``ly`` into runs of equal coding.
+
+    runs (w4, 4) int64 <- (start, end, dx, dy) per run, dx/dy in whole plane pixels, dx = dy =
+    INTRA_RUN for intra runs. Returns the number of runs."""
     q = 4 // sub  # plane pixels per luma block along a row
-    ly = (y * sub) >> 2
+    count = 0
     x0 = 0
     while x0 < w4:
         lx = (x0 * sub) >> 2
         is_intra = intra[ly, lx]
         dxq, dyq = mv[ly, lx, 0], mv[ly, lx, 1]
-        x1 = x0 + q  # extend the run over segments with the same coding
+        x1 = x0 + q  # extend the run over blocks with the same coding
         while x1 < w4:
             lx1 = (x1 * sub) >> 2
-            if intra[ly, lx1] != is_intra or (not is_intra and (mv[ly, lx1, 0] != dxq or mv[ly, lx1, 1] != dyq)):
+            if intra[ly, lx1] != is_intra or (not is_intra and (mv[ly, lx1, 0] != dxq
+                                                                or mv[ly, lx1, 1] != dyq)):
                 break
             x1 += q
+        runs[count, 0], runs[count, 1] = x0, x1
+        if is_intra:
+            runs[count, 2] = runs[count, 3] = INTRA_RUN
+        else:
+            runs[count, 2], runs[count, 3] = _pel(dxq, sub), _pel(dyq, sub)
+        count += 1
+        x0 = x1
+    return count
+
+
+@njit(cache=True)
+def _signal_row(cur, ref, y, runs, count, xi):  # pragma: no cover - compiled
+    """xi[:w4] <- the new signal of plane row y: LR values where intra, else the residual
+    against the displaced reference row (each sample clamped to the plane), run by run."""
+    h, w = cur.shape
+    for k in range(count):
+        x0, x1, dx, dy = runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3]
         # Loops over 0-based slices: indices known non-negative, so no wraparound checks and
         # the compiler can vectorise.
         dst, src = xi[x0:x1], cur[y, x0:x1]
-        if is_intra:
+        if dy == INTRA_RUN:
             for c in range(x1 - x0):
                 dst[c] = src[c]
-        else:
-            pred = ref[min(max(y + _pel(dyq, sub), 0), h - 1)]  # rows clamp to the plane
-            dx = _pel(dxq, sub)
-            lo = min(max(-dx - x0, 0), x1 - x0)  # samples whose source column is inside
-            hi = max(min(w - dx - x0, x1 - x0), lo)
-            d_in, s_in, p_in = dst[lo:hi], src[lo:hi], pred[x0 + lo + dx:x0 + hi + dx]
-            for c in range(hi - lo):
-                d_in[c] = np.float32(s_in[c]) - np.float32(p_in[c])
-            for c in range(lo):  # columns clamped to the plane
-                dst[c] = np.float32(src[c]) - np.float32(pred[0])
-            for c in range(hi, x1 - x0):
-                dst[c] = np.float32(src[c]) - np.float32(pred[w - 1])
-        x0 = x1
+            continue
+        pred = ref[min(max(y + dy, 0), h - 1)]  # rows clamp to the plane
+        lo = min(max(-dx - x0, 0), x1 - x0)  # samples whose source column is inside
+        hi = max(min(w - dx - x0, x1 - x0), lo)
+        d_in, s_in, p_in = dst[lo:hi], src[lo:hi], pred[x0 + lo + dx:x0 + hi + dx]
+        for c in range(hi - lo):
+            d_in[c] = np.float32(s_in[c]) - np.float32(p_in[c])
+        for c in range(lo):  # columns clamped to the plane
+            dst[c] = np.float32(src[c]) - np.float32(pred[0])
+        for c in range(hi, x1 - x0):
+            dst[c] = np.float32(src[c]) - np.float32(pred[w - 1])
 
 
 @njit(cache=True, fastmath=True)
@@ -241,6 +260,8 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
     B = np.empty((4, nb), np.float32)
     E = np.empty(nb, np.float32)
     patch_col = np.empty(nb, np.int64)
+    runs = np.empty((max(w4, 1), 4), np.int64)
+    n_runs, runs_ly = 0, -1
     for b in range(nb):
         patch_col[b] = col_of[4 * b]
     scale = float(s)
@@ -268,7 +289,10 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
                 for c in range(w4):
                     xi[c] = src[c]
             else:
-                _signal_row(cur, ref, mv, intra, sub, by + i, w4, X[i])
+                ly = ((by + i) * sub) >> 2
+                if ly != runs_ly:  # rows of one luma block row share their runs
+                    n_runs, runs_ly = _row_runs(mv, intra, ly, sub, w4, runs), ly
+                _signal_row(cur, ref, by + i, runs, n_runs, X[i])
         for i in range(4):  # (a separate loop from the fill: it vectorises)
             for b in range(nb):
                 A[i, b], B[i, b] = _down(X[i, 4 * b], X[i, 4 * b + 1], X[i, 4 * b + 2], X[i, 4 * b + 3])
