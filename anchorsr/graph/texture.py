@@ -216,27 +216,26 @@ def _row_runs(mv, intra, ly, sub, w4, runs):  # pragma: no cover - compiled
 @njit(cache=True)
 def _signal_row(cur, ref, y, runs, count, xi):  # pragma: no cover - compiled
     """xi[:w4] <- the new signal of plane row y: LR values where intra, else the residual
-    against the displaced reference row (each sample clamped to the plane), run by run."""
+    against the displaced reference row (each sample clamped to the plane), run by run.
+    Indices are cast to unsigned: they are never negative here, and numba then skips its
+    negative-index handling, which would stop the loops from vectorising."""
     h, w = cur.shape
+    uy = np.uintp(y)
     for k in range(count):
         x0, x1, dx, dy = runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3]
-        # Loops over 0-based slices: indices known non-negative, so no wraparound checks and
-        # the compiler can vectorise.
-        dst, src = xi[x0:x1], cur[y, x0:x1]
         if dy == INTRA_RUN:
-            for c in range(x1 - x0):
-                dst[c] = src[c]
+            for c in range(x0, x1):
+                xi[np.uintp(c)] = cur[uy, np.uintp(c)]
             continue
-        pred = ref[min(max(y + dy, 0), h - 1)]  # rows clamp to the plane
-        lo = min(max(-dx - x0, 0), x1 - x0)  # samples whose source column is inside
-        hi = max(min(w - dx - x0, x1 - x0), lo)
-        d_in, s_in, p_in = dst[lo:hi], src[lo:hi], pred[x0 + lo + dx:x0 + hi + dx]
-        for c in range(hi - lo):
-            d_in[c] = np.float32(s_in[c]) - np.float32(p_in[c])
-        for c in range(lo):  # columns clamped to the plane
-            dst[c] = np.float32(src[c]) - np.float32(pred[0])
-        for c in range(hi, x1 - x0):
-            dst[c] = np.float32(src[c]) - np.float32(pred[w - 1])
+        ry = np.uintp(min(max(y + dy, 0), h - 1))  # rows clamp to the plane
+        lo = min(max(-dx, x0), x1)  # [lo, hi): samples whose source column is inside
+        hi = max(min(w - dx, x1), lo)
+        for c in range(lo, hi):
+            xi[np.uintp(c)] = np.float32(cur[uy, np.uintp(c)]) - np.float32(ref[ry, np.uintp(c + dx)])
+        for c in range(x0, lo):  # columns clamped to the plane
+            xi[np.uintp(c)] = np.float32(cur[uy, np.uintp(c)]) - np.float32(ref[ry, 0])
+        for c in range(hi, x1):
+            xi[np.uintp(c)] = np.float32(cur[uy, np.uintp(c)]) - np.float32(ref[ry, w - 1])
 
 
 @njit(cache=True, fastmath=True)
