@@ -9,9 +9,10 @@ adjoints of earlier frames change.
 Two observations keep the work per pick small (the compiled kernel ``greedy_kernel``):
 
 * ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0), so a frame's
-  best key from its last refresh bounds its current best from above. The frame with the highest
-  bound is refreshed exactly; its best node is the exact argmax once it beats every other
-  frame's bound (the lazy-greedy argument, per frame instead of per node).
+  best key from its last refresh bounds its current best from above. A frame's best is the
+  exact argmax once its exact key beats every other frame's bound (the lazy-greedy argument,
+  per frame instead of per node); frames whose bounds still beat it are refreshed, nearest to
+  where the pending deltas are first.
 * A pick's change is not pushed through the whole chunk at once: errors keep a pending delta
   per frame and are exact up to a frontier, adjoints likewise from the other end. Refreshing
   frame s pushes what is pending up to s only, so the deltas of many picks travel together.
@@ -283,7 +284,9 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     sits at frames >= lo); adjoints likewise down to frame ``hi``. Per frame, (k1, p1) and
     (k2, p2) are the best two (key, patch) at its last refresh: upper bounds now, since keys
     only shrink. A pick in frame t changes no key of frame t itself (errors change after t,
-    adjoints before t), so its runner-up stays exact.
+    adjoints before t), so its runner-up stays exact. The best exact key may be picked once no
+    other frame's bound ranks above it; of the frames whose bounds do, the one needing the
+    fewest pushes is refreshed first (the picks are the same in any order; the work is not).
     """
     n_frames, n = bias.shape
     e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry)
@@ -304,19 +307,39 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k, spent = 0, 0.0
+    # best: the frame whose (k1, p1) is exact under the current anchors and ranks first among
+    # the exact ones (-1: none). runner[t]: (k2, p2) of frame t is its exact runner-up.
+    best = -1
+    runner = np.zeros(n_frames, np.bool_)
     while k < max_picks:
-        stats[0] += 1
-        t = _top_frame(k1, p1, n, -1)
-        if t < 0:
-            break  # every node is anchored
-        lo = _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
-                         prune, stats, acc)
-        hi = _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune,
-                          stats, acc)
-        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
-        rival = _top_frame(k1, p1, n, t)
-        if p1[t] < 0 or (rival >= 0 and _better(k1[rival], rival * n + p1[rival], k1[t], t * n + p1[t])):
-            continue  # a stale bound elsewhere may still be higher: refresh that frame next
+        if best < 0:
+            t = _top_frame(k1, p1, n, -1)
+            if t < 0:
+                break  # every node is anchored
+        else:
+            # Every frame whose bound ranks above the best exact key must be refreshed before
+            # that key can be picked; refresh the one needing the fewest pushes first.
+            t, t_cost = -1, 0
+            for f in range(n_frames):
+                if f == best or p1[f] < 0 or \
+                        not _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best]):
+                    continue
+                cost_f = max(f - lo, 0) + max(hi - f, 0)
+                if t < 0 or cost_f < t_cost or (cost_f == t_cost and _better(
+                        k1[f], f * n + p1[f], k1[t], t * n + p1[t])):
+                    t, t_cost = f, cost_f
+        if t >= 0:
+            stats[0] += 1
+            lo = _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
+                             prune, stats, acc)
+            hi = _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune,
+                              stats, acc)
+            _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+            runner[t] = True
+            if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
+                best = t
+            continue
+        t = best
         p = p1[t]
         if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
@@ -325,9 +348,16 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         k += 1
         _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb)
         free[t, p] = 0.0
-        k1[t], p1[t] = k2[t], p2[t]
-        k2[t], p2[t] = -np.inf, -1  # unknown: the next visit refreshes frame t
         lo, hi = min(lo, t), max(hi, t - 1)
+        # Every other frame's keys may have dropped: only frame t can stay exact, as a pick
+        # changes no key of its own frame.
+        best = -1
+        if runner[t]:  # the runner-up is exact and now first in its frame
+            k1[t], p1[t] = k2[t], p2[t]
+            runner[t] = False
+            if p1[t] >= 0:
+                best = t
+        # else: the picked (key, node) stays as the frame's bound until it is refreshed
     # Push what is still pending so the last frame's errors are exact.
     _forward_to(n_frames - 1, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
                 prune, stats, acc)
