@@ -165,17 +165,21 @@ def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2):  # pragma: no cover - compiled
-    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none)."""
+def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
+    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none).
+    keys: work array (N,); the keys are computed in one vectorised pass, then scanned."""
+    n = e.shape[1]
+    e_t, g_t, a_t = e[t], g[t], anchored[t]
+    for p in range(n):
+        keys[p] = -np.inf if a_t[p] else e_t[p] * g_t[p] / cost[p]
     b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
-    for p in range(e.shape[1]):
-        if anchored[t, p]:
-            continue
-        key = e[t, p] * g[t, p] / cost[p]
-        if key > b1:
-            b2, q2, b1, q1 = b1, q1, key, p
-        elif key > b2:
-            b2, q2 = key, p
+    for p in range(n):
+        key = keys[p]
+        if key > b2 and not a_t[p]:
+            if key > b1:
+                b2, q2, b1, q1 = b1, q1, key, p
+            else:
+                b2, q2 = key, p
     k1[t], p1[t], k2[t], p2[t] = b1, q1, b2, q2
 
 
@@ -293,6 +297,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     anchored = np.zeros((n_frames, n), np.bool_)
     free = np.ones((n_frames, n))
     acc = np.empty(n)
+    keys = np.empty(n)
     fwd_ell = _ell(indptr, indices, data)
     bwd_ell = _ell(t_indptr, t_indices, t_data)
     total = e.sum()
@@ -303,7 +308,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
     k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
     for t in range(n_frames):
-        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k, spent = 0, 0.0
@@ -334,7 +339,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
                              prune, stats, acc)
             hi = _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune,
                               stats, acc)
-            _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+            _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
             runner[t] = True
             if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
                 best = t
