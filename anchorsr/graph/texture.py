@@ -9,7 +9,10 @@ error never leaks into its neighbours): ``down2`` is the bicubic (a = -0.5) 2x r
 centres. Edge blocks are padded by repeating their last row/column; padding is not counted.
 Chroma uses the luma vector halved (4:2:0), rounded to whole chroma pixels.
 
-The hot loop is a numba kernel: about 3 million samples per 1080p frame.
+About 3 million samples per 1080p frame go through numba kernels: ``_plane_strips`` when every
+4x4 block of a plane lies in one patch (patch_px a multiple of 4 plane pixels: the usual case),
+a strip of blocks at a time with vectorised loops; ``_plane_texture`` block by block otherwise.
+``frame_texture(..., sample=s)`` estimates ``b_t`` from one strip in s (unbiased).
 """
 
 from __future__ import annotations
@@ -158,8 +161,9 @@ def _plane_texture(cur, ref, mv, intra, sub, row_base, col_of, out):  # pragma: 
     """Add per-patch squared round-trip errors of one plane to ``out`` (float64 (N,)).
 
     cur, ref: uint8 (H, W) plane of this frame and of the reference.
-    mv: int16 (bh, bw, 2) quarter-pel luma vectors per luma 4x4 block; intra: bool (bh, bw). sub: luma pixels per plane pixel (1 luma, 2 chroma), so each 4x4 block
-    of the plane splits into (sub x sub) quadrants that each follow one luma block.
+    mv: int16 (bh, bw, 2) quarter-pel luma vectors per luma 4x4 block; intra: bool (bh, bw).
+    sub: luma pixels per plane pixel (1 luma, 2 chroma), so each 4x4 block of the plane splits
+    into (sub x sub) quadrants that each follow one luma block.
     row_base (H,), col_of (W,): int64, patch index = row_base[y] + col_of[x] (lookups: an integer
     division per sample would cost more than the arithmetic).
     """

@@ -270,9 +270,26 @@ def _top_frame(k1, p1, n, skip):  # pragma: no cover - compiled
     """The frame whose bound ranks first, ignoring frame ``skip`` (-1 when none)."""
     best = -1
     for f in range(k1.size):
-        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best])):
+        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best],
+                                                               best * n + p1[best])):
             best = f
     return best
+
+
+@njit(cache=True)
+def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
+    """Of the frames whose bound ranks above frame ``best``'s exact key (each must be refreshed
+    before that key can be picked), the one needing the fewest pushes given the frontiers lo
+    and hi (ties: the higher bound); -1 when there is none."""
+    t, t_cost = -1, 0
+    for f in range(k1.size):
+        if f == best or p1[f] < 0 or not _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best]):
+            continue
+        cost_f = max(f - lo, 0) + max(hi - f, 0)
+        if t < 0 or cost_f < t_cost or (cost_f == t_cost and _better(k1[f], f * n + p1[f], k1[t],
+                                                                       t * n + p1[t])):
+            t, t_cost = f, cost_f
+    return t
 
 
 @njit(cache=True)
@@ -322,17 +339,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             if t < 0:
                 break  # every node is anchored
         else:
-            # Every frame whose bound ranks above the best exact key must be refreshed before
-            # that key can be picked; refresh the one needing the fewest pushes first.
-            t, t_cost = -1, 0
-            for f in range(n_frames):
-                if f == best or p1[f] < 0 or \
-                        not _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best]):
-                    continue
-                cost_f = max(f - lo, 0) + max(hi - f, 0)
-                if t < 0 or cost_f < t_cost or (cost_f == t_cost and _better(
-                        k1[f], f * n + p1[f], k1[t], t * n + p1[t])):
-                    t, t_cost = f, cost_f
+            t = _nearest_rival(k1, p1, n, best, lo, hi)
         if t >= 0:
             stats[0] += 1
             lo = _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
