@@ -17,10 +17,11 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..errors import ConfigError
-from ..types import Chunk, PatchGrid
-from .motion import frame_weights, identity_weights
+from ..types import MV_BLOCK_PX, Chunk, PatchGrid
+from .motion import frame_weights, frame_weights_csr, identity_weights
 from .texture import frame_texture
 
 
@@ -41,26 +42,75 @@ class PackedGraph:
     t_data: np.ndarray
 
 
+@njit(cache=True)
+def _transpose(n, indptr, indices, data):  # pragma: no cover - compiled
+    """CSR of the transpose of an n x n CSR matrix; rows of the result list ascending columns."""
+    nnz = indptr[n]
+    t_indptr = np.zeros(n + 1, np.int64)
+    for j in range(nnz):
+        t_indptr[indices[j] + 1] += 1
+    for q in range(n):
+        t_indptr[q + 1] += t_indptr[q]
+    fill = t_indptr[:n].copy()
+    t_indices = np.empty(nnz, np.int32)
+    t_data = np.empty(nnz)
+    for p in range(n):
+        for j in range(indptr[p], indptr[p + 1]):
+            q = indices[j]
+            t_indices[fill[q]] = p
+            t_data[fill[q]] = data[j]
+            fill[q] += 1
+    return t_indptr, t_indices, t_data
+
+
+def frame_arrays(w: sp.csr_matrix, csr=None) -> tuple[np.ndarray, ...]:
+    """One frame's kernel layout: (indptr, indices, data) of ``W_t`` and of ``W_t^T``.
+
+    csr: the CSR arrays of ``w`` when already at hand (sorted indices)."""
+    if csr is None:
+        w = sp.csr_matrix(w)
+        w.sort_indices()
+        csr = (w.indptr, w.indices, w.data)
+    indptr, indices, data = (np.ascontiguousarray(csr[0], np.int64),
+                             np.ascontiguousarray(csr[1], np.int32),
+                             np.ascontiguousarray(csr[2], np.float64))
+    return (indptr, indices, data, *_transpose(len(indptr) - 1, indptr, indices, data))
+
+
+class _Packer:
+    """Appends frames' ``frame_arrays`` to growing chunk-wide buffers, so that joining them
+    into a PackedGraph at the end of a chunk copies nothing large."""
+
+    def __init__(self) -> None:
+        self.ptrs: tuple[list, list] = ([], [])
+        self.bufs = [np.empty(0, np.int32), np.empty(0), np.empty(0, np.int32), np.empty(0)]
+        self.nnz = 0
+
+    def add(self, arrays: tuple[np.ndarray, ...]) -> None:
+        nnz = int(arrays[0][-1])
+        end = self.nnz + nnz
+        if end > self.bufs[0].size:  # grow (doubling)
+            cap = max(end, 2 * self.bufs[0].size, 1024)
+            for i, buf in enumerate(self.bufs):
+                grown = np.empty(cap, buf.dtype)
+                grown[:self.nnz] = buf[:self.nnz]
+                self.bufs[i] = grown
+        for i, k in enumerate((1, 2, 4, 5)):
+            self.bufs[i][self.nnz:end] = arrays[k]
+        self.ptrs[0].append(arrays[0] + self.nnz)
+        self.ptrs[1].append(arrays[3] + self.nnz)
+        self.nnz = end
+
+    def packed(self) -> PackedGraph:
+        ind, dat, t_ind, t_dat = (b[:self.nnz] for b in self.bufs)
+        return PackedGraph(np.stack(self.ptrs[0]), ind, dat, np.stack(self.ptrs[1]), t_ind, t_dat)
+
+
 def _pack(mats: tuple[sp.csr_matrix, ...]) -> PackedGraph:
-    """Concatenate the frames' CSR arrays; transpose them all in one block-diagonal matrix."""
-    n_frames, n = len(mats), mats[0].shape[0]
-    nnz = np.array([m.nnz for m in mats])
-    offsets = np.concatenate([[0], np.cumsum(nnz)])
-    indptr = np.concatenate([m.indptr[:-1] + o for m, o in zip(mats, offsets[:-1])] + [[offsets[-1]]])
-    indices = np.concatenate([m.indices for m in mats]).astype(np.int64)
-    data = np.concatenate([m.data for m in mats]).astype(np.float64)
-    frame_of = np.repeat(np.arange(n_frames), nnz)
-    big = sp.csr_matrix((data, indices + frame_of * n, indptr), shape=(n_frames * n,) * 2)
-    big_t = big.T.tocsr()
-    big_t.sort_indices()
-    rows = np.arange(n_frames)[:, None] * n + np.arange(n + 1)[None, :]
-
-    def split(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (m.indptr.astype(np.int64)[rows], (m.indices % n).astype(np.int32),
-                m.data.astype(np.float64))
-
-    big.sort_indices()
-    return PackedGraph(*split(big), *split(big_t))
+    packer = _Packer()
+    for m in mats:
+        packer.add(frame_arrays(m))
+    return packer.packed()
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,11 +166,13 @@ class GraphBuilder:
     """
 
     def __init__(self, grid: PatchGrid, prev=None, *, edge_weights: bool = True,
-                 texture: bool = True) -> None:
+                 texture: bool = True, texture_sample: int = 1) -> None:
         self.grid, self.edge_weights, self.texture = grid, edge_weights, texture
+        self.texture_sample = texture_sample
         self._ref = prev
         self._start: int | None = None
         self._weights: list[sp.csr_matrix] = []
+        self._packer = _Packer()
         self._bias: list[np.ndarray] = []
 
     def add(self, frame) -> None:
@@ -130,10 +182,21 @@ class GraphBuilder:
                               f"{frame.width}x{frame.height} at frame {frame.index}")
         if self._start is None:
             self._start = frame.index
-        w = frame_weights(frame, self._ref, grid)
-        self._weights.append(w if self.edge_weights else identity_weights(w))
-        self._bias.append(frame_texture(frame, self._ref, grid) if self.texture
-                          else np.ones(grid.n_patches))
+        csr = None
+        n = grid.n_patches
+        if not self.edge_weights:
+            w = identity_weights(frame_weights(frame, self._ref, grid))
+        elif self._ref is None or frame.is_key:
+            w = sp.csr_matrix((n, n), dtype=np.float64)
+        elif grid.patch_px % MV_BLOCK_PX == 0:
+            csr = frame_weights_csr(frame, grid)
+            w = sp.csr_matrix((csr[2], csr[1], csr[0]), shape=(n, n))
+        else:
+            w = frame_weights(frame, self._ref, grid)
+        self._weights.append(w)
+        self._packer.add(frame_arrays(w, csr))
+        self._bias.append(frame_texture(frame, self._ref, grid, sample=self.texture_sample)
+                          if self.texture else np.ones(n))
         self._ref = frame
 
     def build(self) -> DependencyGraph:
@@ -141,17 +204,21 @@ class GraphBuilder:
         if not self._weights:
             raise ConfigError("expected at least one frame before building a graph, got none")
         graph = DependencyGraph(self.grid, tuple(self._weights), np.stack(self._bias), self._start)
-        graph.packed  # the schedulers' kernel layout, built once here  # noqa: B018
+        # The schedulers' kernel layout: per-frame parts were made in ``add``, joined here.
+        graph.__dict__["packed"] = self._packer.packed()
         return graph
 
 
-def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True) -> DependencyGraph:
+def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True,
+                texture_sample: int = 1) -> DependencyGraph:
     """The DependencyGraph of ``chunk``.
 
     edge_weights=False: ablation, each inter-coded patch depends on the same patch of the
     previous frame with weight 1. texture=False: ablation, every bias is 1.
+    texture_sample: 1 = exact biases; s > 1 = the sampled estimate (``frame_texture``).
     """
-    builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture)
+    builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture,
+                           texture_sample=texture_sample)
     for frame in chunk.frames:
         builder.add(frame)
     return builder.build()

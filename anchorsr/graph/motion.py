@@ -15,6 +15,8 @@ Conventions (shared with :mod:`anchorsr.graph.texture`):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
@@ -59,15 +61,33 @@ def _axis_pieces(dst0, length, src0, patch_px, n_cells):
              (i < length).astype(np.int64)) for i in range(MV_BLOCK_PX)]
 
 
+@njit(cache=True, inline="always")
+def _piece(acc, c, y0, sy, sx, h, w, ycell, yend, xcell, xend, cols, lo, hi):  # pragma: no cover
+    """Add an h x w box of destination patch column c, copied from (sy, sx), to ``acc``:
+    at most 2 x 2 source patches (h, w <= patch_px). Returns the updated touched range."""
+    src = ycell[sy] * cols + xcell[sx]
+    cy = min(sy + h, yend[sy]) - sy
+    cx = min(sx + w, xend[sx]) - sx
+    acc[c, src] += cy * cx
+    acc[c, src + 1] += cy * (w - cx)
+    acc[c, src + cols] += (h - cy) * cx
+    acc[c, src + cols + 1] += (h - cy) * (w - cx)
+    return min(lo, src), max(hi, src + cols + 1)
+
+
 @njit(cache=True)
-def _weights_kernel(dxs, dys, intra, height, width, patch_px, rows, cols, inv_area,
+def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_area,
                     ycell, yend, xcell, xend):  # pragma: no cover - compiled
     """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4.
 
-    dxs, dys: int32 (bh, bw) whole-pel vectors; intra: bool (bh, bw). ycell/xcell: patch row/col
-    of each pixel row/column, yend/xend: where that patch row/column ends (lookups instead of
-    divisions). Works one patch row at a time with a dense (cols x N) accumulator, read back
-    only over the range of source patches that band touched.
+    mv: int16 (bh, bw, 2) quarter-pel vectors; key: int32 (bh, bw) the same pairs as one number
+    (for equality tests); intra: bool (bh, bw). ycell/xcell: patch row/col of each pixel
+    row/column, yend/xend: where that patch row/column ends (lookups instead of divisions).
+    Works one patch row at a time with a dense (cols x N) accumulator, read back only over the
+    range of source patches that band touched. When patch_px is a multiple of 16, a 16x16
+    macroblock whose 16 motion blocks agree and whose source lies inside the frame is one box
+    (the same counts as its 16 blocks, as no block of it is clamped); other macroblocks go
+    block by block.
     """
     n = rows * cols
     bh, bw = intra.shape
@@ -77,28 +97,41 @@ def _weights_kernel(dxs, dys, intra, height, width, patch_px, rows, cols, inv_ar
     data = np.empty(8 * n)
     nnz = 0
     bpr = patch_px // 4
+    whole_mbs = patch_px % 16 == 0
     for band in range(rows):
         lo, hi = n, -1
-        for by in range(band * bpr, min((band + 1) * bpr, bh)):
-            y0 = by * 4
-            h = min(4, height - y0)
-            for bx in range(bw):
-                if intra[by, bx]:
-                    continue
-                x0 = bx * 4
-                w = min(4, width - x0)
-                sy = min(max(y0 + dys[by, bx], 0), height - h)
-                sx = min(max(x0 + dxs[by, bx], 0), width - w)
-                c = xcell[x0]
-                src = ycell[sy] * cols + xcell[sx]
-                cy = min(sy + h, yend[sy]) - sy
-                cx = min(sx + w, xend[sx]) - sx
-                acc[c, src] += cy * cx
-                acc[c, src + 1] += cy * (w - cx)
-                acc[c, src + cols] += (h - cy) * cx
-                acc[c, src + cols + 1] += (h - cy) * (w - cx)
-                lo = min(lo, src)
-                hi = max(hi, src + cols + 1)
+        by_end = min((band + 1) * bpr, bh)
+        for my in range(band * bpr, by_end, 4):
+            for mx in range(0, bw, 4):
+                if whole_mbs and my + 4 <= bh and mx + 4 <= bw and 4 * my + 16 <= height \
+                        and 4 * mx + 16 <= width:
+                    k0, i0 = key[my, mx], intra[my, mx]
+                    same = True
+                    for a in range(4):
+                        for b in range(4):
+                            same &= (key[my + a, mx + b] == k0) & (intra[my + a, mx + b] == i0)
+                    if same:
+                        if i0:
+                            continue
+                        y0, x0 = 4 * my, 4 * mx
+                        sy = y0 + ((np.int64(mv[my, mx, 1]) + 2) >> 2)
+                        sx = x0 + ((np.int64(mv[my, mx, 0]) + 2) >> 2)
+                        if sy >= 0 and sx >= 0 and sy + 16 <= height and sx + 16 <= width:
+                            lo, hi = _piece(acc, xcell[x0], y0, sy, sx, 16, 16, ycell, yend, xcell,
+                                            xend, cols, lo, hi)
+                            continue
+                for by in range(my, min(my + 4, by_end)):
+                    y0 = by * 4
+                    h = min(4, height - y0)
+                    for bx in range(mx, min(mx + 4, bw)):
+                        if intra[by, bx]:
+                            continue
+                        x0 = bx * 4
+                        w = min(4, width - x0)
+                        sy = min(max(y0 + ((np.int64(mv[by, bx, 1]) + 2) >> 2), 0), height - h)
+                        sx = min(max(x0 + ((np.int64(mv[by, bx, 0]) + 2) >> 2), 0), width - w)
+                        lo, hi = _piece(acc, xcell[x0], y0, sy, sx, h, w, ycell, yend, xcell, xend,
+                                        cols, lo, hi)
         hi = min(hi, n - 1)
         for c in range(cols):
             p = band * cols + c
@@ -124,6 +157,27 @@ def _cell_tables(size: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
     return pos // patch_px, (pos // patch_px + 1) * patch_px
 
 
+def frame_weights_csr(frame: CodedFrame, grid: PatchGrid):
+    """(indptr int64 (N+1,), indices int32, data float64): the CSR arrays of ``W_t`` for an
+    inter frame with a reference, when ``grid.patch_px`` is a multiple of 4."""
+    mv = np.ascontiguousarray(frame.motion.mv, np.int16)
+    key = mv.view(np.int32).reshape(mv.shape[:2])
+    tables = _tables(grid.height, grid.width, grid.patch_px, grid.rows, grid.cols)
+    return _weights_kernel(mv, key, np.ascontiguousarray(frame.motion.intra, np.bool_),
+                           grid.height, grid.width, grid.patch_px, grid.rows, grid.cols, *tables)
+
+
+@lru_cache(maxsize=16)
+def _tables(height: int, width: int, patch_px: int, rows: int, cols: int):
+    """inv_area (N,), ycell, yend (H,), xcell, xend (W,) of a grid (see _weights_kernel)."""
+    areas = np.outer(np.minimum(patch_px, height - np.arange(rows) * patch_px),
+                     np.minimum(patch_px, width - np.arange(cols) * patch_px)).ravel()
+    out = (1.0 / areas, *_cell_tables(height, patch_px), *_cell_tables(width, patch_px))
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> sp.csr_matrix:
     """float64 CSR (N, N): the edge weights ``W_t`` of ``frame`` against its reference ``ref``.
 
@@ -134,13 +188,7 @@ def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) ->
     if ref is None or frame.is_key:
         return sp.csr_matrix((n, n), dtype=np.float64)
     if grid.patch_px % MV_BLOCK_PX == 0:
-        mv = whole_pel(frame.motion.mv)
-        ycell, yend = _cell_tables(grid.height, grid.patch_px)
-        xcell, xend = _cell_tables(grid.width, grid.patch_px)
-        indptr, indices, data = _weights_kernel(
-            np.ascontiguousarray(mv[..., 0]), np.ascontiguousarray(mv[..., 1]),
-            np.ascontiguousarray(frame.motion.intra, np.bool_), grid.height, grid.width,
-            grid.patch_px, grid.rows, grid.cols, 1.0 / grid.areas(), ycell, yend, xcell, xend)
+        indptr, indices, data = frame_weights_csr(frame, grid)
         return sp.csr_matrix((data, indices, indptr), shape=(n, n))
     return _weights_numpy(frame, grid)
 

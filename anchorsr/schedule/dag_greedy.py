@@ -9,9 +9,10 @@ adjoints of earlier frames change.
 Two observations keep the work per pick small (the compiled kernel ``greedy_kernel``):
 
 * ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0), so a frame's
-  best key from its last refresh bounds its current best from above. The frame with the highest
-  bound is refreshed exactly; its best node is the exact argmax once it beats every other
-  frame's bound (the lazy-greedy argument, per frame instead of per node).
+  best key from its last refresh bounds its current best from above. A frame's best is the
+  exact argmax once its exact key beats every other frame's bound (the lazy-greedy argument,
+  per frame instead of per node); frames whose bounds still beat it are refreshed, nearest to
+  where the pending deltas are first.
 * A pick's change is not pushed through the whole chunk at once: errors keep a pending delta
   per frame and are exact up to a frontier, adjoints likewise from the other end. Refreshing
   frame s pushes what is pending up to s only, so the deltas of many picks travel together.
@@ -31,6 +32,12 @@ from .base import Scheduler, budget_area, make_plan, register
 # A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
 GAIN_EPS = 1e-12
 
+# A frame's pending delta is pushed as a dense gather once more than DENSE_DEN / DENSE_NUM of
+# its nodes are listed, else scattered from the listed nodes.
+DENSE_NUM, DENSE_DEN = 4, 1
+# Entries per row kept as padded columns for dense gathers (the rest as CSR).
+ELL_WIDTH = 4
+
 # Work counters of the latest dag_greedy call (frame refreshes, frame pushes), for benchmarks.
 LAST_STATS: dict[str, int] = {}
 
@@ -42,33 +49,86 @@ def _better(ka, na, kb, nb):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _push(g_ptr, g_idx, g_dat, s_ptr, s_idx, s_dat, mt, src, dst, anchored, vals,
-          pend, inl, lst, cnt, prune):  # pragma: no cover - compiled
+def _ell(indptr, indices, data):  # pragma: no cover - compiled
+    """The frames' CSR rows for dense gathers: their first ELL_WIDTH entries as padded columns
+    (entry k of row p of frame t is (idx[t, k, p], dat[t, k, p]); (0, 0.0) past the row's
+    end), the rest as CSR (rows ovf_rows[t, :n_ovf[t]], entries ovf_ptr[t, p]..ovf_ptr[t, p+1]
+    of ovf_idx / ovf_dat). Summing a row's entries in that order is the CSR order, so a gather
+    gives the same sums; the columns vectorise."""
+    n_frames, n = indptr.shape[0], indptr.shape[1] - 1
+    width = np.zeros(n_frames, np.int64)
+    idx = np.zeros((n_frames, ELL_WIDTH, n), np.int32)
+    dat = np.zeros((n_frames, ELL_WIDTH, n))
+    ovf_ptr = np.zeros((n_frames, n + 1), np.int64)
+    ovf_rows = np.empty((n_frames, n), np.int64)
+    n_ovf = np.zeros(n_frames, np.int64)
+    total = 0
+    for t in range(n_frames):
+        for p in range(n):
+            length = indptr[t, p + 1] - indptr[t, p]
+            width[t] = max(width[t], min(length, ELL_WIDTH))
+            for k in range(min(length, ELL_WIDTH)):
+                idx[t, k, p] = indices[indptr[t, p] + k]
+                dat[t, k, p] = data[indptr[t, p] + k]
+            ovf_ptr[t, p] = total
+            if length > ELL_WIDTH:
+                ovf_rows[t, n_ovf[t]] = p
+                n_ovf[t] += 1
+                total += length - ELL_WIDTH
+        ovf_ptr[t, n] = total
+    ovf_idx = np.empty(total, np.int32)
+    ovf_dat = np.empty(total)
+    for t in range(n_frames):
+        for p in range(n):
+            j0 = indptr[t, p] + ELL_WIDTH
+            for j in range(j0, indptr[t, p + 1]):
+                ovf_idx[ovf_ptr[t, p] + j - j0] = indices[j]
+                ovf_dat[ovf_ptr[t, p] + j - j0] = data[j]
+    return idx, dat, width, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf
+
+
+@njit(cache=True)
+def _push(ell, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, inl, lst, cnt,
+          prune, acc):  # pragma: no cover - compiled
     """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
 
     The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
-    matrix, given as CSR rows for a dense gather (g_*) and transposed for a sparse scatter
-    (s_*). It is added to ``vals[dst]`` and becomes dst's pending delta (merged with what is
-    already pending there). pend (T, N) values, inl (T, N) membership, lst (T, N) / cnt (T,)
-    the indices listed per frame. Contributions with |c| <= prune are dropped.
+    matrix, given as padded rows for a dense gather (``ell``, see ``_ell``) and as CSR rows of
+    its transpose for a sparse scatter (s_*). It is added to ``vals[dst]`` and becomes dst's
+    pending delta (merged with what is already pending there). pend (T, N) values, inl (T, N)
+    membership, lst (T, N) / cnt (T,) the indices listed per frame; ``cnt[t] == -1`` marks a
+    dense frame, whose list is not kept (any node may be pending). free: float (T, N), 0 at
+    anchors, else 1. Contributions with |c| <= prune are dropped. acc: work array (N,).
     """
     n = vals.shape[1]
     k = cnt[src]
-    if 4 * k > n:  # dense: gather every row
+    if k < 0 or DENSE_NUM * k > DENSE_DEN * n:  # dense: gather every row, column by column
+        e_idx, e_dat, width, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf = ell
         for p in range(n):
-            if anchored[dst, p]:
-                continue
-            d = 0.0
-            for j in range(g_ptr[mt, p], g_ptr[mt, p + 1]):
-                d += g_dat[j] * pend[src, g_idx[j]]
-            if abs(d) > prune:
-                vals[dst, p] += d
-                pend[dst, p] += d
-                if not inl[dst, p]:
-                    inl[dst, p] = True
-                    lst[dst, cnt[dst]] = p
-                    cnt[dst] += 1
+            acc[p] = 0.0
+        source = pend[src]
+        for kk in range(width[mt]):
+            col_idx, col_dat = e_idx[mt, kk], e_dat[mt, kk]
+            for p in range(n):
+                acc[p] += col_dat[p] * source[col_idx[p]]
+        for r in range(n_ovf[mt]):
+            p = ovf_rows[mt, r]
+            for j in range(ovf_ptr[mt, p], ovf_ptr[mt, p + 1]):
+                acc[p] += ovf_dat[j] * source[ovf_idx[j]]
+        cnt[dst] = -1
+        if prune > 0.0:
+            for p in range(n):
+                if not anchored[dst, p] and abs(acc[p]) > prune:
+                    vals[dst, p] += acc[p]
+                    pend[dst, p] += acc[p]
+        else:
+            v_dst, p_dst, f_dst = vals[dst], pend[dst], free[dst]
+            for p in range(n):
+                d = acc[p] * f_dst[p]
+                v_dst[p] += d
+                p_dst[p] += d
     else:  # sparse: scatter from the few pending sources
+        listed = cnt[dst] >= 0
         for a in range(k):
             q = lst[src, a]
             v = pend[src, q]
@@ -79,38 +139,47 @@ def _push(g_ptr, g_idx, g_dat, s_ptr, s_idx, s_dat, mt, src, dst, anchored, vals
                     continue
                 vals[dst, p] += c
                 pend[dst, p] += c
-                if not inl[dst, p]:
+                if listed and not inl[dst, p]:
                     inl[dst, p] = True
                     lst[dst, cnt[dst]] = p
                     cnt[dst] += 1
-    for a in range(k):
-        q = lst[src, a]
-        pend[src, q] = 0.0
-        inl[src, q] = False
+    if k < 0:
+        for q in range(n):
+            pend[src, q] = 0.0
+            inl[src, q] = False
+    else:
+        for a in range(k):
+            q = lst[src, a]
+            pend[src, q] = 0.0
+            inl[src, q] = False
     cnt[src] = 0
 
 
 @njit(cache=True)
 def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
     pend[t, p] += d
-    if not inl[t, p]:
+    if cnt[t] >= 0 and not inl[t, p]:
         inl[t, p] = True
         lst[t, cnt[t]] = p
         cnt[t] += 1
 
 
 @njit(cache=True)
-def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2):  # pragma: no cover - compiled
-    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none)."""
+def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
+    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none).
+    keys: work array (N,); the keys are computed in one vectorised pass, then scanned."""
+    n = e.shape[1]
+    e_t, g_t, a_t = e[t], g[t], anchored[t]
+    for p in range(n):
+        keys[p] = -np.inf if a_t[p] else e_t[p] * g_t[p] / cost[p]
     b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
-    for p in range(e.shape[1]):
-        if anchored[t, p]:
-            continue
-        key = e[t, p] * g[t, p] / cost[p]
-        if key > b1:
-            b2, q2, b1, q1 = b1, q1, key, p
-        elif key > b2:
-            b2, q2 = key, p
+    for p in range(n):
+        key = keys[p]
+        if key > b2 and not a_t[p]:
+            if key > b1:
+                b2, q2, b1, q1 = b1, q1, key, p
+            else:
+                b2, q2 = key, p
     k1[t], p1[t], k2[t], p2[t] = b1, q1, b2, q2
 
 
@@ -145,29 +214,29 @@ def _pending(n_frames, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e, pf,
-                prune, stats):  # pragma: no cover - compiled
+def _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf, prune, stats,
+                acc):  # pragma: no cover - compiled
     """Push pending errors from frame ``lo`` on until frame t is exact; returns the new lo."""
     vals, inl, lst, cnt = pf
     while lo < t:
-        if cnt[lo] > 0:
+        if cnt[lo] != 0:
             stats[1] += 1
-            _push(indptr, indices, data, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1,
-                  anchored, e, vals, inl, lst, cnt, prune)
+            _push(fwd_ell, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1, anchored, free, e,
+                  vals, inl, lst, cnt, prune, acc)
         lo += 1
     return lo
 
 
 @njit(cache=True)
-def _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g, pb,
-                 prune, stats):  # pragma: no cover - compiled
+def _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune, stats,
+                 acc):  # pragma: no cover - compiled
     """Push pending adjoints from frame ``hi`` down until frame t is exact; returns the new hi."""
     vals, inl, lst, cnt = pb
     while hi > t:
-        if cnt[hi] > 0:
+        if cnt[hi] != 0:
             stats[2] += 1
-            _push(t_indptr, t_indices, t_data, indptr, indices, data, hi, hi, hi - 1,
-                  anchored, g, vals, inl, lst, cnt, prune)
+            _push(bwd_ell, indptr, indices, data, hi, hi, hi - 1, anchored, free, g, vals, inl,
+                  lst, cnt, prune, acc)
         hi -= 1
     return hi
 
@@ -201,9 +270,26 @@ def _top_frame(k1, p1, n, skip):  # pragma: no cover - compiled
     """The frame whose bound ranks first, ignoring frame ``skip`` (-1 when none)."""
     best = -1
     for f in range(k1.size):
-        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best])):
+        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best],
+                                                               best * n + p1[best])):
             best = f
     return best
+
+
+@njit(cache=True)
+def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
+    """Of the frames whose bound ranks above frame ``best``'s exact key (each must be refreshed
+    before that key can be picked), the one needing the fewest pushes given the frontiers lo
+    and hi (ties: the higher bound); -1 when there is none."""
+    t, t_cost = -1, 0
+    for f in range(k1.size):
+        if f == best or p1[f] < 0 or not _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best]):
+            continue
+        cost_f = max(f - lo, 0) + max(hi - f, 0)
+        if t < 0 or cost_f < t_cost or (cost_f == t_cost and _better(k1[f], f * n + p1[f], k1[t],
+                                                                       t * n + p1[t])):
+            t, t_cost = f, cost_f
+    return t
 
 
 @njit(cache=True)
@@ -219,11 +305,18 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     sits at frames >= lo); adjoints likewise down to frame ``hi``. Per frame, (k1, p1) and
     (k2, p2) are the best two (key, patch) at its last refresh: upper bounds now, since keys
     only shrink. A pick in frame t changes no key of frame t itself (errors change after t,
-    adjoints before t), so its runner-up stays exact.
+    adjoints before t), so its runner-up stays exact. The best exact key may be picked once no
+    other frame's bound ranks above it; of the frames whose bounds do, the one needing the
+    fewest pushes is refreshed first (the picks are the same in any order; the work is not).
     """
     n_frames, n = bias.shape
     e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry)
     anchored = np.zeros((n_frames, n), np.bool_)
+    free = np.ones((n_frames, n))
+    acc = np.empty(n)
+    keys = np.empty(n)
+    fwd_ell = _ell(indptr, indices, data)
+    bwd_ell = _ell(t_indptr, t_indices, t_data)
     total = e.sum()
     tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
     prune = prune_eps * total / (n_frames * n)
@@ -232,23 +325,33 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
     k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
     for t in range(n_frames):
-        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
+        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k, spent = 0, 0.0
+    # best: the frame whose (k1, p1) is exact under the current anchors and ranks first among
+    # the exact ones (-1: none). runner[t]: (k2, p2) of frame t is its exact runner-up.
+    best = -1
+    runner = np.zeros(n_frames, np.bool_)
     while k < max_picks:
-        stats[0] += 1
-        t = _top_frame(k1, p1, n, -1)
-        if t < 0:
-            break  # every node is anchored
-        lo = _forward_to(t, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored, e,
-                         pf, prune, stats)
-        hi = _backward_to(t, hi, indptr, indices, data, t_indptr, t_indices, t_data, anchored, g,
-                          pb, prune, stats)
-        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2)
-        rival = _top_frame(k1, p1, n, t)
-        if p1[t] < 0 or (rival >= 0 and _better(k1[rival], rival * n + p1[rival], k1[t], t * n + p1[t])):
-            continue  # a stale bound elsewhere may still be higher: refresh that frame next
+        if best < 0:
+            t = _top_frame(k1, p1, n, -1)
+            if t < 0:
+                break  # every node is anchored
+        else:
+            t = _nearest_rival(k1, p1, n, best, lo, hi)
+        if t >= 0:
+            stats[0] += 1
+            lo = _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
+                             prune, stats, acc)
+            hi = _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune,
+                              stats, acc)
+            _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
+            runner[t] = True
+            if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
+                best = t
+            continue
+        t = best
         p = p1[t]
         if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
@@ -256,12 +359,20 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
         k += 1
         _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb)
-        k1[t], p1[t] = k2[t], p2[t]
-        k2[t], p2[t] = -np.inf, -1  # unknown: the next visit refreshes frame t
+        free[t, p] = 0.0
         lo, hi = min(lo, t), max(hi, t - 1)
+        # Every other frame's keys may have dropped: only frame t can stay exact, as a pick
+        # changes no key of its own frame.
+        best = -1
+        if runner[t]:  # the runner-up is exact and now first in its frame
+            k1[t], p1[t] = k2[t], p2[t]
+            runner[t] = False
+            if p1[t] >= 0:
+                best = t
+        # else: the picked (key, node) stays as the frame's bound until it is refreshed
     # Push what is still pending so the last frame's errors are exact.
-    _forward_to(n_frames - 1, lo, indptr, indices, data, t_indptr, t_indices, t_data, anchored,
-                e, pf, prune, stats)
+    _forward_to(n_frames - 1, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
+                prune, stats, acc)
     return nodes[:k], gains[:k], e[n_frames - 1].copy()
 
 

@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterable, Iterator
 import numpy as np
 
 from ..errors import ConfigError
-from ..graph import DependencyGraph, build_graph, carry_out
+from ..graph import DependencyGraph, GraphBuilder, carry_out
 from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid
 from .base import Scheduler, get_scheduler
 
@@ -51,6 +51,32 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
         yield Chunk(tuple(buf), grid, prev)
 
 
+class _LiveGraph:
+    """Builds each chunk's graph frame by frame as frames pass through (``GraphBuilder``), so
+    that when a chunk's last frame arrives only the final assembly is left."""
+
+    def __init__(self, patch_px: int, **options) -> None:
+        self.patch_px, self.options = patch_px, options
+        self.grid: PatchGrid | None = None
+        self.prev: CodedFrame | None = None
+        self.builder: GraphBuilder | None = None
+
+    def feed(self, frames: Iterable[CodedFrame]) -> Iterator[CodedFrame]:
+        for frame in frames:
+            if self.grid is None:  # as chunks_of: the first frame's size
+                self.grid = PatchGrid(self.patch_px, frame.height, frame.width)
+            if self.builder is None:
+                self.builder = GraphBuilder(self.grid, self.prev, **self.options)
+            self.builder.add(frame)
+            yield frame
+
+    def take(self, chunk: Chunk) -> DependencyGraph:
+        """The graph of ``chunk``, whose frames have all been fed; starts the next chunk's."""
+        graph = self.builder.build()
+        self.builder, self.prev = None, chunk.frames[-1]
+        return graph
+
+
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
                 chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
                 texture: bool = True) -> Iterator[tuple[Chunk, AnchorPlan]]:
@@ -58,15 +84,15 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
 
     scheduler: a Scheduler or a registered name. Yields each chunk with its plan as soon as the
     chunk is complete. The graph (with the ablation options) is built only for schedulers that
-    need it.
+    need it, frame by frame as frames arrive.
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
+    live = _LiveGraph(patch_px, edge_weights=edge_weights, texture=texture) \
+        if scheduler.needs_graph else None
     carry: np.ndarray | None = None
-    for chunk in chunks_of(frames, chunk_frames, patch_px):
-        graph: DependencyGraph | None = None
-        if scheduler.needs_graph:
-            graph = build_graph(chunk, edge_weights=edge_weights, texture=texture)
+    for chunk in chunks_of(frames if live is None else live.feed(frames), chunk_frames, patch_px):
+        graph: DependencyGraph | None = None if live is None else live.take(chunk)
         plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry)
         if graph is not None:
             carry = carry_out(graph, plan, carry)

@@ -73,3 +73,30 @@ def test_plan_stream_ablations_reach_the_graph():
     # With every bias 1 the flat background is worth anchoring too: the plans differ.
     assert not np.array_equal(full[0].mask(), flat[0].mask())
     assert flat[0].anchor_fraction() == pytest.approx(0.1, abs=0.02)
+
+
+def test_plan_stream_builds_graphs_frame_by_frame(monkeypatch):
+    from anchorsr.graph import GraphBuilder
+    from anchorsr.schedule import get_scheduler
+
+    frames = moving_object_clip(32, 48, 12, obj_px=12, speed_px=3)
+    # Plans equal those of graphs built whole at each chunk's end, error carried alike.
+    expected, carry = [], None
+    for chunk in chunks_of(frames, chunk_frames=5, patch_px=8):
+        graph = build_graph(chunk)
+        plan = get_scheduler("dag-greedy").plan(chunk, 0.1, graph=graph, carry_in=carry)
+        carry = carry_out(graph, plan, carry)
+        expected.append(plan.to_bytes())
+    events = []
+    add = GraphBuilder.add
+    monkeypatch.setattr(GraphBuilder, "add", lambda self, f: (events.append(("add", f.index)), add(self, f)))
+
+    def source():
+        for f in frames:
+            events.append(("decoded", f.index))
+            yield f
+
+    got = [plan.to_bytes() for _, plan in plan_stream(source(), "dag-greedy", 0.1, 5, 8)]
+    assert got == expected
+    # Each frame's graph work is done as it arrives, before the next frame is decoded.
+    assert events == [(kind, i) for i in range(12) for kind in ("decoded", "add")]

@@ -1,0 +1,131 @@
+"""The graph's fast paths (macroblock edge weights, strip texture kernel, sampled biases,
+per-frame kernel layout) against the per-pixel references, and the texture term's ranking
+on a real-photo clip."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.stats import spearmanr
+
+from anchorsr.graph import GraphBuilder, build_graph, frame_texture, frame_weights
+from anchorsr.graph.dag import _pack
+from anchorsr.graph.synthetic import coded_frame, moving_object_clip
+from anchorsr.graph.texture import strips_per_group
+from anchorsr.types import Chunk, PatchGrid
+
+from test_graph import ATOL, _naive_texture, _naive_weights
+
+
+def _macroblock_motion(rng, h, w, reach=80, intra_share=0.2):
+    """Vectors and intra flags constant per 16x16 macroblock (as H.264 codes them), with some
+    4x4 blocks overridden, so both the whole-macroblock and the per-block paths run."""
+    bh, bw = -(-h // 4), -(-w // 4)
+    mh, mw = -(-bh // 4), -(-bw // 4)
+    mv = np.repeat(np.repeat(rng.integers(-reach, reach, (mh, mw, 2)), 4, 0), 4, 1)[:bh, :bw]
+    intra = np.repeat(np.repeat(rng.random((mh, mw)) < intra_share, 4, 0), 4, 1)[:bh, :bw]
+    odd = rng.random((bh, bw)) < 0.05
+    mv[odd] = rng.integers(-reach, reach, (int(odd.sum()), 2))
+    return mv.copy(), intra.copy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([16, 32, 48]),
+       seed=st.integers(0, 10_000))
+def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed):
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w)
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
+    grid = PatchGrid(patch_px, h, w)
+    np.testing.assert_allclose(frame_weights(cur, ref, grid).toarray(), _naive_weights(cur, ref, grid),
+                               atol=ATOL)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(8, 60), w=st.integers(8, 70), patch_px=st.sampled_from([8, 16, 24]),
+       seed=st.integers(0, 10_000))
+def test_strip_texture_matches_reference_with_coded_motion(h, w, patch_px, seed):
+    # Long runs of equal vectors, some reaching outside the frame (clamped at both ends).
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w, reach=60)
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
+    grid = PatchGrid(patch_px, h, w)
+    np.testing.assert_allclose(frame_texture(cur, ref, grid), _naive_texture(cur, ref, grid),
+                               rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(8, 70), w=st.integers(8, 70), patch_px=st.sampled_from([4, 6, 16, 32, 48]),
+       sample=st.integers(2, 5), key=st.booleans(), seed=st.integers(0, 10_000))
+def test_sampled_texture_is_unbiased_over_its_phases(h, w, patch_px, sample, key, seed):
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w, reach=40)
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra, kind="I" if key else "P")
+    grid = PatchGrid(patch_px, h, w)
+    exact = frame_texture(cur, ref, grid)
+    # Each plane samples one strip in every group of its group size; a group size that
+    # divides the planes' least common multiple of sizes is covered by that many phases.
+    sizes = [strips_per_group(sample, patch_px, sub) or 1 for sub in (1, 2)]
+    period = int(np.lcm.reduce(sizes))
+    mean = np.mean([frame_texture(cur, ref, grid, sample=sample, phase=ph) for ph in range(period)],
+                   axis=0)
+    np.testing.assert_allclose(mean, exact, rtol=1e-6, atol=1e-6)
+
+
+def test_sampled_texture_does_sample():
+    rng = np.random.default_rng(5)
+    frame = coded_frame(0, rng.integers(0, 256, (64, 64)))
+    grid = PatchGrid(32, 64, 64)
+    assert strips_per_group(4, 32, 1) == 4 and strips_per_group(4, 32, 2) == 4
+    assert strips_per_group(4, 24, 1) == 3 and strips_per_group(4, 6, 1) == 0
+    exact = frame_texture(frame, None, grid)
+    one = frame_texture(frame, None, grid, sample=4, phase=0)
+    other = frame_texture(frame, None, grid, sample=4, phase=1)
+    assert not np.allclose(one, exact) and not np.allclose(one, other)
+    assert np.allclose(one, exact, rtol=0.5)  # noise texture: every strip is alike
+
+
+def test_builder_layout_equals_layout_from_weights():
+    frames = moving_object_clip(48, 80, 7, obj_px=16, speed_px=3)
+    for patch_px, edge_weights in ((16, True), (8, True), (6, True), (16, False)):
+        chunk = Chunk(tuple(frames[1:]), PatchGrid(patch_px, 48, 80), prev=frames[0])
+        graph = build_graph(chunk, edge_weights=edge_weights)
+        fresh = _pack(tuple(graph.weights))
+        for name in ("indptr", "indices", "data", "t_indptr", "t_indices", "t_data"):
+            np.testing.assert_array_equal(getattr(graph.packed, name), getattr(fresh, name))
+        # The transposes are the matrices' transposes.
+        n = graph.n_patches
+        for t, w in enumerate(graph.weights):
+            lo, hi = graph.packed.t_indptr[t, 0], graph.packed.t_indptr[t, -1]
+            dense = np.zeros((n, n))
+            for q in range(n):
+                for j in range(graph.packed.t_indptr[t, q], graph.packed.t_indptr[t, q + 1]):
+                    dense[q, graph.packed.t_indices[j]] = graph.packed.t_data[j]
+            assert hi - lo == w.nnz
+            np.testing.assert_array_equal(dense, w.toarray().T)
+
+
+def test_builder_rejects_nothing_built():
+    builder = GraphBuilder(PatchGrid(16, 32, 32))
+    with pytest.raises(Exception, match="at least one frame"):
+        builder.build()
+
+
+def test_texture_ranks_patches_like_the_real_upsampling_error():
+    # A camera pan over a real photograph, 2x downscaled, encoded and decoded: on key frames
+    # the biases must rank patches like the true error of bicubic upsampling (measured
+    # Spearman ~0.93 exact, ~0.84 sampled at 2), and a shuffled ranking must not pass.
+    from anchorsr.bench.texture_check import clip_frames, ranking, true_patch_error
+
+    frames, hr = clip_frames("astronaut", 128, 96, 4, 2)
+    grid = PatchGrid(16, 96, 128)
+    rho = ranking(frames, hr, grid, (1, 2))
+    assert rho["key_frames"] == 2
+    assert rho["spearman_vs_true_error"]["1"] > 0.8
+    assert rho["spearman_vs_true_error"]["2"] > 0.7
+    assert rho["spearman_vs_exact_bias"]["2"] > 0.85
+    truth = true_patch_error(frames[0], hr[0], grid)
+    shuffled = np.random.default_rng(0).permutation(frame_texture(frames[0], None, grid))
+    assert spearmanr(shuffled, truth)[0] < 0.5
