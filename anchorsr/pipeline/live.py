@@ -94,10 +94,13 @@ class LiveStats:
     late: int = 0
     sr_late_frames: int = 0
     corrupt_packets: int = 0
+    missing_frames: int = 0
     restarts: int = 0
     anchor_pixels: int = 0
     lr_pixels: int = 0
     started: float | None = None
+    first_out: float | None = None
+    last_out: float | None = None
     finished: float | None = None
     latencies_s: list[float] = field(default_factory=list)
     output_size: tuple[int, int] | None = None
@@ -107,8 +110,11 @@ class LiveStats:
         return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
 
     def fps(self, now: float) -> float:
-        end = self.finished or now
-        return self.frames_out / (end - self.started) if self.started and end > self.started else 0.0
+        """Output frames per second since the first output frame (the sustained rate)."""
+        if self.frames_out < 2 or self.first_out is None:
+            return 0.0
+        end = self.last_out if self.finished else now
+        return (self.frames_out - 1) / (end - self.first_out) if end > self.first_out else 0.0
 
     def latency_ms(self) -> dict:
         lat = np.asarray(self.latencies_s[-10000:])
@@ -202,7 +208,8 @@ class LivePipeline:
         s, now = self.stats, self.clock()
         return {"name": self.name, "running": self.running, "frames_in": s.frames_in, "frames_out": s.frames_out,
                 "fps": round(s.fps(now), 2), "dropped": s.dropped, "late": s.late,
-                "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets, "restarts": s.restarts,
+                "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets,
+                "missing_frames": s.missing_frames, "restarts": s.restarts,
                 "sr_share": round(s.sr_share, 4), "budget_fraction": round(self.controller.budget, 4),
                 "target_budget_fraction": self.controller.target, "latency_ms": s.latency_ms(),
                 "latency_target_ms": round(self.latency_target_s * 1e3, 1), "output_size": s.output_size,
@@ -245,7 +252,7 @@ class LivePipeline:
     # -- stages --------------------------------------------------------------------------------
     def _decode(self) -> None:
         corrupt = lambda: getattr(getattr(self.frames, "stats", None), "corrupt_packets", 0)  # noqa: E731
-        seen, gap = corrupt(), False
+        seen, gap, last_time = corrupt(), False, None
         for frame in self.frames:
             now = self.clock()
             self.stats.started = self.stats.started or now
@@ -253,6 +260,11 @@ class LivePipeline:
             if corrupt() != seen:
                 seen, gap = corrupt(), True
                 self.stats.corrupt_packets = seen
+            if frame.time is not None and last_time is not None and frame.time - last_time > 1.5 / self.fps:
+                # a hole in the timestamps: frames went missing (lost packets) before this one
+                self.stats.missing_frames += max(int(round((frame.time - last_time) * self.fps)) - 1, 1)
+                gap = True
+            last_time = frame.time
             item = _Item(frame, now, gap)
             if self.options.realtime:
                 try:
@@ -370,6 +382,8 @@ class LivePipeline:
                     self.stats.output_size = (w, h)
                 sink.write(hr.y, hr.u, hr.v)
                 now = self.clock()
+                self.stats.first_out = self.stats.first_out or now
+                self.stats.last_out = now
                 self.stats.frames_out += 1
                 self.stats.latencies_s.append(now - item.arrival)
                 if item.deadline is not None and now > item.deadline:

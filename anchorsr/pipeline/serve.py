@@ -42,6 +42,7 @@ class ServeOptions:
     model: str = "default"
     sr_workers: int = 1
     accept_timeout_s: float = 1.0
+    probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
     transcode: bool = True
     live: LiveOptions = field(default_factory=LiveOptions)
@@ -78,9 +79,15 @@ class Listener:
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {self.host}:{self.port} ({self.url}): {exc.strerror}") from None
 
-    @property
-    def options(self) -> dict[str, str]:
-        return {"listen": "1"} if self.scheme == "rtmp" else {}
+    def options(self, accept_timeout_s: float, read_timeout_s: float) -> dict[str, str]:
+        """FFmpeg protocol options: wait ``accept_timeout_s`` for a publisher, then give up (the
+        accept loop listens again), without limiting how long probing a connected stream takes.
+        UDP has no connection: a silence of ``read_timeout_s`` ends the wait or the stream."""
+        if self.scheme == "rtmp":
+            return {"listen": "1", "timeout": str(max(int(round(accept_timeout_s)), 1))}
+        if self.scheme == "tcp":
+            return {"listen_timeout": str(int(accept_timeout_s * 1000))}
+        return {"timeout": str(int(read_timeout_s * 1e6))}
 
 
 class Server:
@@ -131,8 +138,9 @@ class Server:
         session = 0
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode, options=li.options,
-                                  timeout_s=(self.options.accept_timeout_s, self.options.read_timeout_s))
+                src = VideoSource(li.url, transcode=self.options.transcode,
+                                  options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
+                                  timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
                 log.debug("%s: %s", li.name, exc)
                 continue

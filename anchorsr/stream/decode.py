@@ -157,13 +157,22 @@ class VideoSource:
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return
+            if pkt.is_corrupt:  # the demuxer saw lost or damaged data (e.g. a TS continuity gap)
+                self.stats.corrupt_packets += 1
+                log.warning("skipping corrupt packet in %s (pts %s)", self.source, pkt.pts)
+                continue
             if pkt.size:  # demux ends with an empty flush packet; callers flush themselves
                 yield pkt
 
     def _decode(self, ctx: av.CodecContext, packets: Iterator[av.Packet | None]) -> Iterator[av.VideoFrame]:
         for pkt in packets:
             try:
-                yield from ctx.decode(pkt)
+                for frame in ctx.decode(pkt):
+                    if frame.is_corrupt:  # concealed by the decoder: no base for reuse
+                        self.stats.corrupt_packets += 1
+                        log.warning("skipping a corrupt frame in %s (pts %s)", self.source, frame.pts)
+                        continue
+                    yield frame
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:
