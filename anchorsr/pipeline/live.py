@@ -133,6 +133,7 @@ class _Item:
     area: int = 0
     job: SRJob | None = None
     hr: HRFrame | None = None
+    time: float | None = None
 
 
 class LivePipeline:
@@ -157,7 +158,7 @@ class LivePipeline:
         n = options.queue_frames or 2 * options.chunk_frames
         self.q_decoded: queue.Queue = queue.Queue(n)
         self.q_planned: queue.Queue = queue.Queue(2 * options.chunk_frames)
-        self.q_rebuilt: queue.Queue = queue.Queue(8)
+        self.q_rebuilt: queue.Queue = queue.Queue(4)
         self.stats = LiveStats()
         self._stop = threading.Event()
         self._abort = threading.Event()
@@ -347,13 +348,21 @@ class LivePipeline:
             yield [by_index.pop(frame.index)], grid, one
 
     def _reconstruct(self) -> None:
-        rec, shape = Reconstructor(self.config), None
+        rec, shape, gap = Reconstructor(self.config), None, False
         for item in self._items(self.q_planned):
             start = self.clock()
             f = item.frame
-            if item.gap or (shape is not None and shape != f.y.shape):
+            if item.deadline is not None and start > item.deadline:
+                # Already too late before reconstruction began: dropped, so that an overloaded
+                # pipeline sheds frames instead of letting its latency grow without bound.
+                self.stats.dropped += 1
+                if item.job is not None:
+                    item.job.cancelled = True
+                gap = True
+                continue
+            if gap or item.gap or (shape is not None and shape != f.y.shape):
                 rec.reset()  # after a gap or a new size the previous HR frame is no reference
-            shape = f.y.shape
+            shape, gap = f.y.shape, False
             patches = None
             if item.job is not None:
                 wait = None if item.deadline is None else max(0.0, item.deadline - start - 2 * self._proc_s)
@@ -365,14 +374,20 @@ class LivePipeline:
             item.hr = rec.step(f, boxes, (lambda *_: patches) if boxes is not None else None)
             self.stats.lr_pixels += f.height * f.width
             self.stats.anchor_pixels += item.area if boxes is not None else 0
-            item.frame, item.job = None, None  # the LR planes are no longer needed downstream
+            item.time, item.frame, item.job = f.time, None, None  # LR planes are not needed downstream
             self._put(self.q_rebuilt, item)
             self._proc_s = 0.9 * self._proc_s + 0.1 * (self.clock() - start)
 
     def _encode(self) -> None:
         sink: Sink | None = None
+        t0, last = None, -1
         try:
             for item in self._items(self.q_rebuilt):
+                # output timestamps follow the input's, so dropped frames leave a gap in time
+                # rather than speeding the video up
+                t0 = item.time if t0 is None else t0
+                index = last + 1 if item.time is None else max(last + 1, int(round((item.time - t0) * self.fps)))
+                last = index
                 hr = item.hr
                 if sink is None:
                     h, w = hr.y.shape
@@ -380,7 +395,7 @@ class LivePipeline:
                                               keyint=max(int(round(self.fps * self.options.segment_s)), 1))
                     sink = self.make_sink(w, h, settings)
                     self.stats.output_size = (w, h)
-                sink.write(hr.y, hr.u, hr.v)
+                sink.write(hr.y, hr.u, hr.v, index)
                 now = self.clock()
                 self.stats.first_out = self.stats.first_out or now
                 self.stats.last_out = now

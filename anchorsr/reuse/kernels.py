@@ -75,7 +75,7 @@ def _cubic_block(lr, out, ly0, ly1, lx0, lx1, s, offs, wts, tmp):
                 out[Y, lx0 * s + c] = _u8(acc)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # nogil: the live pipeline runs it beside other stages
 def upscale_cubic(lr, s, offs, wts, out):
     """Whole-plane bicubic upscale (key frames), parallel over bands of 8 LR rows."""
     h, w = lr.shape
@@ -181,7 +181,7 @@ def _make_plane_kernel(s: int):
                             v = min(max(v, np.float32(0.0)), np.float32(255.0))
                             cells[ky, i * s + kx] = np.uint8(v)
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True, parallel=True, nogil=True)
     def reconstruct_plane(prev_hr, lr, lr_prev, mv, intra, block, denom, closed_loop, res_mode,
                           offs, wts, out, res):
         """Rebuild one HR plane from the previous HR plane, the LR plane and the motion field.
@@ -230,7 +230,7 @@ def _make_plane_kernel(s: int):
     return reconstruct_plane
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _add_bilinear_residual(res, intra, block, s, out):
     h, w = res.shape
     for Y in prange(s * h):

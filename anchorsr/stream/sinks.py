@@ -41,16 +41,18 @@ class Sink:
         self.frames_written = 0
         self.resized_frames = 0
 
-    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None) -> None:
+        """Write one frame; ``index`` is its frame number in output time (default: the next one;
+        a live stream that dropped frames passes its own, leaving a gap in the timestamps)."""
         if y.shape != (self.height, self.width):
             if not self.resized_frames:
                 log.warning("input resolution changed; output frames rescaled to %dx%d", self.width, self.height)
             self.resized_frames += 1
             y, u, v = resize_yuv(y, u, v, self.width, self.height)
-        self._write(y, u, v)
+        self._write(y, u, v, self.frames_written if index is None else index)
         self.frames_written += 1
 
-    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -80,12 +82,12 @@ class MuxSink(Sink):
         self._time_base = self._stream.codec_context.time_base or 1 / rate
         self._closed = False
 
-    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
         h, w = self._stream.height, self._stream.width
         if y.shape != (h, w):
             y = np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
-        frame.pts, frame.time_base = self.frames_written, self._time_base
+        frame.pts, frame.time_base = index, self._time_base
         try:
             self._container.mux(self._stream.encode(frame))
         except (av.error.FFmpegError, OSError) as exc:
@@ -114,8 +116,8 @@ class FileSink(Sink):
         super().__init__(width, height)
         self._writer = VideoWriter(path, width, height, settings)
 
-    def _write(self, y, u, v) -> None:
-        self._writer.write(y, u, v)
+    def _write(self, y, u, v, index) -> None:
+        self._writer.write(y, u, v)  # a file keeps every frame: nothing is dropped in file mode
 
     def close(self) -> None:
         self._writer.close()

@@ -9,7 +9,7 @@ import pytest
 
 from anchorsr.errors import SinkError
 from anchorsr.pipeline import (EnhanceOptions, LiveOptions, LivePipeline, SRPool, anchored_frames,
-                               reconstruct_stream)
+                               reconstruct_stream, warm_up)
 from anchorsr.reuse import BicubicPatchSource, ReuseConfig, upscale_bicubic
 from anchorsr.stream import EncodeSettings, Sink, open_frames, write_clip
 from tests.conftest import pan_frames
@@ -39,7 +39,7 @@ class ListSink(Sink):
         super().__init__(w, h)
         self.planes, self.delay_s, self.closed = [], delay_s, False
 
-    def _write(self, y, u, v):
+    def _write(self, y, u, v, index):
         time.sleep(self.delay_s)
         self.planes.append((y.copy(), u.copy(), v.copy()))
 
@@ -69,6 +69,7 @@ def clip(tmp_path_factory):
 
 
 def run(frames, options, source=None, patch_source=None, sink_delay_s=0.0, make_sink=None):
+    warm_up(options, BicubicPatchSource())  # compile the kernels outside the timed stream
     pool = SRPool(patch_source or BicubicPatchSource(), torch_threads=None)
     sinks = []
 
@@ -151,3 +152,11 @@ def test_a_sink_failure_ends_the_stream_with_that_error(clip):
 
     with pytest.raises(SinkError, match="nowhere"):
         run(clip, LiveOptions(realtime=False, chunk_frames=12, patch_px=32), make_sink=broken)
+
+
+def test_an_overloaded_pipeline_sheds_frames_and_keeps_its_latency_bounded(clip):
+    frames = clip * 2
+    options = LiveOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.05, max_latency_s=0.6)
+    p, sink = run(frames, options, ListSource(frames, fps=30), sink_delay_s=0.06)  # encode at ~16 fps
+    assert p.stats.dropped > 10 and p.stats.frames_out + p.stats.dropped == 72
+    assert max(p.stats.latencies_s) < 0.6 + 5 * 0.06 + 0.3  # deadline + the encoder's queue
