@@ -3,7 +3,8 @@
 from .enhance import (EnhanceOptions, EnhanceSummary, anchored_frames, enhance_file, make_patch_source, psnr,
                       reconstruct_stream)
 from .control import BudgetController, LoadReport, next_budget
-from .live import LiveOptions, LivePipeline, LiveStats, enhance_stream, warm_up
+from .live import LiveOptions, LivePipeline, LiveStats
+from .runners import enhance_stream, warm_up
 from .srpool import SRJob, SRPool
 
 __all__ = ["EnhanceOptions", "EnhanceSummary", "anchored_frames", "enhance_file", "make_patch_source", "psnr",

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from ..errors import AnchorsrError, ConfigError
 from ..stream import VideoSource, hls_sink
 from .enhance import make_patch_source
-from .live import LiveOptions, LivePipeline, warm_up
+from .live import LiveOptions, LivePipeline
+from .runners import warm_up
 from .srpool import SRPool
 
 log = logging.getLogger(__name__)
