@@ -51,6 +51,8 @@ class LiveOptions:
     max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
     realtime: deadlines and the drop policy apply (live input); False: a file, every frame waits
         for its SR patches and nothing is dropped.
+    kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
+        x264 encoder; None leaves the libraries' defaults (all cores each).
     """
 
     scale: int = 2
@@ -67,6 +69,8 @@ class LiveOptions:
     realtime: bool = True
     queue_frames: int | None = None
     max_frames: int | None = None
+    kernel_threads: int | None = None
+    encoder_threads: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.budget_fraction <= 1.0:
@@ -348,6 +352,10 @@ class LivePipeline:
             yield [by_index.pop(frame.index)], grid, one
 
     def _reconstruct(self) -> None:
+        if self.options.kernel_threads is not None:
+            import numba
+
+            numba.set_num_threads(self.options.kernel_threads)  # numba's setting is per thread
         rec, shape, gap = Reconstructor(self.config), None, False
         for item in self._items(self.q_planned):
             start = self.clock()
@@ -392,7 +400,8 @@ class LivePipeline:
                 if sink is None:
                     h, w = hr.y.shape
                     settings = EncodeSettings(fps=self.fps, crf=self.options.crf, preset=self.options.preset,
-                                              keyint=max(int(round(self.fps * self.options.segment_s)), 1))
+                                              keyint=max(int(round(self.fps * self.options.segment_s)), 1),
+                                              threads=self.options.encoder_threads)
                     sink = self.make_sink(w, h, settings)
                     self.stats.output_size = (w, h)
                 sink.write(hr.y, hr.u, hr.v, index)

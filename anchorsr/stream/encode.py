@@ -35,6 +35,7 @@ class EncodeSettings:
     bitrate_bps: int | None = None
     preset: str = "veryfast"
     zerolatency: bool = True
+    threads: int | None = None  # encoder threads (None: FFmpeg's choice)
 
     def codec_options(self) -> dict[str, str]:
         if self.codec != "libx264":
@@ -45,6 +46,8 @@ class EncodeSettings:
         params = [f"keyint={self.keyint}", f"min-keyint={self.keyint}", f"bframes={self.bframes}",
                   f"ref={self.refs}", "scenecut=0"]
         opts = {"preset": self.preset, "x264-params": ":".join(params)}
+        if self.threads is not None:
+            opts["threads"] = str(self.threads)
         if self.zerolatency:
             opts["tune"] = "zerolatency"
         if self.bitrate_bps is not None:

@@ -102,3 +102,32 @@ def playlist_frames(playlist: str):
 
 def exists(path: str) -> bool:
     return os.path.exists(path)
+
+
+def push_encoded(url: str, fmt: str, n_frames: int, fps: float = 30.0, connect_timeout_s: float = 30.0) -> None:
+    """Encode a pan with libx264 and publish it to ``url`` with PyAV (``flv`` for RTMP,
+    ``mpegts`` for UDP), one frame per 1/fps."""
+    import av
+
+    from anchorsr.stream.frames import yuv_to_frame
+
+    deadline = time.monotonic() + connect_timeout_s
+    while True:
+        try:
+            out = av.open(url, "w", format=fmt)
+            break
+        except (OSError, av.error.FFmpegError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    stream = out.add_stream("libx264", rate=int(fps))
+    stream.width, stream.height, stream.pix_fmt = LR_W, LR_H, "yuv420p"
+    stream.options = EncodeSettings(keyint=15).codec_options()
+    t0 = time.monotonic()
+    with out:
+        for i, (y, u, v) in enumerate(pan_frames(n_frames, w=LR_W, h=LR_H)):
+            frame = yuv_to_frame(y, u, v)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+            time.sleep(max(0.0, t0 + (i + 1) / fps - time.monotonic()))
+        out.mux(stream.encode(None))

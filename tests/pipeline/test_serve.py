@@ -1,4 +1,4 @@
-"""`anchorsr serve` end to end over loopback: streams pushed in, UDH-style HLS read back with PyAV.
+"""`anchorsr serve` end to end over loopback: streams pushed in, enhanced HLS read back with PyAV.
 
 One server process (bicubic stand-in model, tiny frames) serves the whole module; every wait is
 time-bounded so a failure cannot hang the suite.
@@ -20,7 +20,7 @@ from anchorsr.pipeline import psnr
 from anchorsr.reuse import upscale_bicubic
 from anchorsr.stream import open_frames
 from tests.pipeline.live_media import (LR_H, LR_W, corrupt, drop_packets, free_port, make_ts, playlist_frames,
-                                       pusher, wait_for)
+                                       push_encoded, pusher, wait_for)
 from tests.test_cli_errors import assert_one_line_error, run_cli
 
 FPS = 30
@@ -32,8 +32,8 @@ class ServeProcess:
         args = [sys.executable, "-m", "anchorsr.cli", "serve", "--out", self.out, "--port", "0",
                 "--model", "bicubic", "--chunk-frames", "15", "--patch-px", "32", "--segment-seconds", "0.5",
                 "--read-timeout", "1.5"]
-        for name, port in ports.items():
-            args += ["--listen", f"{name}=tcp://127.0.0.1:{port}"]
+        for name, url in ports.items():
+            args += ["--listen", f"{name}={url}"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -69,9 +69,12 @@ def media(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(media):
     tmp = media[0]
-    srv = ServeProcess(tmp, {"cam": free_port(), "cam2": free_port()})
-    srv.ports = {name: int(u.split(":")[2].split("?")[0]) for name, u in
-                 zip(("cam", "cam2"), srv.status()["listening"])}
+    urls = {"cam": f"tcp://127.0.0.1:{free_port()}", "cam2": f"tcp://127.0.0.1:{free_port()}",
+            "rtmpcam": f"rtmp://127.0.0.1:{free_port()}/live/x",
+            "udpcam": f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"}
+    srv = ServeProcess(tmp, urls)
+    srv.urls = urls
+    srv.ports = {name: int(urls[name].split(":")[2]) for name in ("cam", "cam2")}
     yield srv
     if srv.proc.poll() is None:
         srv.proc.kill()
@@ -108,6 +111,17 @@ def test_two_streams_at_once_come_out_as_hls_over_http(server, media):
     assert 40 <= s2["frames_out"] < 90
     text = open(os.path.join(server.out, "cam2-1", "index.m3u8")).read()
     assert text.rstrip().endswith("#EXT-X-ENDLIST")
+
+
+@pytest.mark.parametrize("name, fmt", [("rtmpcam", "flv"), ("udpcam", "mpegts")])
+def test_rtmp_and_udp_publishers(server, name, fmt):
+    push_encoded(server.urls[name], fmt, 45)
+    s = wait_for(lambda: server.finished(f"{name}-1"), 30, f"the {fmt} stream to end")
+    assert s["output_size"] == [2 * LR_W, 2 * LR_H] and s["error"] is None
+    assert s["frames_out"] >= (45 if fmt == "flv" else 20)  # UDP may lose what came before the probe
+    playlist = os.path.join(server.out, f"{name}-1", "index.m3u8")
+    assert open(playlist).read().rstrip().endswith("#EXT-X-ENDLIST")
+    assert len(playlist_frames(playlist)) == s["frames_out"]
 
 
 def test_corrupt_and_missing_packets_then_disconnect(server, media):
