@@ -307,32 +307,37 @@ class LivePipeline:
     def _from_scheduler(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
         """Chunks (cut early at a resolution change) with their plan at the full budget."""
         buf: list[_Item] = []
-        builder, carry, prev, grid = None, None, None, None
+        builder, carry, prev, grid, skip = None, None, None, None, False
         for item in self._items(self.q_decoded):
             f = item.frame
             if buf and f.y.shape != buf[0].frame.y.shape:
-                yield buf, grid, self._plan(buf, grid, builder, carry)[0]
+                yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
                 log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
                             self.name, f.width, f.height, f.index)
                 self.stats.restarts += 1
                 buf, builder, carry, prev, grid = [], None, None, None, None
             if grid is None or (grid.height, grid.width) != f.y.shape:
                 grid = PatchGrid(self.options.patch_px, f.height, f.width)
-            if builder is None and self.scheduler.needs_graph:
+            if not buf:
+                # a chunk that starts at zero budget (overload) skips the graph, its main cost
+                skip = self.options.realtime and self.controller.budget == 0.0
+            if builder is None and self.scheduler.needs_graph and not skip:
                 builder = GraphBuilder(grid, prev)
             if builder is not None:
                 builder.add(f)  # the per-frame part of the graph, spread over the chunk
             buf.append(item)
             if len(buf) == self.options.chunk_frames:
-                plan, carry = self._plan(buf, grid, builder, carry)
+                plan, carry = self._plan(buf, grid, builder, carry, skip)
                 prev = buf[-1].frame  # read before the items go downstream (they drop their frame)
                 yield buf, grid, plan
                 buf, builder = [], None
         if buf:
-            yield buf, grid, self._plan(buf, grid, builder, carry)[0]
+            yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
 
-    def _plan(self, items: list[_Item], grid: PatchGrid, builder: GraphBuilder | None, carry):
+    def _plan(self, items: list[_Item], grid: PatchGrid, builder: GraphBuilder | None, carry, skip: bool):
         chunk = Chunk(tuple(i.frame for i in items), grid)
+        if skip:
+            return AnchorPlan(chunk.start, len(chunk), grid), None
         graph = builder.build() if builder is not None else None
         plan = self.scheduler.plan(chunk, self.options.budget_fraction, graph=graph, carry_in=carry)
         return plan, (carry_out(graph, plan, carry) if graph is not None else None)
