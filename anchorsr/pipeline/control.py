@@ -6,6 +6,8 @@ problem (find the largest share that a shared, noisy resource sustains without q
 
 * overload (an SR result missed its frame's deadline, or frames are piling up in front of
   reconstruction): halve the budget; below ``floor_share`` of the target it becomes 0;
+* severe overload (frames were dropped, or a whole chunk is waiting): 0 at once, since SR
+  spent on frames that are then dropped is wasted and the pipeline needs all its CPU;
 * headroom (nothing late, no backlog): add ``step_share`` of the target, up to the target.
 
 Plans are ordered (a smaller budget is a prefix of the plan), so a shrunk budget costs no
@@ -27,16 +29,20 @@ class LoadReport:
     sr_late_frames: frames rebuilt without (some of) their anchors because SR missed the deadline.
     backlog_frames: frames of earlier chunks still waiting for reconstruction.
     chunk_frames: frames per chunk (the backlog is judged against it).
+    dropped_frames: frames dropped because the pipeline could not keep up.
     """
 
     sr_late_frames: int
     backlog_frames: int
     chunk_frames: int
+    dropped_frames: int = 0
 
 
 def next_budget(current: float, target: float, report: LoadReport, *, step_share: float = 0.25,
                 floor_share: float = 0.05, backlog_share: float = 0.25) -> float:
     """The budget fraction for the next chunk (never below 0, never above ``target``)."""
+    if report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames:
+        return 0.0
     overloaded = report.sr_late_frames > 0 or report.backlog_frames > backlog_share * report.chunk_frames
     if overloaded:
         shrunk = current / 2.0
@@ -52,7 +58,7 @@ class BudgetController:
             raise ConfigError(f"budget must lie in 0..1, got {target}")
         self.target = target
         self.budget = target
-        self._late = 0
+        self._late = self._dropped = 0
         self._lock = threading.Lock()
         self.history: list[float] = []
 
@@ -60,11 +66,15 @@ class BudgetController:
         with self._lock:
             self._late += frames
 
-    def decide(self, backlog_frames: int, chunk_frames: int) -> float:
-        """Budget of the chunk about to be planned; resets the late count."""
+    def dropped(self, frames: int = 1) -> None:
         with self._lock:
-            report = LoadReport(self._late, backlog_frames, chunk_frames)
-            self._late = 0
+            self._dropped += frames
+
+    def decide(self, backlog_frames: int, chunk_frames: int) -> float:
+        """Budget of the chunk about to be planned; resets the late and dropped counts."""
+        with self._lock:
+            report = LoadReport(self._late, backlog_frames, chunk_frames, self._dropped)
+            self._late = self._dropped = 0
             self.budget = next_budget(self.budget, self.target, report)
             self.history.append(self.budget)
             return self.budget

@@ -277,6 +277,7 @@ class LivePipeline:
                     gap = False
                 except queue.Full:
                     self.stats.dropped += 1
+                    self.controller.dropped()
                     gap = True
             else:
                 self._put(self.q_decoded, item)
@@ -365,10 +366,11 @@ class LivePipeline:
         for item in self._items(self.q_planned):
             start = self.clock()
             f = item.frame
-            if item.deadline is not None and start > item.deadline:
-                # Already too late before reconstruction began: dropped, so that an overloaded
+            if item.deadline is not None and start + self._proc_s > item.deadline:
+                # Too late to be rebuilt and encoded in time: dropped, so that an overloaded
                 # pipeline sheds frames instead of letting its latency grow without bound.
                 self.stats.dropped += 1
+                self.controller.dropped()
                 if item.job is not None:
                     item.job.cancelled = True
                 gap = True

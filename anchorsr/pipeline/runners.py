@@ -53,14 +53,16 @@ def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
     patch_source = make_patch_source(model, options.scale)
-    warm_up(options, patch_source)
-    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s)
-    pool = SRPool(patch_source)
+    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s)  # fail fast, then warm up
+    pool = None
     try:
+        warm_up(options, patch_source)
+        pool = SRPool(patch_source)
         pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s),
                                 pool, options, name=source, on_frame=on_frame)
         pipeline.run()
         return pipeline.snapshot()
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
         src.close()

@@ -117,7 +117,7 @@ class FileSink(Sink):
         self._writer = VideoWriter(path, width, height, settings)
 
     def _write(self, y, u, v, index) -> None:
-        self._writer.write(y, u, v)  # a file keeps every frame: nothing is dropped in file mode
+        self._writer.write(y, u, v, index)
 
     def close(self) -> None:
         self._writer.close()

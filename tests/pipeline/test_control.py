@@ -30,6 +30,15 @@ def test_headroom_grows_back_to_the_target_and_not_beyond():
     assert next_budget(0.05, 0.05, CALM) == pytest.approx(0.05)
 
 
+def test_drops_or_a_whole_chunk_waiting_stop_sr_at_once():
+    assert next_budget(0.05, 0.05, LoadReport(0, 0, 60, dropped_frames=1)) == 0.0
+    assert next_budget(0.05, 0.05, LoadReport(0, 60, 60)) == 0.0
+    c = BudgetController(0.05)
+    c.dropped(3)
+    assert c.decide(backlog_frames=0, chunk_frames=60) == 0.0
+    assert c.decide(backlog_frames=0, chunk_frames=60) == pytest.approx(0.0125)
+
+
 def test_small_backlog_is_not_overload():
     assert next_budget(0.05, 0.05, LoadReport(0, 10, 60)) == pytest.approx(0.05)
 
