@@ -143,7 +143,7 @@ BENCHMARKS = {
                 "speed-up, same_plan check",
     "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
     "live": "end to end: a 720p and a 1080p stream pushed at real-time pace over loopback through the "
-            "live pipeline at 5%% budget; sustained fps, frames late or dropped, added latency, CPU use",
+            "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
 }
 
 

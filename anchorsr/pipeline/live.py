@@ -167,7 +167,8 @@ class LivePipeline:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._errors: list[BaseException] = []
-        self._proc_s = 0.02  # running estimate of reconstruct + encode time per frame
+        self._proc_s = 0.02  # running estimates of reconstruct and of encode time per frame
+        self._enc_s = 0.02
         self._threads = [threading.Thread(target=self._guard, args=(fn, out), name=f"{name}-{fn.__name__}", daemon=True)
                          for fn, out in ((self._decode, self.q_decoded), (self._schedule, self.q_planned),
                                          (self._reconstruct, self.q_rebuilt), (self._encode, None))]
@@ -366,7 +367,9 @@ class LivePipeline:
         for item in self._items(self.q_planned):
             start = self.clock()
             f = item.frame
-            if item.deadline is not None and start + self._proc_s > item.deadline:
+            # when this frame would leave the encoder: its own reconstruction, then the encoder's queue
+            done = start + self._proc_s + (self.q_rebuilt.qsize() + 1) * self._enc_s
+            if item.deadline is not None and done > item.deadline:
                 # Too late to be rebuilt and encoded in time: dropped, so that an overloaded
                 # pipeline sheds frames instead of letting its latency grow without bound.
                 self.stats.dropped += 1
@@ -380,7 +383,7 @@ class LivePipeline:
             shape, gap = f.y.shape, False
             patches = None
             if item.job is not None:
-                wait = None if item.deadline is None else max(0.0, item.deadline - start - 2 * self._proc_s)
+                wait = None if item.deadline is None else max(0.0, item.deadline - done - self._proc_s)
                 patches = item.job.wait(wait)
                 if patches is None:
                     self.stats.sr_late_frames += 1
@@ -411,8 +414,10 @@ class LivePipeline:
                                               threads=self.options.encoder_threads)
                     sink = self.make_sink(w, h, settings)
                     self.stats.output_size = (w, h)
+                began = self.clock()
                 sink.write(hr.y, hr.u, hr.v, index)
                 now = self.clock()
+                self._enc_s = 0.9 * self._enc_s + 0.1 * (now - began)
                 self.stats.first_out = self.stats.first_out or now
                 self.stats.last_out = now
                 self.stats.frames_out += 1
