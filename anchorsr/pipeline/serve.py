@@ -151,8 +151,8 @@ class Server:
             log.info("%s: publisher on %s, HLS in %s", name, li.url, folder)
             pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder: hls_sink(
                 folder, w, h, s, self.options.live.segment_s), self.pool, self.options.live, name=name)
-            self.pipelines[name] = pipeline
             pipeline.start()
+            self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
             while not pipeline.wait(0.2):
                 if self._stop.is_set():
                     pipeline.stop()
