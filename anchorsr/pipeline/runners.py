@@ -48,8 +48,10 @@ def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str
     Returns the stream's figures (``LivePipeline.snapshot``) once the input ends.
     """
     from ..stream import VideoSource, open_sink
+    from ..stream.sinks import check_target
     from .enhance import make_patch_source
 
+    check_target(output)
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
     patch_source = make_patch_source(model, options.scale)

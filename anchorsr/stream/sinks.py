@@ -146,14 +146,22 @@ def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
     return MuxSink(playlist, "hls", width, height, settings, options)
 
 
+def check_target(target: str) -> None:
+    """Fail at start-up on an output that cannot be written (unknown scheme, missing folder)."""
+    if "://" in target:
+        if not target.startswith(tuple(_URL_FORMATS)):
+            raise SinkError(f"expected an output file, an HLS folder or an rtmp/udp/tcp/srt URL, got {target!r}")
+    elif not is_hls_target(target) and not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+        raise SinkError(f"output folder does not exist: {os.path.dirname(os.path.abspath(target))!r}")
+
+
 def open_sink(target: str, width: int, height: int, settings: EncodeSettings = EncodeSettings(),
               segment_s: float = 2.0) -> Sink:
     """The sink ``target`` names: an HLS folder/playlist, an rtmp/udp/tcp/srt URL, or a file."""
+    check_target(target)
     for scheme, fmt in _URL_FORMATS.items():
         if target.startswith(scheme):
             return MuxSink(target, fmt, width, height, settings)
-    if "://" in target:
-        raise SinkError(f"expected an output file, an HLS folder or an rtmp/udp/tcp/srt URL, got {target!r}")
     if is_hls_target(target):
         return hls_sink(target, width, height, settings, segment_s)
     return FileSink(target, width, height, settings)
