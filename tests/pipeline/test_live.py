@@ -163,3 +163,16 @@ def test_an_overloaded_pipeline_sheds_frames_and_keeps_its_latency_bounded(clip)
     # output timestamps follow the input: the gaps are where frames were shed, time is not squeezed
     assert np.all(np.diff(sink.indices) >= 1) and sink.indices[-1] > len(sink.indices)
     assert max(p.stats.latencies_s) < 0.6 + 5 * 0.06 + 0.3  # deadline + the encoder's queue
+
+
+def test_client_mode_takes_the_anchors_of_a_plan_file(clip, tmp_path):
+    from anchorsr.schedule import plan_stream, write_plans
+
+    plan_path = str(tmp_path / "clip.plan")
+    write_plans(plan_path, (plan for _, plan in plan_stream(clip, "dag-greedy", 0.1, 12, 32)))
+    options = LiveOptions(realtime=False, chunk_frames=12, patch_px=32, plan_path=plan_path)
+    p, sink = run(clip, options)
+    ref = list(reconstruct_stream(anchored_frames(clip, EnhanceOptions(plan_path=plan_path)), ReuseConfig(2),
+                                  BicubicPatchSource()))
+    assert len(sink.planes) == 36 and p.stats.sr_share == pytest.approx(0.1, abs=0.02)
+    assert all(np.array_equal(a[0], hr.y) for a, hr in zip(sink.planes, ref))
