@@ -66,19 +66,42 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "reuse, and write an H.264 file.",
                        epilog="example: anchorsr enhance input_720p.mp4 -o output_1440p.mp4 --scale 2")
     p.add_argument("input", help="video file or URL")
-    p.add_argument("-o", "--output", required=True, help="output video file (.mp4, .mkv, .ts)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: a video file (.mp4, .mkv, .ts), an HLS folder (ending in / or .m3u8) "
+                        "or an rtmp://, udp://, tcp:// URL")
     _add_reuse_options(p)
     _add_schedule_options(p)
-    p.add_argument("--model", default="default",
-                   help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
-                        "no network) or a .safetensors model file")
+    _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
                    help="client mode: take anchors from a plan file made by 'anchorsr plan'")
-    p.add_argument("--no-transcode", action="store_true",
-                   help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
     p.add_argument("--crf", type=float, default=18.0, help="x264 CRF of the output (default 18)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a network source")
+    p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for a network source")
+    _add_live_options(p)
+
+    p = sub.add_parser("serve", help="accept live streams, enhance them, publish HLS over HTTP",
+                       description="Listen for incoming streams (MPEG-TS over TCP or UDP, RTMP), enhance "
+                                   "each with its own pipeline (one shared SR worker pool) and publish "
+                                   "HLS under OUT/NAME-N/index.m3u8, served over HTTP with a JSON "
+                                   "/status endpoint. Ctrl-C or SIGTERM finalises every stream.",
+                       epilog="example: anchorsr serve --listen tcp://127.0.0.1:9000 --out hls; then "
+                              "ffmpeg -re -i in.mp4 -c copy -f mpegts tcp://127.0.0.1:9000 and play "
+                              "http://127.0.0.1:8080/s0-1/index.m3u8")
+    p.add_argument("--listen", action="append", metavar="[NAME=]URL",
+                   help="input to listen on, repeatable: tcp://HOST:PORT, udp://HOST:PORT, "
+                        "rtmp://HOST:PORT/APP/NAME (default tcp://127.0.0.1:9000)")
+    p.add_argument("--out", default="hls", help="folder for the HLS output (default: hls)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="HTTP address (default 127.0.0.1; another address exposes the server)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
+    p.add_argument("--sr-workers", type=_positive_int, default=1, help="SR worker threads shared by all streams")
+    p.add_argument("--read-timeout", type=_positive_float, default=5.0,
+                   help="seconds without data after which a publisher counts as gone (default 5)")
+    p.add_argument("--crf", type=float, default=23.0, help="x264 CRF of the output (default 23)")
+    _add_reuse_options(p)
+    _add_schedule_options(p)
+    _add_model_options(p)
+    _add_live_options(p)
 
     p = sub.add_parser("plan", help="schedule anchors for a stream and write the plan file",
                        description="Decode INPUT, build the patch dependency graph of each chunk and "
@@ -119,7 +142,48 @@ BENCHMARKS = {
     "schedule": "graph build and scheduler latency per 60-frame 1080p chunk, dag-greedy vs palantir "
                 "speed-up, same_plan check",
     "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
+    "live": "end to end: a 720p and a 1080p stream pushed at real-time pace over loopback through the "
+            "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
 }
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default",
+                   help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
+                        "no network) or a .safetensors model file")
+    p.add_argument("--no-transcode", action="store_true",
+                   help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
+
+
+def _add_live_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live pipeline (URL input, HLS or URL output, serve)")
+    g.add_argument("--max-latency", type=_positive_float, default=None, metavar="SECONDS",
+                   help="added-latency target: a frame whose SR is not ready by then is rebuilt by reuse "
+                        "alone (default: chunk duration + 1 s)")
+    g.add_argument("--preset", default="superfast", help="x264 preset of the live output (default superfast)")
+    g.add_argument("--segment-seconds", type=_positive_float, default=2.0,
+                   help="HLS segment length and key-frame interval of the output (default 2)")
+
+
+def _live_options(args: argparse.Namespace, realtime: bool):
+    from .pipeline import LiveOptions
+    from .schedule import parse_budget
+
+    return LiveOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                       budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                       patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
+                       preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
+                       realtime=realtime, max_frames=getattr(args, "max_frames", None))
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
@@ -155,8 +219,11 @@ def _run_enhance(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .pipeline import EnhanceOptions, enhance_file
-
     from .schedule import parse_budget
+    from .stream import is_hls_target
+
+    if "://" in args.input or "://" in args.output or is_hls_target(args.output):
+        return _run_enhance_live(args)
 
     options = EnhanceOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
                              budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
@@ -176,6 +243,78 @@ def _run_enhance(args: argparse.Namespace) -> int:
     print(f"wrote {summary.output}: {summary.frames} frames at {w}x{h}, {summary.fps:.1f} fps, "
           f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped"
           + (", input transcoded" if summary.transcoded else ""))
+    return 0
+
+
+def _live_progress(label: str, total: int | None):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(bar_width=None) if total else TextColumn(""),
+                    TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share "
+                               "{task.fields[share]:.1%}, {task.fields[late]} late, {task.fields[dropped]} dropped"),
+                    TimeElapsedColumn(), transient=False)
+
+
+def _sigterm_as_interrupt() -> None:
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _run_enhance_live(args: argparse.Namespace) -> int:
+    import time
+
+    from .pipeline import enhance_stream
+
+    options = _live_options(args, realtime="://" in args.input)
+    _sigterm_as_interrupt()
+    with _live_progress("enhance", args.max_frames) as progress:
+        task = progress.add_task("enhance", total=args.max_frames, fps=0.0, share=0.0, late=0, dropped=0)
+
+        def on_frame(stats) -> None:
+            progress.update(task, completed=stats.frames_out, fps=stats.fps(time.monotonic()),
+                            share=stats.sr_share, late=stats.late, dropped=stats.dropped)
+
+        info = enhance_stream(args.input, args.output, options, model=args.model,
+                              transcode=not args.no_transcode, timeout_s=args.timeout, on_frame=on_frame)
+    w, h = info["output_size"]
+    lat = info["latency_ms"]
+    print(f"wrote {args.output}: {info['frames_out']} frames at {w}x{h}, {info['fps']:.1f} fps, "
+          f"SR share {info['sr_share']:.1%}, {info['late']} late, {info['dropped']} dropped, "
+          f"{info['sr_late_frames']} rebuilt without SR (deadline), {info['corrupt_packets']} corrupt packets "
+          f"skipped; added latency median {lat['median']} ms, p95 {lat['p95']} ms")
+    return 0
+
+
+@_command("serve")
+def _run_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from .pipeline.serve import Server, ServeOptions
+
+    options = ServeOptions(listen=tuple(args.listen or ["tcp://127.0.0.1:9000"]), out_dir=args.out,
+                           host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
+                           read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
+                           live=_live_options(args, realtime=True))
+    server = Server(options)
+    _sigterm_as_interrupt()
+    try:
+        server.start()
+        print(f"serving {server.http_url} (status: {server.http_url}/status); HLS of each stream at "
+              f"{server.http_url}/NAME-N/index.m3u8; listening on " + ", ".join(li.url for li in server.listeners),
+              flush=True)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    streams = server.status()["streams"]
+    print(f"stopped; {len(streams)} stream(s) finalised: "
+          + (", ".join(f"{s['name']} ({s['frames_out']} frames)" for s in streams) or "none"), flush=True)
     return 0
 
 
@@ -260,6 +399,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.reuse_bench import run_reuse_bench
 
         result = run_reuse_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench == "live":
+        from .bench.live_bench import run_live_bench
+
+        result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 

@@ -44,7 +44,8 @@ class DecodeStats:
     notes: list[str] = field(default_factory=list)
 
 
-def _open_container(source: str, timeout_s: float) -> av.container.InputContainer:
+def _open_container(source: str, timeout_s: float | tuple[float, float],
+                    options: dict[str, str] | None = None) -> av.container.InputContainer:
     is_url = source.startswith(_URL_SCHEMES) or "://" in source
     if not is_url and not os.path.exists(source):
         raise SourceError(f"input not found: expected an existing video file or a URL, got {source!r}")
@@ -53,7 +54,8 @@ def _open_container(source: str, timeout_s: float) -> av.container.InputContaine
     if not is_url and os.path.getsize(source) == 0:
         raise InvalidMediaError(f"input is an empty file (0 bytes), expected a video: {source!r}")
     try:
-        return av.open(source, mode="r", timeout=(timeout_s, timeout_s))
+        timeout = tuple(timeout_s) if isinstance(timeout_s, tuple) else (timeout_s, timeout_s)
+        return av.open(source, mode="r", timeout=timeout, options=dict(options or {}))
     except av.error.FileNotFoundError:
         raise SourceError(f"input not found: {source!r}") from None
     except (av.error.InvalidDataError, av.error.PatchWelcomeError) as exc:
@@ -89,15 +91,18 @@ class VideoSource:
     """An opened input. Iterate it for CodedFrames in decode (= display) order.
 
     Opening fails fast with a one-line error; while iterating, a corrupt packet is logged,
-    counted in ``stats.corrupt_packets`` and skipped.
+    counted in ``stats.corrupt_packets`` and skipped. ``timeout_s`` is one limit for opening and
+    for each read, or an (open, read) pair; ``options`` are FFmpeg format/protocol options (e.g.
+    ``{"listen": "1"}`` to wait for an RTMP publisher).
     """
 
-    def __init__(self, source: str | os.PathLike, *, transcode: bool = True, timeout_s: float = 10.0,
-                 transcode_crf: int = 16) -> None:
+    def __init__(self, source: str | os.PathLike, *, transcode: bool = True,
+                 timeout_s: float | tuple[float, float] = 10.0, transcode_crf: int = 16,
+                 options: dict[str, str] | None = None) -> None:
         self.source = os.fspath(source)
         self.stats = DecodeStats()
         self._crf = transcode_crf
-        self._container = _open_container(self.source, timeout_s)
+        self._container = _open_container(self.source, timeout_s, options)
         if not self._container.streams.video:
             kinds = ", ".join(s.type for s in self._container.streams) or "none"
             self._container.close()
@@ -152,13 +157,22 @@ class VideoSource:
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return
+            if pkt.is_corrupt:  # the demuxer saw lost or damaged data (e.g. a TS continuity gap)
+                self.stats.corrupt_packets += 1
+                log.warning("skipping corrupt packet in %s (pts %s)", self.source, pkt.pts)
+                continue
             if pkt.size:  # demux ends with an empty flush packet; callers flush themselves
                 yield pkt
 
     def _decode(self, ctx: av.CodecContext, packets: Iterator[av.Packet | None]) -> Iterator[av.VideoFrame]:
         for pkt in packets:
             try:
-                yield from ctx.decode(pkt)
+                for frame in ctx.decode(pkt):
+                    if frame.is_corrupt:  # concealed by the decoder: no base for reuse
+                        self.stats.corrupt_packets += 1
+                        log.warning("skipping a corrupt frame in %s (pts %s)", self.source, frame.pts)
+                        continue
+                    yield frame
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:

@@ -35,6 +35,7 @@ class EncodeSettings:
     bitrate_bps: int | None = None
     preset: str = "veryfast"
     zerolatency: bool = True
+    threads: int | None = None  # encoder threads (None: FFmpeg's choice)
 
     def codec_options(self) -> dict[str, str]:
         if self.codec != "libx264":
@@ -45,6 +46,8 @@ class EncodeSettings:
         params = [f"keyint={self.keyint}", f"min-keyint={self.keyint}", f"bframes={self.bframes}",
                   f"ref={self.refs}", "scenecut=0"]
         opts = {"preset": self.preset, "x264-params": ":".join(params)}
+        if self.threads is not None:
+            opts["threads"] = str(self.threads)
         if self.zerolatency:
             opts["tune"] = "zerolatency"
         if self.bitrate_bps is not None:
@@ -94,14 +97,16 @@ class VideoWriter:
         self._count = 0
         self._closed = False
 
-    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None) -> None:
+        """Encode one frame; ``index`` is its frame number in output time (default: the next),
+        so a live stream that dropped frames keeps its timing."""
         if y.shape[0] > self.height or y.shape[1] > self.width:
             raise SinkError(f"frame size changed: expected at most {self.width}x{self.height}, "
                             f"got {y.shape[1]}x{y.shape[0]}")
         if y.shape != (self.height, self.width):
             y = np.pad(y, ((0, self.height - y.shape[0]), (0, self.width - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
-        frame.pts = self._count
+        frame.pts = self._count if index is None else index
         frame.time_base = self._stream.codec_context.time_base or Fraction(1, 30)
         self._count += 1
         for pkt in self._stream.encode(frame):

@@ -1,0 +1,80 @@
+"""Deadline-aware SR budget: shrink when SR falls behind, grow back when there is headroom.
+
+The rule is pure (state in, budget out), so tests replay scripted load instantly. It is an
+additive-increase / multiplicative-decrease controller, the rule TCP uses for the same
+problem (find the largest share that a shared, noisy resource sustains without queueing):
+
+* overload (an SR result missed its frame's deadline, or frames are piling up in front of
+  reconstruction): halve the budget; below ``floor_share`` of the target it becomes 0;
+* severe overload (frames were dropped, or a whole chunk is waiting): 0 at once, since SR
+  spent on frames that are then dropped is wasted and the pipeline needs all its CPU;
+* headroom (nothing late, no backlog): add ``step_share`` of the target, up to the target.
+
+Plans are ordered (a smaller budget is a prefix of the plan), so a shrunk budget costs no
+re-scheduling: the pipeline cuts the chunk's plan with ``AnchorPlan.prefix_for_budget``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What happened since the last decision.
+
+    sr_late_frames: frames rebuilt without (some of) their anchors because SR missed the deadline.
+    backlog_frames: frames of earlier chunks still waiting for reconstruction.
+    chunk_frames: frames per chunk (the backlog is judged against it).
+    dropped_frames: frames dropped because the pipeline could not keep up.
+    """
+
+    sr_late_frames: int
+    backlog_frames: int
+    chunk_frames: int
+    dropped_frames: int = 0
+
+
+def next_budget(current: float, target: float, report: LoadReport, *, step_share: float = 0.25,
+                floor_share: float = 0.05, backlog_share: float = 0.25) -> float:
+    """The budget fraction for the next chunk (never below 0, never above ``target``)."""
+    if report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames:
+        return 0.0
+    overloaded = report.sr_late_frames > 0 or report.backlog_frames > backlog_share * report.chunk_frames
+    if overloaded:
+        shrunk = current / 2.0
+        return 0.0 if shrunk < floor_share * target else shrunk
+    return min(target, current + step_share * target)
+
+
+class BudgetController:
+    """Thread-safe holder of the live budget: stages report late SR, the scheduler asks."""
+
+    def __init__(self, target: float) -> None:
+        if not 0.0 <= target <= 1.0:
+            raise ConfigError(f"budget must lie in 0..1, got {target}")
+        self.target = target
+        self.budget = target
+        self._late = self._dropped = 0
+        self._lock = threading.Lock()
+        self.history: list[float] = []
+
+    def sr_late(self, frames: int = 1) -> None:
+        with self._lock:
+            self._late += frames
+
+    def dropped(self, frames: int = 1) -> None:
+        with self._lock:
+            self._dropped += frames
+
+    def decide(self, backlog_frames: int, chunk_frames: int) -> float:
+        """Budget of the chunk about to be planned; resets the late and dropped counts."""
+        with self._lock:
+            report = LoadReport(self._late, backlog_frames, chunk_frames, self._dropped)
+            self._late = self._dropped = 0
+            self.budget = next_budget(self.budget, self.target, report)
+            self.history.append(self.budget)
+            return self.budget

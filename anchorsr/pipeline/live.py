@@ -1,0 +1,433 @@
+"""The live pipeline of one stream: decode -> chunk + schedule -> SR -> reconstruct -> encode.
+
+Each stage is a thread; bounded queues sit between them::
+
+    decode --q_decoded--> schedule --(SR jobs to the shared SRPool)--> q_planned --> reconstruct
+           --q_rebuilt--> encode (sink)
+
+Scheduling needs the whole chunk, so a frame waits for the end of its chunk: the added latency
+is about one chunk plus processing. Every frame gets a deadline, its decode time plus
+``max_latency_s``. Reconstruction waits for a frame's SR patches only until shortly before that
+deadline; after it, the frame is rebuilt by reuse alone and the budget controller is told
+(``control.py``), which shrinks the next chunks' budget; with headroom it grows back.
+
+Queue policies (named, as the live loop needs them): in real-time mode the decoded-frame queue
+drops the newest frame when full (counted as dropped; the reuse reference is reset after the
+gap), because a live source cannot be paused; in file mode every queue blocks and nothing is
+dropped or skipped. A corrupt or missing packet resets the reuse reference at the next frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import ConfigError, SourceError
+from ..graph import GraphBuilder, carry_out
+from ..reuse import Reconstructor, ReuseConfig
+from ..schedule import get_scheduler, read_plans
+from ..stream import EncodeSettings, Sink
+from ..types import AnchorPlan, Chunk, CodedFrame, HRFrame, PatchGrid
+from .control import BudgetController
+from .enhance import _from_plans
+from .srpool import SRJob, SRPool
+
+log = logging.getLogger(__name__)
+
+_END = object()
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """One live stream's settings (the CLI's ``enhance``/``serve`` options).
+
+    max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
+    realtime: deadlines and the drop policy apply (live input); False: a file, every frame waits
+        for its SR patches and nothing is dropped.
+    kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
+        x264 encoder; None leaves the libraries' defaults (all cores each).
+    """
+
+    scale: int = 2
+    loop: str = "closed"
+    scheduler: str = "dag-greedy"
+    budget_fraction: float = 0.05
+    chunk_frames: int = 60
+    patch_px: int = 64
+    plan_path: str | None = None
+    crf: float = 23.0
+    preset: str = "superfast"
+    segment_s: float = 2.0
+    max_latency_s: float | None = None
+    realtime: bool = True
+    queue_frames: int | None = None
+    max_frames: int | None = None
+    kernel_threads: int | None = None
+    encoder_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.budget_fraction <= 1.0:
+            raise ConfigError(f"budget must lie in 0..1, got {self.budget_fraction}")
+        if self.chunk_frames < 1:
+            raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        if self.max_latency_s is not None and self.max_latency_s <= 0:
+            raise ConfigError(f"max latency must be > 0 seconds, got {self.max_latency_s}")
+        if self.segment_s <= 0:
+            raise ConfigError(f"segment length must be > 0 seconds, got {self.segment_s}")
+        ReuseConfig(self.scale, self.loop)
+        PatchGrid(self.patch_px, 1, 1)
+
+    def latency_target_s(self, fps: float) -> float:
+        return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0
+
+
+@dataclass
+class LiveStats:
+    """Counters of one stream, updated by its stages (read them from any thread)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    late: int = 0
+    sr_late_frames: int = 0
+    corrupt_packets: int = 0
+    missing_frames: int = 0
+    restarts: int = 0
+    anchor_pixels: int = 0
+    lr_pixels: int = 0
+    started: float | None = None
+    first_out: float | None = None
+    last_out: float | None = None
+    finished: float | None = None
+    latencies_s: list[float] = field(default_factory=list)
+    output_size: tuple[int, int] | None = None
+
+    @property
+    def sr_share(self) -> float:
+        return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
+
+    def fps(self, now: float) -> float:
+        """Output frames per second since the first output frame (the sustained rate)."""
+        if self.frames_out < 2 or self.first_out is None:
+            return 0.0
+        end = self.last_out if self.finished else now
+        return (self.frames_out - 1) / (end - self.first_out) if end > self.first_out else 0.0
+
+    def latency_ms(self) -> dict:
+        lat = np.asarray(self.latencies_s[-10000:])
+        if not lat.size:
+            return {"median": None, "p95": None}
+        return {"median": round(float(np.median(lat)) * 1e3, 1), "p95": round(float(np.percentile(lat, 95)) * 1e3, 1)}
+
+
+@dataclass
+class _Item:
+    frame: CodedFrame
+    arrival: float
+    gap: bool = False
+    deadline: float | None = None
+    boxes: np.ndarray | None = None
+    area: int = 0
+    job: SRJob | None = None
+    hr: HRFrame | None = None
+    time: float | None = None
+
+
+class LivePipeline:
+    """Enhance one stream of CodedFrames into a sink, stage by stage in threads.
+
+    frames: the decoded input (a ``VideoSource``; its ``stats.corrupt_packets`` is watched).
+    make_sink: (width, height, EncodeSettings) -> Sink, called at the first output frame.
+    pool: the shared SR pool. ``run()`` blocks until the stream ends and returns the stats.
+    """
+
+    def __init__(self, frames: Iterable[CodedFrame], fps: float, make_sink: Callable[[int, int, EncodeSettings], Sink],
+                 pool: SRPool, options: LiveOptions = LiveOptions(), *, name: str = "stream",
+                 clock: Callable[[], float] = time.monotonic,
+                 on_frame: Callable[[LiveStats], None] | None = None) -> None:
+        self.frames, self.fps, self.make_sink, self.pool = frames, fps, make_sink, pool
+        self.options, self.name, self.clock, self.on_frame = options, name, clock, on_frame
+        self.plans = read_plans(options.plan_path) if options.plan_path else None
+        self.scheduler = None if self.plans is not None else get_scheduler(options.scheduler)
+        self.config = ReuseConfig(options.scale, options.loop)
+        self.controller = BudgetController(options.budget_fraction)
+        self.latency_target_s = options.latency_target_s(fps)
+        n = options.queue_frames or 2 * options.chunk_frames
+        self.q_decoded: queue.Queue = queue.Queue(n)
+        self.q_planned: queue.Queue = queue.Queue(2 * options.chunk_frames)
+        self.q_rebuilt: queue.Queue = queue.Queue(4)
+        self.stats = LiveStats()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._errors: list[BaseException] = []
+        self._proc_s = 0.02  # running estimates of reconstruct and of encode time per frame
+        self._enc_s = 0.02
+        self._threads = [threading.Thread(target=self._guard, args=(fn, out), name=f"{name}-{fn.__name__}", daemon=True)
+                         for fn, out in ((self._decode, self.q_decoded), (self._schedule, self.q_planned),
+                                         (self._reconstruct, self.q_rebuilt), (self._encode, None))]
+
+    # -- control -------------------------------------------------------------------------------
+    def start(self) -> "LivePipeline":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        """End the input at the next frame; what is in flight is finished and finalised."""
+        self._stop.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(None if end is None else max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def run(self) -> LiveStats:
+        """Start, wait (Ctrl-C finalises the output), raise a stage's error if one failed."""
+        self.start()
+        try:
+            while not self.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+            self.wait(30)
+            raise
+        if self._errors:
+            raise self._errors[0]
+        if self.stats.frames_out == 0:
+            raise SourceError(f"no frames decoded from {self.name!r}")
+        return self.stats
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def snapshot(self) -> dict:
+        """The stream's figures for ``/status`` and the benchmark."""
+        s, now = self.stats, self.clock()
+        return {"name": self.name, "running": self.running, "frames_in": s.frames_in, "frames_out": s.frames_out,
+                "fps": round(s.fps(now), 2), "dropped": s.dropped, "late": s.late,
+                "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets,
+                "missing_frames": s.missing_frames, "restarts": s.restarts,
+                "sr_share": round(s.sr_share, 4), "budget_fraction": round(self.controller.budget, 4),
+                "target_budget_fraction": self.controller.target, "latency_ms": s.latency_ms(),
+                "latency_target_ms": round(self.latency_target_s * 1e3, 1), "output_size": s.output_size,
+                "queues": {"decoded": self.q_decoded.qsize(), "planned": self.q_planned.qsize(),
+                           "rebuilt": self.q_rebuilt.qsize()},
+                "error": str(self._errors[0]) if self._errors else None}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _guard(self, stage: Callable[[], None], out: queue.Queue | None) -> None:
+        try:
+            stage()
+        except BaseException as exc:  # noqa: BLE001 - recorded, re-raised by run()
+            if not self._errors:
+                log.error("%s: %s stage failed: %s", self.name, stage.__name__.lstrip("_"), exc)
+            self._errors.append(exc)
+            self._abort.set()
+        finally:
+            if out is not None:
+                self._put(out, _END, force=True)
+
+    def _put(self, q: queue.Queue, item, force: bool = False) -> None:
+        while True:
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if self._abort.is_set():
+                    if force:  # make room for the end marker: the consumer is gone anyway
+                        try:
+                            q.get_nowait()
+                        except queue.Empty:
+                            pass
+                        continue
+                    raise RuntimeError("pipeline aborted") from None
+
+    def _items(self, q: queue.Queue) -> Iterator[_Item]:
+        while (item := q.get()) is not _END:
+            yield item
+
+    # -- stages --------------------------------------------------------------------------------
+    def _decode(self) -> None:
+        corrupt = lambda: getattr(getattr(self.frames, "stats", None), "corrupt_packets", 0)  # noqa: E731
+        seen, gap, last_time = corrupt(), False, None
+        for frame in self.frames:
+            now = self.clock()
+            self.stats.started = self.stats.started or now
+            self.stats.frames_in += 1
+            if corrupt() != seen:
+                seen, gap = corrupt(), True
+                self.stats.corrupt_packets = seen
+            if frame.time is not None and last_time is not None and frame.time - last_time > 1.5 / self.fps:
+                # a hole in the timestamps: frames went missing (lost packets) before this one
+                self.stats.missing_frames += max(int(round((frame.time - last_time) * self.fps)) - 1, 1)
+                gap = True
+            last_time = frame.time
+            item = _Item(frame, now, gap)
+            if self.options.realtime:
+                try:
+                    self.q_decoded.put_nowait(item)
+                    gap = False
+                except queue.Full:
+                    self.stats.dropped += 1
+                    self.controller.dropped()
+                    gap = True
+            else:
+                self._put(self.q_decoded, item)
+                gap = False
+            if self._stop.is_set() or self._abort.is_set() or (
+                    self.options.max_frames and self.stats.frames_in >= self.options.max_frames):
+                break
+        self.stats.corrupt_packets = corrupt()
+        if hasattr(self.frames, "close"):
+            self.frames.close()
+
+    def _schedule(self) -> None:
+        planned = self._from_file() if self.plans is not None else self._from_scheduler()
+        for items, grid, plan in planned:
+            if self.options.realtime:
+                plan = plan.prefix_for_budget(self.controller.decide(self.q_planned.qsize(), self.options.chunk_frames))
+            boxes, areas = grid.boxes(), grid.areas()
+            for item in items:  # all SR jobs first: the pool works while earlier frames are rebuilt
+                t = item.frame.index - plan.chunk_start
+                patches = plan.patches[plan.frames == t]
+                item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
+                if len(patches):
+                    item.boxes, item.area = boxes[patches], int(areas[patches].sum())
+                    item.job = self.pool.submit(item.frame, item.boxes, self.options.scale, item.deadline)
+            for item in items:
+                self._put(self.q_planned, item)
+
+    def _from_scheduler(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
+        """Chunks (cut early at a resolution change) with their plan at the full budget."""
+        buf: list[_Item] = []
+        builder, carry, prev, grid, skip = None, None, None, None, False
+        for item in self._items(self.q_decoded):
+            f = item.frame
+            if buf and f.y.shape != buf[0].frame.y.shape:
+                yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
+                log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
+                            self.name, f.width, f.height, f.index)
+                self.stats.restarts += 1
+                buf, builder, carry, prev, grid = [], None, None, None, None
+            if grid is None or (grid.height, grid.width) != f.y.shape:
+                grid = PatchGrid(self.options.patch_px, f.height, f.width)
+            if not buf:
+                # a chunk that starts at zero budget (overload) skips the graph, its main cost
+                skip = self.options.realtime and self.controller.budget == 0.0
+            if builder is None and self.scheduler.needs_graph and not skip:
+                builder = GraphBuilder(grid, prev)
+            if builder is not None:
+                builder.add(f)  # the per-frame part of the graph, spread over the chunk
+            buf.append(item)
+            if len(buf) == self.options.chunk_frames:
+                plan, carry = self._plan(buf, grid, builder, carry, skip)
+                prev = buf[-1].frame  # read before the items go downstream (they drop their frame)
+                yield buf, grid, plan
+                buf, builder = [], None
+        if buf:
+            yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
+
+    def _plan(self, items: list[_Item], grid: PatchGrid, builder: GraphBuilder | None, carry, skip: bool):
+        chunk = Chunk(tuple(i.frame for i in items), grid)
+        if skip:
+            return AnchorPlan(chunk.start, len(chunk), grid), None
+        graph = builder.build() if builder is not None else None
+        plan = self.scheduler.plan(chunk, self.options.budget_fraction, graph=graph, carry_in=carry)
+        return plan, (carry_out(graph, plan, carry) if graph is not None else None)
+
+    def _from_file(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
+        """Client mode: each frame with the plan (from the plan file) that covers it."""
+        by_index: dict[int, _Item] = {}
+
+        def frames():
+            for item in self._items(self.q_decoded):
+                by_index[item.frame.index] = item
+                yield item.frame
+
+        for frame, grid, plan, t in _from_plans(frames(), self.plans):
+            one = AnchorPlan(frame.index, 1, grid, np.zeros(int((plan.frames == t).sum()), np.int32),
+                             plan.patches[plan.frames == t])
+            yield [by_index.pop(frame.index)], grid, one
+
+    def _reconstruct(self) -> None:
+        if self.options.kernel_threads is not None:
+            import numba
+
+            numba.set_num_threads(self.options.kernel_threads)  # numba's setting is per thread
+        rec, shape, gap = Reconstructor(self.config), None, False
+        for item in self._items(self.q_planned):
+            start = self.clock()
+            f = item.frame
+            # when this frame would leave the encoder: its own reconstruction, then the encoder's queue
+            done = start + self._proc_s + (self.q_rebuilt.qsize() + 1) * self._enc_s
+            if item.deadline is not None and done > item.deadline:
+                # Too late to be rebuilt and encoded in time: dropped, so that an overloaded
+                # pipeline sheds frames instead of letting its latency grow without bound.
+                self.stats.dropped += 1
+                self.controller.dropped()
+                if item.job is not None:
+                    item.job.cancelled = True
+                gap = True
+                continue
+            if gap or item.gap or (shape is not None and shape != f.y.shape):
+                rec.reset()  # after a gap or a new size the previous HR frame is no reference
+            shape, gap = f.y.shape, False
+            patches = None
+            if item.job is not None:
+                wait = None if item.deadline is None else max(0.0, item.deadline - done - self._proc_s)
+                patches = item.job.wait(wait)
+                if patches is None:
+                    self.stats.sr_late_frames += 1
+                    self.controller.sr_late()
+            boxes = item.boxes if patches is not None else None
+            item.hr = rec.step(f, boxes, (lambda *_: patches) if boxes is not None else None)
+            self.stats.lr_pixels += f.height * f.width
+            self.stats.anchor_pixels += item.area if boxes is not None else 0
+            item.time, item.frame, item.job = f.time, None, None  # LR planes are not needed downstream
+            self._put(self.q_rebuilt, item)
+            self._proc_s = 0.9 * self._proc_s + 0.1 * (self.clock() - start)
+
+    def _encode(self) -> None:
+        sink: Sink | None = None
+        t0, last = None, -1
+        try:
+            for item in self._items(self.q_rebuilt):
+                # output timestamps follow the input's, so dropped frames leave a gap in time
+                # rather than speeding the video up
+                t0 = item.time if t0 is None else t0
+                index = last + 1 if item.time is None else max(last + 1, int(round((item.time - t0) * self.fps)))
+                last = index
+                hr = item.hr
+                if sink is None:
+                    h, w = hr.y.shape
+                    settings = EncodeSettings(fps=self.fps, crf=self.options.crf, preset=self.options.preset,
+                                              keyint=max(int(round(self.fps * self.options.segment_s)), 1),
+                                              threads=self.options.encoder_threads)
+                    sink = self.make_sink(w, h, settings)
+                    self.stats.output_size = (w, h)
+                began = self.clock()
+                sink.write(hr.y, hr.u, hr.v, index)
+                now = self.clock()
+                self._enc_s = 0.9 * self._enc_s + 0.1 * (now - began)
+                self.stats.first_out = self.stats.first_out or now
+                self.stats.last_out = now
+                self.stats.frames_out += 1
+                self.stats.latencies_s.append(now - item.arrival)
+                if item.deadline is not None and now > item.deadline:
+                    self.stats.late += 1
+                if self.on_frame is not None:
+                    self.on_frame(self.stats)
+        finally:
+            self.stats.finished = self.clock()
+            if sink is not None:
+                sink.abort() if self._errors else sink.close()  # abort: files are discarded, HLS finalised
+

@@ -1,0 +1,70 @@
+"""Entry points around the live pipeline: kernel warm-up, and ``anchorsr enhance`` of a live
+URL or into HLS/URL outputs."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..graph import GraphBuilder
+from ..reuse import Reconstructor, ReuseConfig
+from ..schedule import get_scheduler
+from ..types import Chunk, CodedFrame, HRPatchSource, MotionField, PatchGrid
+from .live import LiveOptions, LivePipeline, LiveStats
+from .srpool import SRPool
+
+
+def warm_up(options: LiveOptions, patch_source: HRPatchSource) -> None:
+    """Run every compiled kernel once on a tiny synthetic stream (the first call compiles or
+    loads them, seconds that would otherwise land on the first live frames' deadlines)."""
+    rng = np.random.default_rng(0)
+    h = w = 2 * options.patch_px
+    frames = []
+    for i, kind in enumerate("IP"):
+        y = rng.integers(0, 256, (h, w), np.uint8)
+        u, v = (rng.integers(0, 256, (h // 2, w // 2), np.uint8) for _ in range(2))
+        motion = MotionField.all_intra(h, w) if kind == "I" else MotionField(
+            np.ones((h // 4, w // 4, 2), np.int16), np.zeros((h // 4, w // 4), bool))
+        frames.append(CodedFrame(i, i, i / 30, kind, 1000, y, u, v, motion))
+    grid = PatchGrid(options.patch_px, h, w)
+    if options.plan_path is None:
+        scheduler = get_scheduler(options.scheduler)
+        builder = GraphBuilder(grid) if scheduler.needs_graph else None
+        for f in frames:
+            if builder is not None:
+                builder.add(f)
+        scheduler.plan(Chunk(tuple(frames), grid), 0.25, graph=builder.build() if builder else None)
+    rec = Reconstructor(ReuseConfig(options.scale, options.loop))
+    for f in frames:
+        rec.step(f, grid.boxes()[:1], patch_source)
+
+
+def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str = "default",
+                   transcode: bool = True, timeout_s: float = 10.0,
+                   on_frame: Callable[[LiveStats], None] | None = None) -> dict:
+    """``anchorsr enhance`` through the live pipeline (URL input, or HLS/URL output).
+
+    Returns the stream's figures (``LivePipeline.snapshot``) once the input ends.
+    """
+    from ..stream import VideoSource, open_sink
+    from ..stream.sinks import check_target
+    from .enhance import make_patch_source
+
+    check_target(output)
+    if options.plan_path is None:
+        get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
+    patch_source = make_patch_source(model, options.scale)
+    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s)  # fail fast, then warm up
+    pool = None
+    try:
+        warm_up(options, patch_source)
+        pool = SRPool(patch_source)
+        pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s),
+                                pool, options, name=source, on_frame=on_frame)
+        pipeline.run()
+        return pipeline.snapshot()
+    finally:
+        if pool is not None:
+            pool.close()
+        src.close()

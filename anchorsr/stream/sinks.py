@@ -1,0 +1,167 @@
+"""Live outputs: an HLS folder, an MPEG-TS/FLV URL, or a video file, behind one small interface.
+
+Every sink takes YUV 4:2:0 planes of one fixed size (the first frame's); a later frame of
+another size (the input changed resolution) is rescaled to it, so a player never sees the
+output size change. ``close()`` finalises (HLS: ``#EXT-X-ENDLIST``), ``abort()`` discards
+what a file sink wrote.
+
+HLS is written by FFmpeg's ``hls`` muxer with ``temp_file``: each segment and each rewrite of
+the playlist goes to a ``.tmp`` name first and is renamed into place, so a player polling the
+folder never reads half a segment or half a playlist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ..errors import ConfigError, SinkError
+from .encode import EncodeSettings, VideoWriter
+from .frames import resize_yuv, yuv_to_frame
+
+log = logging.getLogger(__name__)
+
+HLS_PLAYLIST = "index.m3u8"
+# Output URL scheme -> FFmpeg muxer.
+_URL_FORMATS = {"rtmp://": "flv", "rtmps://": "flv", "udp://": "mpegts", "tcp://": "mpegts",
+                "srt://": "mpegts"}
+
+
+class Sink:
+    """Base of the live outputs: ``write(y, u, v)`` planes, then ``close()`` or ``abort()``."""
+
+    def __init__(self, width: int, height: int) -> None:
+        if width < 2 or height < 2:
+            raise ConfigError(f"output size must be at least 2x2, got {width}x{height}")
+        self.width, self.height = width, height
+        self.frames_written = 0
+        self.resized_frames = 0
+
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None) -> None:
+        """Write one frame; ``index`` is its frame number in output time (default: the next one;
+        a live stream that dropped frames passes its own, leaving a gap in the timestamps)."""
+        if y.shape != (self.height, self.width):
+            if not self.resized_frames:
+                log.warning("input resolution changed; output frames rescaled to %dx%d", self.width, self.height)
+            self.resized_frames += 1
+            y, u, v = resize_yuv(y, u, v, self.width, self.height)
+        self._write(y, u, v, self.frames_written if index is None else index)
+        self.frames_written += 1
+
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.close()
+
+
+class MuxSink(Sink):
+    """libx264 into one FFmpeg muxer: an HLS folder (``hls``) or a live URL (``mpegts``/``flv``)."""
+
+    def __init__(self, target: str, fmt: str, width: int, height: int, settings: EncodeSettings,
+                 options: dict[str, str] | None = None) -> None:
+        super().__init__(width, height)
+        self.target = target
+        try:
+            self._container = av.open(target, mode="w", format=fmt, options=options or {})
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise SinkError(f"cannot write {target!r}: {exc}") from None
+        rate = Fraction(settings.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(settings.codec, rate=rate)
+        # 4:2:0 needs even sizes: odd ones are padded by edge replication.
+        self._stream.width, self._stream.height = width + (width & 1), height + (height & 1)
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = settings.codec_options()
+        self._time_base = self._stream.codec_context.time_base or 1 / rate
+        self._closed = False
+
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
+        h, w = self._stream.height, self._stream.width
+        if y.shape != (h, w):
+            y = np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), mode="edge")
+        frame = yuv_to_frame(y, u, v)
+        frame.pts, frame.time_base = index, self._time_base
+        try:
+            self._container.mux(self._stream.encode(frame))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SinkError(f"cannot write to {self.target!r}: {exc}") from None
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer (HLS: the last segment and ``#EXT-X-ENDLIST``)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.mux(self._stream.encode(None))
+        except (av.error.FFmpegError, OSError) as exc:
+            log.warning("flushing %s failed: %s", self.target, exc)
+        finally:
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError) as exc:
+                log.warning("closing %s failed: %s", self.target, exc)
+
+
+class FileSink(Sink):
+    """A video file, written under a temporary name and renamed into place by ``close()``."""
+
+    def __init__(self, path: str, width: int, height: int, settings: EncodeSettings) -> None:
+        super().__init__(width, height)
+        self._writer = VideoWriter(path, width, height, settings)
+
+    def _write(self, y, u, v, index) -> None:
+        self._writer.write(y, u, v, index)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+def is_hls_target(target: str) -> bool:
+    """An HLS output is named by its playlist (``.m3u8``) or by a folder (existing, or ending in /)."""
+    return target.endswith((".m3u8", "/", os.sep)) or os.path.isdir(target)
+
+
+def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
+             segment_s: float = 2.0) -> MuxSink:
+    """An HLS event playlist ``folder/index.m3u8`` with ``seg00000.ts``... (the folder is created)."""
+    playlist = folder if folder.endswith(".m3u8") else os.path.join(folder, HLS_PLAYLIST)
+    parent = os.path.dirname(os.path.abspath(playlist))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"cannot create the HLS folder {parent!r}: {exc.strerror}") from None
+    options = {"hls_time": f"{segment_s:g}", "hls_list_size": "0", "hls_playlist_type": "event",
+               "hls_flags": "temp_file+independent_segments",
+               "hls_segment_filename": os.path.join(parent, "seg%05d.ts")}
+    return MuxSink(playlist, "hls", width, height, settings, options)
+
+
+def check_target(target: str) -> None:
+    """Fail at start-up on an output that cannot be written (unknown scheme, missing folder)."""
+    if "://" in target:
+        if not target.startswith(tuple(_URL_FORMATS)):
+            raise SinkError(f"expected an output file, an HLS folder or an rtmp/udp/tcp/srt URL, got {target!r}")
+    elif not is_hls_target(target) and not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+        raise SinkError(f"output folder does not exist: {os.path.dirname(os.path.abspath(target))!r}")
+
+
+def open_sink(target: str, width: int, height: int, settings: EncodeSettings = EncodeSettings(),
+              segment_s: float = 2.0) -> Sink:
+    """The sink ``target`` names: an HLS folder/playlist, an rtmp/udp/tcp/srt URL, or a file."""
+    check_target(target)
+    for scheme, fmt in _URL_FORMATS.items():
+        if target.startswith(scheme):
+            return MuxSink(target, fmt, width, height, settings)
+    if is_hls_target(target):
+        return hls_sink(target, width, height, settings, segment_s)
+    return FileSink(target, width, height, settings)

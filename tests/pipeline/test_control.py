@@ -1,0 +1,53 @@
+"""The deadline controller: shrink under overload (never below 0), grow back to the target."""
+
+import pytest
+
+from anchorsr.errors import ConfigError
+from anchorsr.pipeline import BudgetController, LoadReport, next_budget
+
+CALM = LoadReport(sr_late_frames=0, backlog_frames=0, chunk_frames=60)
+LATE = LoadReport(sr_late_frames=3, backlog_frames=0, chunk_frames=60)
+BACKLOG = LoadReport(sr_late_frames=0, backlog_frames=30, chunk_frames=60)
+
+
+def test_overload_halves_then_reaches_zero_and_never_below():
+    b = 0.05
+    seen = []
+    for _ in range(8):
+        b = next_budget(b, 0.05, LATE)
+        seen.append(b)
+    assert seen[:3] == pytest.approx([0.025, 0.0125, 0.00625])
+    assert seen[-1] == 0.0 and min(seen) >= 0.0
+    assert next_budget(0.05, 0.05, BACKLOG) == pytest.approx(0.025)
+
+
+def test_headroom_grows_back_to_the_target_and_not_beyond():
+    b, steps = 0.0, 0
+    while b < 0.05:
+        b = next_budget(b, 0.05, CALM)
+        steps += 1
+    assert steps == 4 and b == pytest.approx(0.05)
+    assert next_budget(0.05, 0.05, CALM) == pytest.approx(0.05)
+
+
+def test_drops_or_a_whole_chunk_waiting_stop_sr_at_once():
+    assert next_budget(0.05, 0.05, LoadReport(0, 0, 60, dropped_frames=1)) == 0.0
+    assert next_budget(0.05, 0.05, LoadReport(0, 60, 60)) == 0.0
+    c = BudgetController(0.05)
+    c.dropped(3)
+    assert c.decide(backlog_frames=0, chunk_frames=60) == 0.0
+    assert c.decide(backlog_frames=0, chunk_frames=60) == pytest.approx(0.0125)
+
+
+def test_small_backlog_is_not_overload():
+    assert next_budget(0.05, 0.05, LoadReport(0, 10, 60)) == pytest.approx(0.05)
+
+
+def test_controller_counts_late_frames_until_each_decision():
+    c = BudgetController(0.1)
+    c.sr_late(2)
+    assert c.decide(backlog_frames=0, chunk_frames=60) == pytest.approx(0.05)
+    assert c.decide(backlog_frames=0, chunk_frames=60) == pytest.approx(0.075)  # late count was reset
+    assert c.history == pytest.approx([0.05, 0.075])
+    with pytest.raises(ConfigError):
+        BudgetController(1.5)
