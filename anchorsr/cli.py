@@ -170,7 +170,9 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-latency", type=_positive_float, default=None, metavar="SECONDS",
                    help="added-latency target: a frame whose SR is not ready by then is rebuilt by reuse "
                         "alone (default: chunk duration + 1 s)")
-    g.add_argument("--preset", default="superfast", help="x264 preset of the live output (default superfast)")
+    g.add_argument("--preset", default="ultrafast",
+                   help="x264 preset of the live output (default ultrafast: at 1440p it took 19 ms of "
+                        "CPU per frame against 30 for superfast, for files about 1.5x larger at one CRF)")
     g.add_argument("--segment-seconds", type=_positive_float, default=2.0,
                    help="HLS segment length and key-frame interval of the output (default 2)")
 

@@ -4,7 +4,7 @@ Question: does the live pipeline (decode -> schedule -> SR -> reconstruct -> enc
 with a 720p (-> 1440p) and a 1080p (-> 2160p) stream at 5% SR budget on this machine, and at
 what added latency?
 Variables: input size (720p, 1080p); fixed: x2, dag-greedy, the shipped SR network, 60-frame
-chunks, HLS output (x264 ``superfast``), one SR worker thread with one torch thread.
+chunks, HLS output (x264 ``ultrafast``), one SR worker thread with one torch thread.
 Metrics: sustained output fps (higher is better; real time = the input's 30 fps), frames
 dropped (the live input queue overflowed) and late (output after the deadline), frames rebuilt
 without their SR patches because SR missed the deadline, the SR share actually used (the
@@ -150,6 +150,6 @@ def run_live_bench(quick: bool = False, progress: Callable[[str], None] | None =
                 f"{results[-1]['late']} late")
     return {"benchmark": "live", "question": "real-time live enhancement at 5% budget (x2)",
             "input_fps": FPS, "duration_s": duration_s, "scale": 2, "scheduler": "dag-greedy",
-            "model": model, "chunk_frames": 60, "output": "HLS, libx264 superfast, CRF 23",
+            "model": model, "chunk_frames": 60, "output": "HLS, libx264 ultrafast, CRF 23",
             "threads": {"sr_workers": 1, "torch_threads": 1, "numba": "default (all cores)"},
             "results": results, "environment": environment(quick=quick)}

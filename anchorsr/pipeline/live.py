@@ -63,7 +63,7 @@ class LiveOptions:
     patch_px: int = 64
     plan_path: str | None = None
     crf: float = 23.0
-    preset: str = "superfast"
+    preset: str = "ultrafast"
     segment_s: float = 2.0
     max_latency_s: float | None = None
     realtime: bool = True
