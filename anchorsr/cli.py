@@ -105,6 +105,8 @@ def _build_parser() -> argparse.ArgumentParser:
         b.add_argument("--json", action="store_true", help="print JSON only")
         b.add_argument("--quick", action="store_true", help="a reduced run (for a smoke test)")
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+        if name in ("corpus", "quality"):
+            _add_quality_options(b, name)
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -119,7 +121,31 @@ BENCHMARKS = {
     "schedule": "graph build and scheduler latency per 60-frame 1080p chunk, dag-greedy vs palantir "
                 "speed-up, same_plan check",
     "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
+    "corpus": "assemble the quality benchmark's clips (HR ground truth + live-profile LR encodings) from "
+              "installed packages; missing sources are skipped with a note",
+    "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
+               "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
+
+
+def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--corpus", default="bench-corpus", metavar="DIR",
+                   help="corpus folder (built when missing; default bench-corpus)")
+    if name == "corpus":
+        p.add_argument("--rebuild", action="store_true", help="rebuild clips that are already there")
+        return
+    p.add_argument("--out", default="bench-out/quality", metavar="DIR",
+                   help="folder for quality.json, report.md/.html and figures (default bench-out/quality)")
+    p.add_argument("--clips", nargs="+", default=None, metavar="PATH",
+                   help="measure these HR clips (any format FFmpeg reads) instead of the corpus")
+    p.add_argument("--budgets", default=None, help="comma-separated budgets (default 1.67%%,5%%,10%%,20%%)")
+    p.add_argument("--schedulers", default=None, help="comma-separated scheduler names (default: all)")
+    p.add_argument("--encoding", choices=("rate", "crf"), default="rate",
+                   help="LR encoding to measure: realistic bitrate (default) or CRF")
+    p.add_argument("--frames", type=_positive_int, default=None, help="frames per clip (default: all)")
+    p.add_argument("--patch-px", type=_positive_int, default=None,
+                   help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
+    p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
@@ -260,6 +286,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.reuse_bench import run_reuse_bench
 
         result = run_reuse_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench in ("corpus", "quality"):
+        result = _run_quality_bench(args)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 
@@ -274,6 +302,61 @@ def _run_bench(args: argparse.Namespace) -> int:
             fh.write(text + "\n")
     print(text)
     return 0
+
+
+def _run_quality_bench(args: argparse.Namespace) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .envinfo import environment
+
+    if args.bench == "corpus":
+        from .bench.corpus import assemble, default_sources
+
+        states = {}
+        corpus = assemble(args.corpus, default_sources(), rebuild=args.rebuild,
+                          on_clip=lambda n, st: (states.__setitem__(n, st),
+                                                 print(f"corpus: {n}: {st}", file=sys.stderr, flush=True)))
+        return {"benchmark": "corpus", "dir": os.path.abspath(args.corpus), "scale": corpus.scale,
+                "clips": [{k: c[k] for k in ("name", "kind", "licence", "hr", "lr")} | {"state": states[c["name"]]}
+                          for c in corpus.clips],
+                "skipped": corpus.skipped, "environment": environment()}
+    from .bench.quality import QUICK, QualitySettings, run_quality
+    from .schedule import parse_budget
+
+    options: dict = dict(QUICK) if args.quick else {}
+    if args.budgets:
+        options["budgets"] = tuple(parse_budget(b) for b in args.budgets.split(",") if b.strip())
+    if args.schedulers:
+        options["schedulers"] = tuple(n.strip() for n in args.schedulers.split(",") if n.strip())
+    if args.frames:
+        options["max_frames"] = args.frames
+    if args.patch_px:
+        options["patch_px"] = args.patch_px
+    options["encoding"] = args.encoding
+    options["vmaf"] = not args.no_vmaf
+    settings = QualitySettings(**options)
+    for path in args.clips or ():
+        if not os.path.isfile(path):
+            from .errors import SourceError
+
+            raise SourceError(f"no such clip file: {path!r}")
+    with Progress(TextColumn("[bold]quality"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.description}"),
+                  console=Console(stderr=True), transient=args.json) as progress:
+        task = progress.add_task("", total=None)
+
+        def on_progress(text: str, advance: float = 0.0, total: float | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.update(task, advance=advance, description=text[:60])
+
+        result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
+                             quick=args.quick, progress=on_progress)
+    if not args.json:
+        print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",
+              file=sys.stderr)
+    return result
 
 
 def _stderr_progress(message: str) -> None:

@@ -66,7 +66,9 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     for chunk in chunks_of(frames, chunk_frames, patch_px):
         graph: DependencyGraph | None = None
         if scheduler.needs_graph:
-            graph = build_graph(chunk, edge_weights=edge_weights, texture=texture)
+            options = {"edge_weights": edge_weights, "texture": texture}
+            options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
+            graph = build_graph(chunk, **options)
         plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry)
         if graph is not None:
             carry = carry_out(graph, plan, carry)
