@@ -146,6 +146,8 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=None,
                    help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    p.add_argument("--rederive", action="store_true",
+                   help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
@@ -298,6 +300,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         result = run_sr_bench(quick=args.quick)
     text = json.dumps(result, indent=1)
     if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as fh:
             fh.write(text + "\n")
     print(text)
@@ -321,8 +324,15 @@ def _run_quality_bench(args: argparse.Namespace) -> dict:
                 "clips": [{k: c[k] for k in ("name", "kind", "licence", "hr", "lr")} | {"state": states[c["name"]]}
                           for c in corpus.clips],
                 "skipped": corpus.skipped, "environment": environment()}
-    from .bench.quality import QUICK, QualitySettings, run_quality
+    from .bench.quality import QUICK, QualitySettings, rederive, run_quality
     from .schedule import parse_budget
+
+    if args.rederive:
+        path = os.path.join(args.out, "quality.json")
+        if not os.path.exists(path):
+            raise ConfigError(f"no {path} to rederive from; run 'anchorsr bench quality --out {args.out}' first")
+        with open(path) as fh:
+            return rederive(json.load(fh), args.out)
 
     options: dict = dict(QUICK) if args.quick else {}
     if args.budgets:

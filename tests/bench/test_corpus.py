@@ -80,3 +80,15 @@ def test_render_scene_moves_background_and_objects(tmp_path):
 def test_default_sources_cover_the_corpus():
     names = [s.name for s in corpus.default_sources()]
     assert names == ["bikes", "vtest", "bbb", "sim-pan-1080", "sim-zoom-1080", "sim-pan-2160"]
+
+
+def test_bench_corpus_command_reports_skipped_sources(tmp_path, monkeypatch, capsys):
+    from anchorsr.cli import main
+
+    missing = corpus.ClipSource("ghost", "camera", "absent", "none", (str(tmp_path / "nope.mp4"),),
+                                lambda: iter(()), 25.0, "the ghost package is not installed")
+    monkeypatch.setattr(corpus, "default_sources", lambda: [missing])
+    assert main(["bench", "corpus", "--corpus", str(tmp_path / "c"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clips"] == [] and out["skipped"][0]["reason"] == "the ghost package is not installed"
+    assert "commit" in out["environment"]
