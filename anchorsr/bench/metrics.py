@@ -80,16 +80,17 @@ def budget_at_quality(budgets: Sequence[float], qualities: Sequence[float], targ
 
 
 def anchor_saving(ours: tuple[Sequence[float], Sequence[float]],
-                  theirs: tuple[Sequence[float], Sequence[float]]) -> list[dict]:
+                  theirs: tuple[Sequence[float], Sequence[float]], floor: float | None = None) -> list[dict]:
     """Anchor-size saving at equal quality, at each of ``theirs``' measured points.
 
     ours, theirs: (budgets, qualities) curves. For each of their points (b, q) with b > 0, our
     budget b' for the same q is interpolated on our curve; saving = 1 - b'/b. Where our curve
-    never reaches q the saving is None (not extrapolated).
+    never reaches q the saving is None (not extrapolated). floor: the quality with no anchors;
+    their points at or below it bought nothing to match and are left out.
     """
     out = []
     for b, q in zip(*theirs):
-        if b <= 0:
+        if b <= 0 or (floor is not None and q <= floor):
             continue
         ob = budget_at_quality(ours[0], ours[1], q)
         out.append({"their_budget": float(b), "quality": float(q), "our_budget": ob,

@@ -209,6 +209,10 @@ def markdown(result: dict) -> str:
         shown = f"{v:.3f} dB" if key.startswith("dag_greedy_never") else (f"{v:.3f}" if "spearman" in key else _pct(v))
         rows.append([TARGET_TEXT.get(key, key), shown, "met" if t["met"] else "**not met**"])
     L += _table(["target", "measured", ""], rows)
+    if summ.get("clips_left_out"):
+        L += [f"Left out of the averages and targets: {', '.join(summ['clips_left_out'])} (all-frame SR does not "
+              "beat the reuse path without any anchor there, so there is no SR gain to keep; its numbers are "
+              "below).", ""]
     L += ["## Averages over clips", "", "Quality gain kept (share of all-frame SR's PSNR gain over bilinear):", ""]
     names = sorted({n for b in budgets for n in summ["gain_kept_mean"].get(b, {})})
     L += _table(["scheduler"] + budgets,

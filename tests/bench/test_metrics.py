@@ -62,6 +62,8 @@ def test_anchor_saving_hand_worked():
     assert pts[0]["saving"] == pytest.approx(0.8)
     assert pts[1]["saving"] is None
     assert metrics.mean_finite(p["saving"] for p in pts) == pytest.approx(0.8)
+    # with no-anchor quality 31 dB, their 5% point bought nothing to match: left out
+    assert [p["their_budget"] for p in metrics.anchor_saving(ours, theirs, floor=31.0)] == [0.10]
 
 
 def test_spearman():

@@ -93,6 +93,11 @@ def test_summary_targets_from_clip_figures():
     assert t["saving_vs_neuroscaler_mean>=0.384"]["met"]
     assert not t["dag_greedy_never_below_palantir"]["met"]
     assert t["spearman_mean>=0.9"]["met"]
+    # a clip where SR does not beat reuse alone is listed and left out of the averages
+    odd = dict(clip, name="z", sr_beats_reuse_alone=False, gain_kept={"dag-greedy": {"5%": 1.2}})
+    s2 = summarize([clip, odd], QualitySettings(budgets=(1 / 60, 0.05)))
+    assert s2["clips_left_out"] == ["z"]
+    assert s2["targets"]["gain_kept_5pct_mean>=0.70"]["value"] == pytest.approx(0.8)
 
 
 def test_bad_options_end_with_one_error_line(tmp_path, capsys):
