@@ -123,7 +123,7 @@ def anchor_strip(strip: list[dict], path: str, width: int = 220) -> None:
     for t in tiles:
         out.paste(t, (x, 0))
         x += t.width + 3
-    out.save(path, optimize=True)
+    out.save(path, quality=85, optimize=True)
 
 
 def _detail_window(y: np.ndarray, size: int) -> tuple[int, int]:
@@ -144,7 +144,7 @@ def side_by_side(outputs: dict, gt, path: str, labels: dict) -> None:
     """The same detailed HR crop of bilinear / anchorsr / all-frame SR / ground truth."""
     from PIL import Image, ImageDraw
 
-    size = min(200, gt[0].shape[0], gt[0].shape[1])
+    size = min(160, gt[0].shape[0], gt[0].shape[1])
     r, c = _detail_window(gt[0], size)
     panels = []
     for key, text in labels.items():
@@ -152,12 +152,12 @@ def side_by_side(outputs: dict, gt, path: str, labels: dict) -> None:
         if planes is None:
             continue
         rgb = yuv_to_rgb(*planes)[r:r + size, c:c + size]
-        img = Image.fromarray(np.ascontiguousarray(rgb)).resize((2 * size, 2 * size), Image.NEAREST)
-        ImageDraw.Draw(img).text((4, 4), text, fill=(255, 255, 0))
+        img = Image.fromarray(np.ascontiguousarray(rgb))
+        ImageDraw.Draw(img).text((3, 3), text, fill=(255, 255, 0))
         panels.append(img)
-    out = Image.new("RGB", (len(panels) * (2 * size + 4) - 4, 2 * size), (255, 255, 255))
+    out = Image.new("RGB", (len(panels) * (size + 4) - 4, size), (255, 255, 255))
     for i, p in enumerate(panels):
-        out.paste(p, (i * (2 * size + 4), 0))
+        out.paste(p, (i * (size + 4), 0))
     out.save(path, optimize=True)
 
 
@@ -165,7 +165,7 @@ def clip_figures(clip: dict, vis: dict, folder: str) -> None:
     """Write a clip's plot, anchor strip and crop; record their file names in ``clip``."""
     os.makedirs(folder, exist_ok=True)
     name = clip["name"]
-    files = {"plot": f"{name}_psnr.png", "strip": f"{name}_anchors.png", "crop": f"{name}_crop.png"}
+    files = {"plot": f"{name}_psnr.png", "strip": f"{name}_anchors.jpg", "crop": f"{name}_crop.png"}
     plot_clip(clip, os.path.join(folder, files["plot"]))
     if vis["strip"]:
         anchor_strip(vis["strip"], os.path.join(folder, files["strip"]))
@@ -265,7 +265,7 @@ def markdown(result: dict) -> str:
             L += [f"Anchors chosen by dag-greedy at 5% in the first chunk (red boxes, LR frames):", "",
                   f"![{clip['name']} anchors]({fig['strip']})", ""]
         if "crop" in fig:
-            L += [f"Frame {fig['crop_frame']}, detail crop (2x zoom): bilinear | anchorsr (dag-greedy, 5%) | "
+            L += [f"Frame {fig['crop_frame']}, detail crop (HR pixels, 1:1): bilinear | anchorsr (dag-greedy, 5%) | "
                   "all-frame SR | ground truth", "", f"![{clip['name']} crop]({fig['crop']})", ""]
     L += ["## Corpus", ""]
     L += _table(["clip", "kind", "description", "licence", "LR kb/s (rate / CRF)"],
