@@ -146,6 +146,7 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=None,
                    help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated corpus clip names to measure")
     p.add_argument("--rederive", action="store_true",
                    help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
 
@@ -346,6 +347,13 @@ def _run_quality_bench(args: argparse.Namespace) -> dict:
     options["encoding"] = args.encoding
     options["vmaf"] = not args.no_vmaf
     settings = QualitySettings(**options)
+    if args.only and not args.clips:
+        from .bench.corpus import default_sources
+
+        names = [src.name for src in default_sources()]
+        unknown = sorted(set(n.strip() for n in args.only.split(",")) - set(names))
+        if unknown:
+            raise ConfigError(f"expected corpus clip names in {names}, got {unknown}")
     for path in args.clips or ():
         if not os.path.isfile(path):
             from .errors import SourceError
@@ -362,7 +370,8 @@ def _run_quality_bench(args: argparse.Namespace) -> dict:
             progress.update(task, advance=advance, description=text[:60])
 
         result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
-                             quick=args.quick, progress=on_progress)
+                             quick=args.quick, progress=on_progress,
+                             only=[n.strip() for n in args.only.split(",")] if args.only else None)
     if not args.json:
         print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",
               file=sys.stderr)

@@ -516,7 +516,7 @@ QUICK_CLIPS = ("bikes", "vtest", "bbb", "sim-pan-1080")
 
 def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "bench-corpus",
                 clip_paths: Sequence[str] | None = None, quick: bool = False,
-                progress: Callable[[str, float, float | None], None] | None = None) -> dict:
+                only: Sequence[str] | None = None, progress: Callable[[str, float, float | None], None] | None = None) -> dict:
     """The whole benchmark: assemble (or reuse) the corpus, measure every clip, derive the
     figures, write ``quality.json`` and the report under ``out_dir``; returns the result.
 
@@ -542,6 +542,11 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
         sources = default_sources()
         if quick:
             sources = [s for s in sources if s.name in QUICK_CLIPS]
+        if only:
+            unknown = sorted(set(only) - {s.name for s in sources})
+            if unknown:
+                raise ConfigError(f"expected corpus clip names in {[s.name for s in sources]}, got {unknown}")
+            sources = [s for s in sources if s.name in only]
     say("assembling the corpus")
     corpus = assemble(corpus_dir, sources, settings.scale, on_clip=lambda n, st: say(f"corpus: {n} {st}"))
     per_clip = 4 + sum(len(settings.budgets) if n not in FIXED else 1 for n in settings.schedulers)

@@ -80,7 +80,7 @@ def plot_gain_kept(summary: dict, path: str) -> None:
         if pts:
             ax.plot(*zip(*pts), marker="o", ms=3, lw=2.2 if name == "dag-greedy" else 1.2,
                     color=COLOURS.get(name), label=name)
-    ax.axhline(70, color="grey", ls=":", lw=1)
+    ax.axhline(70, color="grey", ls=":", lw=1, label="70% target")
     ax.set_xlabel("budget (% of LR pixels through SR)")
     ax.set_ylabel("quality gain kept (%)")
     ax.set_title("Average over clips: gain kept vs all-frame SR", fontsize=10)

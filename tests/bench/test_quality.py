@@ -107,3 +107,8 @@ def test_bad_options_end_with_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such clip file" in err[0]
     assert main(["bench", "quality", "--budgets", "200%", "--out", str(tmp_path)]) == 1
+    capsys.readouterr()
+    assert main(["bench", "quality", "--only", "nope", "--corpus", str(tmp_path / "c"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus clip names" in err[0]
+    assert not (tmp_path / "c").exists()  # rejected before anything is built
