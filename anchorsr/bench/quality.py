@@ -447,6 +447,8 @@ def summarize(clips: list[dict], settings: QualitySettings) -> dict:
     summary["gain_kept_mean"] = mean_kept("gain_kept", valid)
     summary["gain_kept_vs_bicubic_mean"] = mean_kept("gain_kept_vs_bicubic", valid)
     summary["gain_kept_mean_all_clips"] = mean_kept("gain_kept", clips)
+    summary["clips_per_scheduler"] = {name: sum(name in c.get("runs", {}) for c in valid)
+                                      for name in settings.schedulers if name not in FIXED}
 
     def kept_at(b: float) -> list[float]:
         vals = [c["gain_kept"].get(OURS, {}).get(budget_key(b)) for c in valid]

@@ -34,6 +34,13 @@ def _plt():
     return plt
 
 
+def _label(name: str, summary: dict) -> str:
+    """Scheduler name, with its clip count when it ran on fewer clips than the averages cover."""
+    n = summary.get("clips_per_scheduler", {}).get(name)
+    total = len(summary.get("clips_in_averages", []))
+    return f"{name} ({n} of {total} clips)" if n is not None and n < total else name
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
@@ -79,7 +86,7 @@ def plot_gain_kept(summary: dict, path: str) -> None:
         pts = [(x, 100 * y) for x, y in zip(xs, ys) if y is not None]
         if pts:
             ax.plot(*zip(*pts), marker="o", ms=3, lw=2.2 if name == "dag-greedy" else 1.2,
-                    color=COLOURS.get(name), label=name)
+                    color=COLOURS.get(name), label=_label(name, summary))
     ax.axhline(70, color="grey", ls=":", lw=1, label="70% target")
     ax.set_xlabel("budget (% of LR pixels through SR)")
     ax.set_ylabel("quality gain kept (%)")
@@ -216,13 +223,13 @@ def markdown(result: dict) -> str:
     L += ["## Averages over clips", "", "Quality gain kept (share of all-frame SR's PSNR gain over bilinear):", ""]
     names = sorted({n for b in budgets for n in summ["gain_kept_mean"].get(b, {})})
     L += _table(["scheduler"] + budgets,
-                [[n] + [_pct(summ["gain_kept_mean"][b].get(n)) for b in budgets] for n in names])
+                [[_label(n, summ)] + [_pct(summ["gain_kept_mean"][b].get(n)) for b in budgets] for n in names])
     kb = summ.get("gain_kept_vs_bicubic_mean", {})
     if kb:
         L += ["Stricter reading, gain kept over per-frame **bicubic** instead of bilinear "
               "((PSNR(method) - PSNR(bicubic)) / (PSNR(all-frame SR) - PSNR(bicubic))): the reuse path upsamples "
               "with bicubic-grade filters, so part of the gain over bilinear comes without any SR.", ""]
-        L += _table(["scheduler"] + budgets, [[n] + [_pct(kb[b].get(n)) for b in budgets] for n in names])
+        L += _table(["scheduler"] + budgets, [[_label(n, summ)] + [_pct(kb[b].get(n)) for b in budgets] for n in names])
     L += ["Anchor-size saving of dag-greedy at equal PSNR (average over each clip's points where "
           "dag-greedy's curve reaches the other's PSNR, then over clips):", ""]
     L += _table(["versus", "saving"], [[k, _pct(v)] for k, v in summ["saving_mean"].items()])
