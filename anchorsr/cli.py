@@ -290,7 +290,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         result = run_reuse_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench in ("corpus", "quality"):
-        result = _run_quality_bench(args)
+        result = _run_quality_bench(args, getattr(args, "argv", None))
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 
@@ -308,7 +308,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_quality_bench(args: argparse.Namespace) -> dict:
+def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -371,7 +371,8 @@ def _run_quality_bench(args: argparse.Namespace) -> dict:
 
         result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
                              quick=args.quick, progress=on_progress,
-                             only=[n.strip() for n in args.only.split(",")] if args.only else None)
+                             only=[n.strip() for n in args.only.split(",")] if args.only else None,
+                             command=" ".join(["anchorsr", *(argv or sys.argv[1:])]))
     if not args.json:
         print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",
               file=sys.stderr)
@@ -385,6 +386,7 @@ def _stderr_progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="anchorsr: %(levelname)s: %(message)s")
     if args.command is None:

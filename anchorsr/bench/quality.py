@@ -518,7 +518,7 @@ QUICK_CLIPS = ("bikes", "vtest", "bbb", "sim-pan-1080")
 
 def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "bench-corpus",
                 clip_paths: Sequence[str] | None = None, quick: bool = False,
-                only: Sequence[str] | None = None, progress: Callable[[str, float, float | None], None] | None = None) -> dict:
+                only: Sequence[str] | None = None, command: str | None = None, progress: Callable[[str, float, float | None], None] | None = None) -> dict:
     """The whole benchmark: assemble (or reuse) the corpus, measure every clip, derive the
     figures, write ``quality.json`` and the report under ``out_dir``; returns the result.
 
@@ -563,7 +563,7 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
         clips.append(result)
         del vis
     summary = summarize(clips, settings)
-    result = {"benchmark": "quality", "settings": settings_json(settings), "quick": quick,
+    result = {"benchmark": "quality", "command": command, "settings": settings_json(settings), "quick": quick,
               "command_clips": list(clip_paths) if clip_paths else None,
               "corpus": {"dir": os.path.abspath(corpus_dir), "scale": corpus.scale,
                          "clips": [{k: e[k] for k in ("name", "kind", "description", "licence", "sources", "hr", "lr")}

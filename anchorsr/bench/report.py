@@ -197,9 +197,7 @@ def markdown(result: dict) -> str:
     s, summ, env = result["settings"], result["summary"], result["environment"]
     budgets = s["budgets"]
     L = ["# anchorsr quality benchmark", ""]
-    cmd = "anchorsr bench quality" + (" --quick" if result.get("quick") else "")
-    if result.get("command_clips"):
-        cmd += " --clips " + " ".join(result["command_clips"])
+    cmd = result.get("command") or ("anchorsr bench quality" + (" --quick" if result.get("quick") else ""))
     L += [f"Produced by `{cmd}` at commit `{env.get('commit')}` on {env.get('cpu')} "
           f"({env.get('cores')} cores). Every number below is in `quality.json` next to this page.", ""]
     L += [f"Protocol: HR clip = ground truth; LR = HR downscaled x{s['scale']} (bicubic), libx264 live profile "
