@@ -112,3 +112,15 @@ def test_bad_options_end_with_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corpus clip names" in err[0]
     assert not (tmp_path / "c").exists()  # rejected before anything is built
+
+
+def test_rederive_rebuilds_report_from_json(run, tmp_path, capsys):
+    _, out = run
+    before = json.loads((out / "quality.json").read_text())
+    (out / "report.md").unlink()
+    capsys.readouterr()
+    assert main(["bench", "quality", "--rederive", "--out", str(out), "--json"]) == 0
+    after = json.loads((out / "quality.json").read_text())
+    assert after["summary"] == before["summary"] and (out / "report.md").exists()
+    assert main(["bench", "quality", "--rederive", "--out", str(tmp_path / "empty")]) == 1
+    assert "no " in capsys.readouterr().err
