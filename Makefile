@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench corpus quality quality-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# Pinned CPU build first, so nothing below pulls a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,6 +22,21 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/anchorsr bench reuse --json
+
+# The quality benchmark's corpus. Two of its sources are Debian packages (opencv-doc's vtest.avi,
+# mate-backgrounds' photographs); they are installed here when apt-get can, else skipped with a note.
+corpus: $(STAMP)
+	@test -e /usr/share/doc/opencv-doc/examples/data/vtest.avi -a -d /usr/share/backgrounds/mate || \
+	  ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends opencv-doc mate-backgrounds ) || \
+	  echo "note: Debian's opencv-doc / mate-backgrounds are not installed; their clips will be skipped"
+	$(BIN)/anchorsr bench corpus --json -o bench-out/corpus.json > /dev/null
+
+quality: corpus
+	$(BIN)/anchorsr bench quality --json -o bench-out/quality.json > /dev/null
+
+quality-quick: corpus
+	$(BIN)/anchorsr bench quality --quick --out bench-out/quality-quick
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -128,6 +128,8 @@ def _build_parser() -> argparse.ArgumentParser:
         b.add_argument("--json", action="store_true", help="print JSON only")
         b.add_argument("--quick", action="store_true", help="a reduced run (for a smoke test)")
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+        if name in ("corpus", "quality"):
+            _add_quality_options(b, name)
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -144,6 +146,10 @@ BENCHMARKS = {
     "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
     "live": "end to end: a 720p and a 1080p stream pushed at real-time pace over loopback through the "
             "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
+    "corpus": "assemble the quality benchmark's clips (HR ground truth + live-profile LR encodings) from "
+              "installed packages; missing sources are skipped with a note",
+    "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
+               "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
 
 
@@ -186,6 +192,29 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                        patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                        preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                        realtime=realtime, max_frames=getattr(args, "max_frames", None))
+
+
+def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--corpus", default="bench-corpus", metavar="DIR",
+                   help="corpus folder (built when missing; default bench-corpus)")
+    if name == "corpus":
+        p.add_argument("--rebuild", action="store_true", help="rebuild clips that are already there")
+        return
+    p.add_argument("--out", default="bench-out/quality", metavar="DIR",
+                   help="folder for quality.json, report.md/.html and figures (default bench-out/quality)")
+    p.add_argument("--clips", nargs="+", default=None, metavar="PATH",
+                   help="measure these HR clips (any format FFmpeg reads) instead of the corpus")
+    p.add_argument("--budgets", default=None, help="comma-separated budgets (default 1.67%%,5%%,10%%,20%%)")
+    p.add_argument("--schedulers", default=None, help="comma-separated scheduler names (default: all)")
+    p.add_argument("--encoding", choices=("rate", "crf"), default="rate",
+                   help="LR encoding to measure: realistic bitrate (default) or CRF")
+    p.add_argument("--frames", type=_positive_int, default=None, help="frames per clip (default: all)")
+    p.add_argument("--patch-px", type=_positive_int, default=None,
+                   help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
+    p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated corpus clip names to measure")
+    p.add_argument("--rederive", action="store_true",
+                   help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
 
 
 def _add_schedule_options(p: argparse.ArgumentParser) -> None:
@@ -405,6 +434,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.live_bench import run_live_bench
 
         result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench in ("corpus", "quality"):
+        result = _run_quality_bench(args, getattr(args, "argv", None))
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 
@@ -415,10 +446,82 @@ def _run_bench(args: argparse.Namespace) -> int:
         result = run_sr_bench(quick=args.quick)
     text = json.dumps(result, indent=1)
     if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as fh:
             fh.write(text + "\n")
     print(text)
     return 0
+
+
+def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .envinfo import environment
+
+    if args.bench == "corpus":
+        from .bench.corpus import assemble, default_sources
+
+        states = {}
+        corpus = assemble(args.corpus, default_sources(), rebuild=args.rebuild,
+                          on_clip=lambda n, st: (states.__setitem__(n, st),
+                                                 print(f"corpus: {n}: {st}", file=sys.stderr, flush=True)))
+        return {"benchmark": "corpus", "dir": os.path.abspath(args.corpus), "scale": corpus.scale,
+                "clips": [{k: c[k] for k in ("name", "kind", "licence", "hr", "lr")} | {"state": states[c["name"]]}
+                          for c in corpus.clips],
+                "skipped": corpus.skipped, "environment": environment()}
+    from .bench.quality import QUICK, QualitySettings, rederive, run_quality
+    from .schedule import parse_budget
+
+    if args.rederive:
+        path = os.path.join(args.out, "quality.json")
+        if not os.path.exists(path):
+            raise ConfigError(f"no {path} to rederive from; run 'anchorsr bench quality --out {args.out}' first")
+        with open(path) as fh:
+            return rederive(json.load(fh), args.out)
+
+    options: dict = dict(QUICK) if args.quick else {}
+    if args.budgets:
+        options["budgets"] = tuple(parse_budget(b) for b in args.budgets.split(",") if b.strip())
+    if args.schedulers:
+        options["schedulers"] = tuple(n.strip() for n in args.schedulers.split(",") if n.strip())
+    if args.frames:
+        options["max_frames"] = args.frames
+    if args.patch_px:
+        options["patch_px"] = args.patch_px
+    options["encoding"] = args.encoding
+    options["vmaf"] = not args.no_vmaf
+    settings = QualitySettings(**options)
+    if args.only and not args.clips:
+        from .bench.corpus import default_sources
+
+        names = [src.name for src in default_sources()]
+        unknown = sorted(set(n.strip() for n in args.only.split(",")) - set(names))
+        if unknown:
+            raise ConfigError(f"expected corpus clip names in {names}, got {unknown}")
+    for path in args.clips or ():
+        if not os.path.isfile(path):
+            from .errors import SourceError
+
+            raise SourceError(f"no such clip file: {path!r}")
+    with Progress(TextColumn("[bold]quality"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.description}"),
+                  console=Console(stderr=True), transient=args.json) as progress:
+        task = progress.add_task("", total=None)
+
+        def on_progress(text: str, advance: float = 0.0, total: float | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.update(task, advance=advance, description=text[:60])
+
+        result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
+                             quick=args.quick, progress=on_progress,
+                             only=[n.strip() for n in args.only.split(",")] if args.only else None,
+                             command=" ".join(["anchorsr", *(argv or sys.argv[1:])]))
+    if not args.json:
+        print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",
+              file=sys.stderr)
+    return result
 
 
 def _stderr_progress(message: str) -> None:
@@ -428,6 +531,7 @@ def _stderr_progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="anchorsr: %(levelname)s: %(message)s")
     if args.command is None:

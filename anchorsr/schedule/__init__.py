@@ -1,20 +1,22 @@
 """anchorsr.schedule: anchor schedulers behind one interface, and stream-level planning.
 
 Registered names: ``dag-greedy`` (anchorsr's), ``palantir`` (published), ``neuroscaler``,
-``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (algorithms.md §3).
+``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (algorithms.md §3); the ablations
+``dag-greedy-noweights`` and ``dag-greedy-notexture``; ``nemo`` (offline, evaluation only).
 """
 
 from .base import (Scheduler, available_schedulers, budget_area, check_budget, get_scheduler,
                    register)
 from .baselines import neuroscaler_order
 from .dag_greedy import DagGreedy, dag_greedy
+from .nemo import Nemo
 from .palantir import Palantir, exhaustive_greedy, preselect_frames
 from .planning import (chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
                        write_plans)
 
 __all__ = [
     "Scheduler", "available_schedulers", "budget_area", "check_budget", "get_scheduler",
-    "register", "neuroscaler_order", "DagGreedy", "dag_greedy", "Palantir", "exhaustive_greedy",
+    "register", "neuroscaler_order", "DagGreedy", "dag_greedy", "Nemo", "Palantir", "exhaustive_greedy",
     "preselect_frames", "chunks_of", "parse_budget", "plan_stream", "plan_to_file", "read_plans",
     "write_plans",
 ]

@@ -27,6 +27,8 @@ class Scheduler(abc.ABC):
 
     name: ClassVar[str] = ""
     needs_graph: ClassVar[bool] = False
+    # build_graph options the scheduler's graph is built with (the ablations turn terms off).
+    graph_options: ClassVar[dict[str, bool]] = {}
 
     @abc.abstractmethod
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph: DependencyGraph | None = None,
@@ -34,7 +36,7 @@ class Scheduler(abc.ABC):
         """The ordered anchors of ``chunk`` within ``budget_fraction`` of its LR pixels."""
 
     def _graph(self, chunk: Chunk, graph: DependencyGraph | None) -> DependencyGraph:
-        return build_graph(chunk) if graph is None else graph
+        return build_graph(chunk, **self.graph_options) if graph is None else graph
 
 
 def register(name: str) -> Callable[[type[Scheduler]], type[Scheduler]]:

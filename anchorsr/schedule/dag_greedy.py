@@ -423,3 +423,19 @@ class DagGreedy(Scheduler):
             graph, budget_area(chunk, budget_fraction), carry_in=carry_in,
             cost_aware=self.cost_aware)
         return make_plan(chunk, frames, patches)
+
+
+@register("dag-greedy-noweights")
+class DagGreedyNoWeights(DagGreedy):
+    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without edge weights (each
+    inter-coded patch depends on the same patch of the previous frame, weight 1)."""
+
+    graph_options = {"edge_weights": False}
+
+
+@register("dag-greedy-notexture")
+class DagGreedyNoTexture(DagGreedy):
+    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without texture complexity
+    (every node bias 1)."""
+
+    graph_options = {"texture": False}

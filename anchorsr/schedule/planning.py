@@ -88,8 +88,10 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
-    live = _LiveGraph(patch_px, edge_weights=edge_weights, texture=texture) \
-        if scheduler.needs_graph else None
+    options = {"edge_weights": edge_weights, "texture": texture}
+    if scheduler.needs_graph:  # an ablation switches a part of the model off
+        options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
+    live = _LiveGraph(patch_px, **options) if scheduler.needs_graph else None
     carry: np.ndarray | None = None
     for chunk in chunks_of(frames if live is None else live.feed(frames), chunk_frames, patch_px):
         graph: DependencyGraph | None = None if live is None else live.take(chunk)

@@ -1,0 +1,70 @@
+"""The nemo scheduler (offline, measured) and the two ablation schedulers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anchorsr.errors import ConfigError
+from anchorsr.graph import build_graph
+from anchorsr.reuse import GroundTruthPatchSource, ReuseConfig
+from anchorsr.schedule import chunks_of, dag_greedy, get_scheduler, plan_stream
+from anchorsr.schedule.nemo import greedy_frame_order, psnr_planes
+from anchorsr.stream import EncodeSettings, open_frames, resize_yuv, write_clip
+from tests.conftest import pan_frames
+
+
+def test_greedy_frame_order_hand_worked():
+    base = np.array([30.0, 30.0, 30.0])
+    single = np.array([[40.0, 35.0, 31.0],   # anchor 0 lifts frames 0-2 by 10+5+1 = 16
+                       [30.0, 40.0, 36.0],   # anchor 1: 0+10+6 = 16 (tie with 0: earliest wins)
+                       [30.0, 30.0, 45.0]])  # anchor 2: 15
+    order = greedy_frame_order(base, single)
+    # after 0: estimate (40, 35, 31); adding 1 -> (40, 40, 36) +10; adding 2 -> (40, 35, 45) +14
+    assert order == [0, 2, 1]
+
+
+def test_nemo_needs_the_ground_truth():
+    with pytest.raises(ConfigError, match="evaluation-only"):
+        get_scheduler("nemo")
+
+
+@pytest.fixture(scope="module")
+def hr_clip(tmp_path_factory):
+    hr = [tuple(np.ascontiguousarray(p) for p in f) for f in pan_frames(12, dx=2, dy=1, w=128, h=96)]
+    lr = [resize_yuv(*f, 64, 48) for f in hr]
+    path = tmp_path_factory.mktemp("nemo") / "lr.mp4"
+    write_clip(path, lr, EncodeSettings(keyint=12, crf=20))
+    return hr, list(open_frames(path))
+
+
+def test_nemo_measures_and_plans_whole_frames(hr_clip):
+    hr, frames = hr_clip
+    oracle = GroundTruthPatchSource(lambda i: hr[i])
+    nemo = get_scheduler("nemo", reference=lambda i: hr[i], patch_source=oracle, config=ReuseConfig(2))
+    (chunk,) = list(chunks_of(frames, 12, 32))
+    base, single = nemo.measure(chunk)
+    for j in range(12):
+        assert np.array_equal(single[j, :j], base[:j])  # an anchor never changes earlier frames
+        assert single[j, j] == pytest.approx(psnr_planes(hr[j], hr[j]))  # oracle anchor: exact frame
+    plan = nemo.plan(chunk, 3 / 12)
+    order = greedy_frame_order(base, single)
+    n = chunk.grid.n_patches
+    assert len(plan) == 3 * n
+    assert list(plan.frames[::n]) == order[:3]
+    assert nemo.plan(chunk, 0.0).frames.size == 0
+
+
+def test_ablation_schedulers_use_their_graphs(hr_clip):
+    _, frames = hr_clip
+    (chunk,) = list(chunks_of(frames, 12, 16))
+    for name, options in (("dag-greedy-noweights", {"edge_weights": False}),
+                          ("dag-greedy-notexture", {"texture": False})):
+        plan = get_scheduler(name).plan(chunk, 0.1)
+        f, p, _, _ = dag_greedy(build_graph(chunk, **options), 0.1 * 12 * 48 * 64)
+        assert np.array_equal(plan.frames, f) and np.array_equal(plan.patches, p)
+        (_, streamed), = list(plan_stream(frames, name, 0.1, 12, 16))
+        assert np.array_equal(streamed.patches, p)
+    full = get_scheduler("dag-greedy").plan(chunk, 0.1)
+    notex = get_scheduler("dag-greedy-notexture").plan(chunk, 0.1)
+    assert not (np.array_equal(full.frames, notex.frames) and np.array_equal(full.patches, notex.patches))

@@ -1,0 +1,126 @@
+"""`anchorsr bench quality --clips` end to end on a tiny generated clip, and the derived figures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from anchorsr.bench import metrics
+from anchorsr.bench.quality import QualitySettings, derive, summarize
+from anchorsr.cli import main
+from anchorsr.stream import EncodeSettings, write_clip
+from tests.conftest import pan_frames
+
+SCHEDULERS = "dag-greedy,palantir,neuroscaler,key-uniform,uniform,nemo,dag-greedy-noweights,keyframes"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("quality")
+    clip = tmp / "hr.mkv"
+    write_clip(clip, pan_frames(14, dx=3, dy=1, w=130, h=98), EncodeSettings(crf=8, keyint=30))
+    out = tmp / "out"
+    argv = ["bench", "quality", "--clips", str(clip), "--frames", "12", "--patch-px", "16", "--budgets", "5%,10%,20%",
+            "--schedulers", SCHEDULERS, "--out", str(out), "--corpus", str(tmp / "unused"), "--json"]
+    return main(argv), out
+
+
+def test_quality_run_writes_json_report_and_figures(run, capsys):
+    rc, out = run
+    assert rc == 0
+    result = json.loads((out / "quality.json").read_text())
+    assert result["benchmark"] == "quality"
+    assert {"commit", "cpu", "cores", "numpy", "torch"} <= set(result["environment"])
+    (clip,) = result["clips"]
+    assert clip["name"] == "hr" and clip["frames"] == 12 and clip["hr"] == "128x96"
+    assert set(clip["runs"]) == set(SCHEDULERS.split(",")) - {"keyframes"}
+    assert "keyframes" in clip["baselines"] and "bilinear" in clip["baselines"]
+    assert result["corpus"]["clips"][0]["lr"]["rate"]["sha256"]
+    report = (out / "report.md").read_text()
+    assert "## Targets" in report and "dag-greedy" in report
+    for rel in clip["figures"].values():
+        if isinstance(rel, str):
+            assert (out / rel).stat().st_size > 500
+    assert (out / "figures" / "gain_kept.png").exists()
+    assert "<table>" in (out / "report.html").read_text()
+
+
+def test_gain_kept_and_savings_follow_the_formulas(run):
+    _, out = run
+    (clip,) = json.loads((out / "quality.json").read_text())["clips"]
+    base = clip["baselines"]
+    for name, per in clip["runs"].items():
+        for b, r in per.items():
+            want = metrics.gain_kept(r["psnr_yuv_db"], base["bilinear"]["psnr_yuv_db"], base["all"]["psnr_yuv_db"])
+            assert clip["gain_kept"][name][b] == pytest.approx(want, abs=1e-5)
+    # the derivation again from the numbers in the file gives the same savings
+    again = derive(clip, (0.05, 0.1, 0.2))
+    for other, s in clip["saving"].items():
+        assert again["saving"][other]["mean"] == pytest.approx(s["mean"], abs=1e-5) if s["mean"] is not None \
+            else again["saving"][other]["mean"] is None
+    # more budget never lowers dag-greedy's anchor share
+    shares = [clip["runs"]["dag-greedy"][b]["sr_share"] for b in ("5%", "10%", "20%")]
+    assert shares == sorted(shares) and shares[-1] <= 0.2 + 1e-9
+
+
+def test_fidelity_family_spans_the_range(run):
+    _, out = run
+    (clip,) = json.loads((out / "quality.json").read_text())["clips"]
+    (chunk,) = clip["fidelity"]["chunks"]
+    assert chunk["family_size"] >= 11
+    sets = chunk["sets"][:11]
+    assert sets[0]["set"].endswith("0% swapped") and sets[-1]["set"].endswith("100% swapped")
+    assert len({s["anchors"] for s in sets}) == 1
+    js, ms = [s["J"] for s in chunk["sets"][:chunk["family_size"]]], [s["mse_sum"] for s in chunk["sets"][:chunk["family_size"]]]
+    assert chunk["spearman_family"] == pytest.approx(metrics.spearman(js, ms), abs=1e-5)
+    # the greedy plan has the lowest J of its family
+    assert sets[0]["J"] <= min(js) + 1e-6
+
+
+def test_summary_targets_from_clip_figures():
+    clip = {"name": "x", "gain_kept": {"dag-greedy": {"1.67%": 0.4, "5%": 0.8}},
+            "saving": {"neuroscaler": {"mean": 0.5}}, "fidelity": {"spearman_family_mean": 0.95},
+            "dag_greedy_minus_palantir_db": {"5%": 0.1, "1.67%": -0.2}}
+    s = summarize([clip, dict(clip, name="y", gain_kept={"dag-greedy": {"1.67%": 0.7, "5%": 0.5}})],
+                  QualitySettings(budgets=(1 / 60, 0.05)))
+    t = s["targets"]
+    assert t["gain_kept_5pct_mean>=0.70"]["value"] == pytest.approx(0.65) and not t["gain_kept_5pct_mean>=0.70"]["met"]
+    assert t["gain_kept_5pct_min>=0.54"]["value"] == pytest.approx(0.5) and not t["gain_kept_5pct_min>=0.54"]["met"]
+    assert t["gain_kept_1.67pct_mean>=0.50"]["met"]
+    assert t["saving_vs_neuroscaler_mean>=0.384"]["met"]
+    assert not t["dag_greedy_never_below_palantir"]["met"]
+    assert t["spearman_mean>=0.9"]["met"]
+    # a clip where SR does not beat reuse alone is listed and left out of the averages
+    odd = dict(clip, name="z", sr_beats_reuse_alone=False, gain_kept={"dag-greedy": {"5%": 1.2}})
+    s2 = summarize([clip, odd], QualitySettings(budgets=(1 / 60, 0.05)))
+    assert s2["clips_left_out"] == ["z"]
+    assert s2["targets"]["gain_kept_5pct_mean>=0.70"]["value"] == pytest.approx(0.8)
+
+
+def test_bad_options_end_with_one_error_line(tmp_path, capsys):
+    assert main(["bench", "quality", "--schedulers", "magic", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().startswith("anchorsr: error:")
+    assert main(["bench", "quality", "--clips", str(tmp_path / "none.mp4"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such clip file" in err[0]
+    assert main(["bench", "quality", "--budgets", "200%", "--out", str(tmp_path)]) == 1
+    capsys.readouterr()
+    assert main(["bench", "quality", "--only", "nope", "--corpus", str(tmp_path / "c"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpus clip names" in err[0]
+    assert not (tmp_path / "c").exists()  # rejected before anything is built
+
+
+def test_rederive_rebuilds_report_from_json(run, tmp_path, capsys):
+    _, out = run
+    before = json.loads((out / "quality.json").read_text())
+    (out / "report.md").unlink()
+    capsys.readouterr()
+    assert main(["bench", "quality", "--rederive", "--out", str(out), "--json"]) == 0
+    after = json.loads((out / "quality.json").read_text())
+    assert after["summary"] == before["summary"] and (out / "report.md").exists()
+    assert main(["bench", "quality", "--rederive", "--out", str(tmp_path / "empty")]) == 1
+    assert "no " in capsys.readouterr().err
