@@ -29,8 +29,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, InvalidMediaError, SourceError
 from ..stream import EncodeSettings, resize_yuv, rgb_to_yuv, write_clip
+from ..stream.decode import TEXT_CODECS
 from ..stream.frames import YUV, frame_to_yuv
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,20 @@ def video_frames(path: str, max_frames: int, multiple: int) -> Iterator[YUV]:
 
 
 def video_fps(path: str) -> float:
+    """The clip's frame rate (30 when it does not say); a file that is not a video is an error."""
     import av
 
-    with av.open(path) as container:
-        rate = container.streams.video[0].average_rate
-        return float(rate) if rate else 30.0
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise InvalidMediaError(f"expected a video clip, got a file with no video stream: {path!r}")
+            stream = container.streams.video[0]
+            if stream.codec_context.name in TEXT_CODECS:
+                raise InvalidMediaError(f"expected a video clip, got text ({stream.codec_context.name}): {path!r}")
+            rate = stream.average_rate
+            return float(rate) if rate else 30.0
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(f"expected a video clip FFmpeg can read, got {path!r} ({exc.strerror})") from None
 
 
 def load_photo(path: str) -> np.ndarray:

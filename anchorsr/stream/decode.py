@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _URL_SCHEMES = ("rtmp://", "rtmps://", "udp://", "tcp://", "srt://", "http://", "https://", "rtsp://")
 # FFmpeg renders text files as "video" through these codecs; a user never means that.
-_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
+TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 LIVE_X264_PARAMS = "ref=1:bframes=0:scenecut=0:keyint=60:min-keyint=60"
 
 
@@ -111,7 +111,7 @@ class VideoSource:
         self._fps = float(self.stream.average_rate or self.stream.guessed_rate or Fraction(30))
         self._time_base = self.stream.time_base
         self.codec_name = self.stream.codec_context.name
-        if self.stream.codec_context.name in _TEXT_CODECS:
+        if self.stream.codec_context.name in TEXT_CODECS:
             self._container.close()
             raise InvalidMediaError(f"not a readable video: {self.source!r} holds text "
                                     f"({self.stream.codec_context.name}), expected a video stream")

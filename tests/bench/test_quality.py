@@ -124,3 +124,11 @@ def test_rederive_rebuilds_report_from_json(run, tmp_path, capsys):
     assert after["summary"] == before["summary"] and (out / "report.md").exists()
     assert main(["bench", "quality", "--rederive", "--out", str(tmp_path / "empty")]) == 1
     assert "no " in capsys.readouterr().err
+
+
+def test_a_clip_that_is_not_video_ends_with_one_error_line(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    assert main(["bench", "quality", "--clips", str(text), "--quick", "--out", str(tmp_path / "o")]) == 1
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("anchorsr:")]
+    assert len(err) == 1 and "expected a video clip" in err[0] and "notes.mp4" in err[0]
