@@ -54,10 +54,11 @@ def _ell(indptr, indices, data):  # pragma: no cover - compiled
     (entry k of row p of frame t is (idx[t, k, p], dat[t, k, p]); (0, 0.0) past the row's
     end), the rest as CSR (rows ovf_rows[t, :n_ovf[t]], entries ovf_ptr[t, p]..ovf_ptr[t, p+1]
     of ovf_idx / ovf_dat). Summing a row's entries in that order is the CSR order, so a gather
-    gives the same sums; the columns vectorise."""
+    gives the same sums; the columns vectorise. Indices are unsigned so that the compiled
+    gathers skip numba's negative-index wraparound."""
     n_frames, n = indptr.shape[0], indptr.shape[1] - 1
     width = np.zeros(n_frames, np.int64)
-    idx = np.zeros((n_frames, ELL_WIDTH, n), np.int32)
+    idx = np.zeros((n_frames, ELL_WIDTH, n), np.uint32)
     dat = np.zeros((n_frames, ELL_WIDTH, n))
     ovf_ptr = np.zeros((n_frames, n + 1), np.int64)
     ovf_rows = np.empty((n_frames, n), np.int64)
@@ -76,7 +77,7 @@ def _ell(indptr, indices, data):  # pragma: no cover - compiled
                 n_ovf[t] += 1
                 total += length - ELL_WIDTH
         ovf_ptr[t, n] = total
-    ovf_idx = np.empty(total, np.int32)
+    ovf_idx = np.empty(total, np.uint32)
     ovf_dat = np.empty(total)
     for t in range(n_frames):
         for p in range(n):
@@ -164,7 +165,8 @@ def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
         cnt[t] += 1
 
 
-@njit(cache=True)
+# error_model="numpy": no zero-division check per key (costs are > 0), so the key pass vectorises.
+@njit(cache=True, error_model="numpy")
 def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
     """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none).
     keys: work array (N,); the keys are computed in one vectorised pass, then scanned."""
