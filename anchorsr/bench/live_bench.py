@@ -112,7 +112,6 @@ def run_one(clip: str, label: str, duration_s: float, model: str, budget: float,
         pusher.join(10)
         pool.close()
     snap = pipeline.snapshot()
-    s = pipeline.stats
     return {"input": label, "frames_sent": sent.get("frames"), "frames_out": snap["frames_out"],
             "output_size": snap["output_size"], "sustained_fps": snap["fps"],
             "realtime_ratio": round(snap["fps"] / FPS, 3), "dropped": snap["dropped"], "late": snap["late"],

@@ -267,7 +267,7 @@ def markdown(result: dict) -> str:
         if "plot" in fig:
             L += [f"![{clip['name']} PSNR vs budget]({fig['plot']})", ""]
         if "strip" in fig:
-            L += [f"Anchors chosen by dag-greedy at 5% in the first chunk (red boxes, LR frames):", "",
+            L += ["Anchors chosen by dag-greedy at 5% in the first chunk (red boxes, LR frames):", "",
                   f"![{clip['name']} anchors]({fig['strip']})", ""]
         if "crop" in fig:
             L += [f"Frame {fig['crop_frame']}, detail crop (HR pixels, 1:1): bilinear | anchorsr (dag-greedy, 5%) | "

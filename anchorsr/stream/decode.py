@@ -17,7 +17,6 @@ from fractions import Fraction
 from typing import Iterator
 
 import av
-import numpy as np
 
 from ..errors import InvalidMediaError, SourceError, UnsupportedStreamError
 from ..types import CodedFrame, MotionField

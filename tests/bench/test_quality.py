@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 
-import numpy as np
 import pytest
 
 from anchorsr.bench import metrics

@@ -1,6 +1,5 @@
 """palantir: the published two-stage greedy against a slow, obviously correct re-evaluation."""
 
-import itertools
 
 import numpy as np
 
