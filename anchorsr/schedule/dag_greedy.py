@@ -32,11 +32,14 @@ from .base import Scheduler, budget_area, make_plan, register
 # A gain below this share of the chunk's J is rounding noise of the incremental updates: stop.
 GAIN_EPS = 1e-12
 
-# A frame's pending delta is pushed as a dense gather once more than DENSE_DEN / DENSE_NUM of
-# its nodes are listed, else scattered from the listed nodes.
-DENSE_NUM, DENSE_DEN = 4, 1
-# Entries per row kept as padded columns for dense gathers (the rest as CSR).
-ELL_WIDTH = 4
+# A frame's pending delta is pushed as a dense product once more than this share of its nodes
+# is listed, else scattered from the listed nodes (a dense product of a 510-patch frame costs
+# about as much as scattering from 30 nodes).
+DENSE_FROM = 1 / 16
+# Dense products keep up to DIA_MAX diagonals per frame (the offsets q - p holding the most
+# entries, each at least max(2, N / DIA_MIN_SHARE)); the other entries stay as CSR rows.
+DIA_MAX = 8
+DIA_MIN_SHARE = 64
 
 # Work counters of the latest dag_greedy call (frame refreshes, frame pushes), for benchmarks.
 LAST_STATS: dict[str, int] = {}
@@ -49,69 +52,97 @@ def _better(ka, na, kb, nb):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _ell(indptr, indices, data):  # pragma: no cover - compiled
-    """The frames' CSR rows for dense gathers: their first ELL_WIDTH entries as padded columns
-    (entry k of row p of frame t is (idx[t, k, p], dat[t, k, p]); (0, 0.0) past the row's
-    end), the rest as CSR (rows ovf_rows[t, :n_ovf[t]], entries ovf_ptr[t, p]..ovf_ptr[t, p+1]
-    of ovf_idx / ovf_dat). Summing a row's entries in that order is the CSR order, so a gather
-    gives the same sums; the columns vectorise. Indices are unsigned so that the compiled
-    gathers skip numba's negative-index wraparound."""
+def _dia(indptr, indices, data):  # pragma: no cover - compiled
+    """The frames' matrices for dense products, as diagonals plus the rest in CSR.
+
+    Motion is local and mostly uniform, so a frame's entries W[p, q] sit on a few offsets
+    d = q - p (a pan over a 64 px grid: 4 to 8 of them). Diagonal k of frame t has offset
+    off[t, k] and holds W[p, p + off[t, k]] at dat[t, k, p] (0 where absent), for k <
+    n_dia[t]; a product then runs over contiguous slices and vectorises, where a gather per
+    row would not. Entries on no kept diagonal stay as CSR rows: rows ovf_rows[t, :n_ovf[t]],
+    entries ovf_ptr[t, p]..ovf_ptr[t, p+1] of ovf_idx / ovf_dat."""
     n_frames, n = indptr.shape[0], indptr.shape[1] - 1
-    width = np.zeros(n_frames, np.int64)
-    idx = np.zeros((n_frames, ELL_WIDTH, n), np.uint32)
-    dat = np.zeros((n_frames, ELL_WIDTH, n))
+    n_dia = np.zeros(n_frames, np.int64)
+    off = np.zeros((n_frames, DIA_MAX), np.int64)
+    dat = np.zeros((n_frames, DIA_MAX, n))
     ovf_ptr = np.zeros((n_frames, n + 1), np.int64)
     ovf_rows = np.empty((n_frames, n), np.int64)
     n_ovf = np.zeros(n_frames, np.int64)
+    counts = np.zeros(2 * n, np.int64)  # entries per offset + n
+    slot = np.full(2 * n, -1, np.int64)  # kept diagonal of an offset + n, -1: none
+    on_dia = np.zeros(indices.size, np.bool_)
     total = 0
     for t in range(n_frames):
         for p in range(n):
-            length = indptr[t, p + 1] - indptr[t, p]
-            width[t] = max(width[t], min(length, ELL_WIDTH))
-            for k in range(min(length, ELL_WIDTH)):
-                idx[t, k, p] = indices[indptr[t, p] + k]
-                dat[t, k, p] = data[indptr[t, p] + k]
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                counts[indices[j] - p + n] += 1
+        for k in range(DIA_MAX):
+            best, best_count = -1, max(2, n // DIA_MIN_SHARE) - 1
+            for d in range(2 * n):
+                if counts[d] > best_count and slot[d] < 0:
+                    best, best_count = d, counts[d]
+            if best < 0:
+                break
+            slot[best] = k
+            off[t, k] = best - n
+            n_dia[t] = k + 1
+        for p in range(n):
             ovf_ptr[t, p] = total
-            if length > ELL_WIDTH:
+            rest = 0
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                k = slot[indices[j] - p + n]
+                if k >= 0:
+                    dat[t, k, p] = data[j]
+                    on_dia[j] = True
+                else:
+                    rest += 1
+            if rest:
                 ovf_rows[t, n_ovf[t]] = p
                 n_ovf[t] += 1
-                total += length - ELL_WIDTH
+                total += rest
         ovf_ptr[t, n] = total
+        for p in range(n):  # reset the tables for the next frame
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                counts[indices[j] - p + n] = 0
+                slot[indices[j] - p + n] = -1
     ovf_idx = np.empty(total, np.uint32)
     ovf_dat = np.empty(total)
     for t in range(n_frames):
         for p in range(n):
-            j0 = indptr[t, p] + ELL_WIDTH
-            for j in range(j0, indptr[t, p + 1]):
-                ovf_idx[ovf_ptr[t, p] + j - j0] = indices[j]
-                ovf_dat[ovf_ptr[t, p] + j - j0] = data[j]
-    return idx, dat, width, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf
+            m = ovf_ptr[t, p]
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                if not on_dia[j]:
+                    ovf_idx[m], ovf_dat[m] = indices[j], data[j]
+                    m += 1
+    return off, dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf
 
 
 @njit(cache=True)
-def _push(ell, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, inl, lst, cnt,
-          prune, acc):  # pragma: no cover - compiled
+def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, inl, lst, cnt,
+          prune, dense_k, acc):  # pragma: no cover - compiled
     """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
 
     The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
-    matrix, given as padded rows for a dense gather (``ell``, see ``_ell``) and as CSR rows of
+    matrix, given as diagonals for a dense product (``dia``, see ``_dia``) and as CSR rows of
     its transpose for a sparse scatter (s_*). It is added to ``vals[dst]`` and becomes dst's
     pending delta (merged with what is already pending there). pend (T, N) values, inl (T, N)
     membership, lst (T, N) / cnt (T,) the indices listed per frame; ``cnt[t] == -1`` marks a
     dense frame, whose list is not kept (any node may be pending). free: float (T, N), 0 at
-    anchors, else 1. Contributions with |c| <= prune are dropped. acc: work array (N,).
+    anchors, else 1. Contributions with |c| <= prune are dropped. The push is dense when more
+    than dense_k nodes are listed (or the frame is dense). acc: work array (N,).
     """
     n = vals.shape[1]
     k = cnt[src]
-    if k < 0 or DENSE_NUM * k > DENSE_DEN * n:  # dense: gather every row, column by column
-        e_idx, e_dat, width, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf = ell
-        for p in range(n):
-            acc[p] = 0.0
+    if k < 0 or k > dense_k:  # dense: every row, diagonal by diagonal
+        d_off, d_dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf = dia
+        acc[:] = 0.0
         source = pend[src]
-        for kk in range(width[mt]):
-            col_idx, col_dat = e_idx[mt, kk], e_dat[mt, kk]
-            for p in range(n):
-                acc[p] += col_dat[p] * source[col_idx[p]]
+        for kk in range(n_dia[mt]):
+            o = d_off[mt, kk]
+            p0, p1 = max(0, -o), min(n, n - o)
+            a_v, d_v, s_v = acc[p0:p1], d_dat[mt, kk, p0:p1], source[p0 + o:p1 + o]
+            for i in range(p1 - p0):
+                a_v[i] += d_v[i] * s_v[i]
         for r in range(n_ovf[mt]):
             p = ovf_rows[mt, r]
             for j in range(ovf_ptr[mt, p], ovf_ptr[mt, p + 1]):
@@ -130,29 +161,36 @@ def _push(ell, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, in
                 p_dst[p] += d
     else:  # sparse: scatter from the few pending sources
         listed = cnt[dst] >= 0
+        # Row views and unsigned indices: no 2-d offsets or negative-index checks per entry.
+        v_dst, p_dst, a_dst, i_dst, l_dst = vals[dst], pend[dst], anchored[dst], inl[dst], lst[dst]
+        p_src, l_src = pend[src], lst[src]
+        c_dst = cnt[dst]
         for a in range(k):
-            q = lst[src, a]
-            v = pend[src, q]
-            for j in range(s_ptr[mt, q], s_ptr[mt, q + 1]):
-                p = s_idx[j]
+            uq = np.uintp(l_src[a])
+            v = p_src[uq]
+            for j in range(s_ptr[mt, uq], s_ptr[mt, uq + 1]):
+                up = np.uintp(s_idx[j])
                 c = s_dat[j] * v
-                if anchored[dst, p] or abs(c) <= prune:
+                if a_dst[up] or abs(c) <= prune:
                     continue
-                vals[dst, p] += c
-                pend[dst, p] += c
-                if listed and not inl[dst, p]:
-                    inl[dst, p] = True
-                    lst[dst, cnt[dst]] = p
-                    cnt[dst] += 1
+                v_dst[up] += c
+                p_dst[up] += c
+                if listed and not i_dst[up]:
+                    i_dst[up] = True
+                    l_dst[c_dst] = up
+                    c_dst += 1
+        if listed:
+            cnt[dst] = c_dst
+    p_src, i_src = pend[src], inl[src]
     if k < 0:
-        for q in range(n):
-            pend[src, q] = 0.0
-            inl[src, q] = False
+        p_src[:] = 0.0
+        i_src[:] = False
     else:
+        l_src = lst[src]
         for a in range(k):
-            q = lst[src, a]
-            pend[src, q] = 0.0
-            inl[src, q] = False
+            uq = np.uintp(l_src[a])
+            p_src[uq] = 0.0
+            i_src[uq] = False
     cnt[src] = 0
 
 
@@ -216,29 +254,29 @@ def _pending(n_frames, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf, prune, stats,
-                acc):  # pragma: no cover - compiled
+def _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf, prune, dense_k,
+                stats, acc):  # pragma: no cover - compiled
     """Push pending errors from frame ``lo`` on until frame t is exact; returns the new lo."""
     vals, inl, lst, cnt = pf
     while lo < t:
         if cnt[lo] != 0:
             stats[1] += 1
-            _push(fwd_ell, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1, anchored, free, e,
-                  vals, inl, lst, cnt, prune, acc)
+            _push(fwd_dia, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1, anchored, free, e,
+                  vals, inl, lst, cnt, prune, dense_k, acc)
         lo += 1
     return lo
 
 
 @njit(cache=True)
-def _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune, stats,
-                 acc):  # pragma: no cover - compiled
+def _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, prune, dense_k,
+                 stats, acc):  # pragma: no cover - compiled
     """Push pending adjoints from frame ``hi`` down until frame t is exact; returns the new hi."""
     vals, inl, lst, cnt = pb
     while hi > t:
         if cnt[hi] != 0:
             stats[2] += 1
-            _push(bwd_ell, indptr, indices, data, hi, hi, hi - 1, anchored, free, g, vals, inl,
-                  lst, cnt, prune, acc)
+            _push(bwd_dia, indptr, indices, data, hi, hi, hi - 1, anchored, free, g, vals, inl,
+                  lst, cnt, prune, dense_k, acc)
         hi -= 1
     return hi
 
@@ -296,7 +334,7 @@ def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
-                  budget, max_picks, prune_eps, stats):  # pragma: no cover - compiled
+                  budget, max_picks, prune_eps, dense_k, stats):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
 
     Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
@@ -317,8 +355,8 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     free = np.ones((n_frames, n))
     acc = np.empty(n)
     keys = np.empty(n)
-    fwd_ell = _ell(indptr, indices, data)
-    bwd_ell = _ell(t_indptr, t_indices, t_data)
+    fwd_dia = _dia(indptr, indices, data)
+    bwd_dia = _dia(t_indptr, t_indices, t_data)
     total = e.sum()
     tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
     prune = prune_eps * total / (n_frames * n)
@@ -344,10 +382,10 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             t = _nearest_rival(k1, p1, n, best, lo, hi)
         if t >= 0:
             stats[0] += 1
-            lo = _forward_to(t, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
-                             prune, stats, acc)
-            hi = _backward_to(t, hi, bwd_ell, indptr, indices, data, anchored, free, g, pb, prune,
-                              stats, acc)
+            lo = _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf,
+                             prune, dense_k, stats, acc)
+            hi = _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, prune,
+                              dense_k, stats, acc)
             _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
             runner[t] = True
             if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
@@ -373,17 +411,21 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
                 best = t
         # else: the picked (key, node) stays as the frame's bound until it is refreshed
     # Push what is still pending so the last frame's errors are exact.
-    _forward_to(n_frames - 1, lo, fwd_ell, t_indptr, t_indices, t_data, anchored, free, e, pf,
-                prune, stats, acc)
+    _forward_to(n_frames - 1, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf,
+                prune, dense_k, stats, acc)
     return nodes[:k], gains[:k], e[n_frames - 1].copy()
 
 
 def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
-               cost_aware: bool = True, max_picks: int | None = None, prune_eps: float = 0.0):
+               cost_aware: bool = True, max_picks: int | None = None, prune_eps: float = 0.0,
+               dense_from: float = DENSE_FROM):
     """Run the exact greedy on ``graph``.
 
     budget_area_px: anchor area allowed (LR luma pixels). cost_aware: rank by gain per pixel of
-    patch area (edge patches are cheaper); else by gain.
+    patch area (edge patches are cheaper); else by gain. prune_eps: drop pushed contributions
+    below this share of the mean node error (0: exact). dense_from: share of a frame's nodes
+    pending above which a push is a dense product rather than a scatter (work only: the picks
+    are the same).
     Returns (frames int32 (K,), patches int32 (K,), gains float64 (K,), e_last float64 (N,)):
     picks in order, the exact drop in J of each pick, and the last frame's final errors.
     """
@@ -397,7 +439,7 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
     nodes, gains, e_last = greedy_kernel(
         pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
         np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
-        float(prune_eps), stats)
+        float(prune_eps), int(dense_from * n), stats)
     frames, patches = np.divmod(nodes, n)
     LAST_STATS.update(refreshes=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
     return frames.astype(np.int32), patches.astype(np.int32), gains, e_last

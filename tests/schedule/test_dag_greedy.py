@@ -21,15 +21,19 @@ def _mask(graph, frames, patches):
 @settings(max_examples=60, deadline=None)
 @given(n_frames=st.integers(1, 6), h=st.integers(3, 12), w=st.integers(3, 12),
        density=st.sampled_from([0.0, 0.2, 0.6]), carry=st.booleans(), cost_aware=st.booleans(),
-       budget=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1))
+       budget=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1),
+       dense_from=st.sampled_from([0.0, 0.25, 1.0]))
 def test_matches_exhaustive_greedy_and_gains_are_exact(n_frames, h, w, density, carry, cost_aware,
-                                                       budget, seed):
+                                                       budget, seed, dense_from):
+    """dense_from 0 pushes every delta as a dense product, 1 scatters every listed delta: both
+    kernels (and their mix) must give the same picks."""
     rng = np.random.default_rng(seed)
     # patch_px 4 on sizes that are not multiples of 4: edge patches are smaller (costs differ).
     graph = random_graph(rng, n_frames, h, w, density=density)
     carry_in = rng.random(graph.n_patches) * 3 if carry else None
     limit = budget * n_frames * h * w
-    f, p, gains, e_last = dag_greedy(graph, limit, carry_in=carry_in, cost_aware=cost_aware)
+    f, p, gains, e_last = dag_greedy(graph, limit, carry_in=carry_in, cost_aware=cost_aware,
+                                     dense_from=dense_from)
     f2, p2, drops = exhaustive_greedy(graph, limit, carry_in=carry_in, cost_aware=cost_aware)
     area = graph.grid.areas().astype(float)
     assert area[p].sum() <= limit + 1e-6
@@ -54,11 +58,12 @@ def test_identical_plan_on_generic_graphs(rng):
     for n_frames, h, w in [(8, 12, 16), (12, 10, 14)]:
         graph = random_graph(rng, n_frames, h, w, density=0.25, zero_bias=0.0)
         limit = 0.3 * n_frames * h * w
-        f, p, _, _ = dag_greedy(graph, limit, cost_aware=True)
         f2, p2, _ = exhaustive_greedy(graph, limit, cost_aware=True)
-        assert len(f) > 10
-        np.testing.assert_array_equal(f, f2)
-        np.testing.assert_array_equal(p, p2)
+        for dense_from in (0.0, 0.1, 1.0):
+            f, p, _, _ = dag_greedy(graph, limit, cost_aware=True, dense_from=dense_from)
+            assert len(f) > 10
+            np.testing.assert_array_equal(f, f2)
+            np.testing.assert_array_equal(p, p2)
 
 
 def test_stops_when_nothing_is_left_to_gain(rng):
