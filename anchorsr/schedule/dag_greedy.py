@@ -70,16 +70,24 @@ def _dia(indptr, indices, data):  # pragma: no cover - compiled
     n_ovf = np.zeros(n_frames, np.int64)
     counts = np.zeros(2 * n, np.int64)  # entries per offset + n
     slot = np.full(2 * n, -1, np.int64)  # kept diagonal of an offset + n, -1: none
+    seen = np.empty(2 * n, np.int64)  # the offsets (+ n) present in the frame
     on_dia = np.zeros(indices.size, np.bool_)
+    min_count = max(2, n // DIA_MIN_SHARE)
     total = 0
     for t in range(n_frames):
+        n_seen = 0
         for p in range(n):
             for j in range(indptr[t, p], indptr[t, p + 1]):
-                counts[indices[j] - p + n] += 1
-        for k in range(DIA_MAX):
-            best, best_count = -1, max(2, n // DIA_MIN_SHARE) - 1
-            for d in range(2 * n):
-                if counts[d] > best_count and slot[d] < 0:
+                d = indices[j] - p + n
+                if counts[d] == 0:
+                    seen[n_seen] = d
+                    n_seen += 1
+                counts[d] += 1
+        for k in range(DIA_MAX):  # the offsets holding the most entries, in that order
+            best, best_count = -1, min_count - 1
+            for i in range(n_seen):
+                d = seen[i]
+                if slot[d] < 0 and (counts[d] > best_count or (counts[d] == best_count and d < best)):
                     best, best_count = d, counts[d]
             if best < 0:
                 break
@@ -101,10 +109,9 @@ def _dia(indptr, indices, data):  # pragma: no cover - compiled
                 n_ovf[t] += 1
                 total += rest
         ovf_ptr[t, n] = total
-        for p in range(n):  # reset the tables for the next frame
-            for j in range(indptr[t, p], indptr[t, p + 1]):
-                counts[indices[j] - p + n] = 0
-                slot[indices[j] - p + n] = -1
+        for i in range(n_seen):  # reset the tables for the next frame
+            counts[seen[i]] = 0
+            slot[seen[i]] = -1
     ovf_idx = np.empty(total, np.uint32)
     ovf_dat = np.empty(total)
     for t in range(n_frames):
