@@ -6,7 +6,6 @@ straight path the CLI's ``enhance`` and the demo use.)
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -88,10 +87,9 @@ def make_patch_source(model: str, scale: int) -> HRPatchSource:
 def _planned(frames: Iterable[CodedFrame], scheduler: str, budget: float, chunk_frames: int,
              patch_px: int) -> Iterator[Anchored]:
     """(frame, grid, plan of its chunk, offset in the chunk); a new size starts a new schedule."""
-    for _, segment in itertools.groupby(frames, key=lambda f: f.y.shape):
-        for chunk, plan in plan_stream(segment, scheduler, budget, chunk_frames, patch_px):
-            for t, frame in enumerate(chunk.frames):
-                yield frame, chunk.grid, plan, t
+    for chunk, plan in plan_stream(frames, scheduler, budget, chunk_frames, patch_px):
+        for t, frame in enumerate(chunk.frames):
+            yield frame, chunk.grid, plan, t
 
 
 def _from_plans(frames: Iterable[CodedFrame], plans: list[AnchorPlan]) -> Iterator[Anchored]:

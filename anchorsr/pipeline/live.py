@@ -29,11 +29,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import ConfigError, SourceError
-from ..graph import GraphBuilder, carry_out
 from ..reuse import Reconstructor, ReuseConfig
-from ..schedule import get_scheduler, read_plans
+from ..schedule import get_scheduler, plan_stream, read_plans
 from ..stream import EncodeSettings, Sink
-from ..types import AnchorPlan, Chunk, CodedFrame, HRFrame, PatchGrid
+from ..types import AnchorPlan, CodedFrame, HRFrame, PatchGrid
 from .control import BudgetController
 from .enhance import _from_plans
 from .srpool import SRJob, SRPool
@@ -308,41 +307,28 @@ class LivePipeline:
 
     def _from_scheduler(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
         """Chunks (cut early at a resolution change) with their plan at the full budget."""
-        buf: list[_Item] = []
-        builder, carry, prev, grid, skip = None, None, None, None, False
-        for item in self._items(self.q_decoded):
-            f = item.frame
-            if buf and f.y.shape != buf[0].frame.y.shape:
-                yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
-                log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
-                            self.name, f.width, f.height, f.index)
-                self.stats.restarts += 1
-                buf, builder, carry, prev, grid = [], None, None, None, None
-            if grid is None or (grid.height, grid.width) != f.y.shape:
-                grid = PatchGrid(self.options.patch_px, f.height, f.width)
-            if not buf:
-                # a chunk that starts at zero budget (overload) skips the graph, its main cost
-                skip = self.options.realtime and self.controller.budget == 0.0
-            if builder is None and self.scheduler.needs_graph and not skip:
-                builder = GraphBuilder(grid, prev)
-            if builder is not None:
-                builder.add(f)  # the per-frame part of the graph, spread over the chunk
-            buf.append(item)
-            if len(buf) == self.options.chunk_frames:
-                plan, carry = self._plan(buf, grid, builder, carry, skip)
-                prev = buf[-1].frame  # read before the items go downstream (they drop their frame)
-                yield buf, grid, plan
-                buf, builder = [], None
-        if buf:
-            yield buf, grid, self._plan(buf, grid, builder, carry, skip)[0]
+        by_frame: dict[int, _Item] = {}  # id(frame) -> its item, until its chunk is planned
+        shape = None
 
-    def _plan(self, items: list[_Item], grid: PatchGrid, builder: GraphBuilder | None, carry, skip: bool):
-        chunk = Chunk(tuple(i.frame for i in items), grid)
-        if skip:
-            return AnchorPlan(chunk.start, len(chunk), grid), None
-        graph = builder.build() if builder is not None else None
-        plan = self.scheduler.plan(chunk, self.options.budget_fraction, graph=graph, carry_in=carry)
-        return plan, (carry_out(graph, plan, carry) if graph is not None else None)
+        def frames():
+            nonlocal shape
+            for item in self._items(self.q_decoded):
+                f = item.frame
+                if shape is not None and f.y.shape != shape:
+                    log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
+                                self.name, f.width, f.height, f.index)
+                    self.stats.restarts += 1
+                shape = f.y.shape
+                by_frame[id(f)] = item
+                yield f
+
+        def overloaded() -> bool:  # a chunk that starts at zero budget skips the graph, its main cost
+            return self.options.realtime and self.controller.budget == 0.0
+
+        for chunk, plan in plan_stream(frames(), self.scheduler, self.options.budget_fraction,
+                                       self.options.chunk_frames, self.options.patch_px,
+                                       skip_chunk=overloaded):
+            yield [by_frame.pop(id(f)) for f in chunk.frames], chunk.grid, plan
 
     def _from_file(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
         """Client mode: each frame with the plan (from the plan file) that covers it."""

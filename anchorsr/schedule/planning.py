@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -34,14 +34,20 @@ def parse_budget(text: str | float) -> float:
 
 def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
               patch_px: int = 64) -> Iterator[Chunk]:
-    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter)."""
+    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
+
+    A change of frame size ends the current chunk early; the next chunk has the new size's grid
+    and no reference frame before it."""
     if chunk_frames < 1:
         raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     grid: PatchGrid | None = None
     prev: CodedFrame | None = None
     buf: list[CodedFrame] = []
     for frame in frames:
-        if grid is None:
+        if buf and frame.y.shape != buf[0].y.shape:
+            yield Chunk(tuple(buf), grid, prev)
+            prev, buf = None, []
+        if grid is None or (grid.height, grid.width) != frame.y.shape:
             grid = PatchGrid(patch_px, frame.height, frame.width)
         buf.append(frame)
         if len(buf) == chunk_frames:
@@ -51,55 +57,67 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
         yield Chunk(tuple(buf), grid, prev)
 
 
-class _LiveGraph:
-    """Builds each chunk's graph frame by frame as frames pass through (``GraphBuilder``), so
-    that when a chunk's last frame arrives only the final assembly is left."""
-
-    def __init__(self, patch_px: int, **options) -> None:
-        self.patch_px, self.options = patch_px, options
-        self.grid: PatchGrid | None = None
-        self.prev: CodedFrame | None = None
-        self.builder: GraphBuilder | None = None
-
-    def feed(self, frames: Iterable[CodedFrame]) -> Iterator[CodedFrame]:
-        for frame in frames:
-            if self.grid is None:  # as chunks_of: the first frame's size
-                self.grid = PatchGrid(self.patch_px, frame.height, frame.width)
-            if self.builder is None:
-                self.builder = GraphBuilder(self.grid, self.prev, **self.options)
-            self.builder.add(frame)
-            yield frame
-
-    def take(self, chunk: Chunk) -> DependencyGraph:
-        """The graph of ``chunk``, whose frames have all been fed; starts the next chunk's."""
-        graph = self.builder.build()
-        self.builder, self.prev = None, chunk.frames[-1]
-        return graph
-
-
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
                 chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
-                texture: bool = True) -> Iterator[tuple[Chunk, AnchorPlan]]:
+                texture: bool = True,
+                skip_chunk: Callable[[], bool] | None = None) -> Iterator[tuple[Chunk, AnchorPlan]]:
     """Schedule a stream chunk by chunk, carrying the estimated error from chunk to chunk.
 
     scheduler: a Scheduler or a registered name. Yields each chunk with its plan as soon as the
-    chunk is complete. The graph (with the ablation options) is built only for schedulers that
-    need it, frame by frame as frames arrive.
+    chunk is complete. Chunks are cut as ``chunks_of`` cuts them: a change of frame size ends a
+    chunk early and starts a new schedule at the new size (no error carried over). The graph
+    (with the ablation options) is built only for schedulers that need it, frame by frame as
+    frames arrive (``GraphBuilder``), so a chunk's last frame leaves only the assembly and the
+    scheduler to run.
+    skip_chunk: asked as each chunk's first frame arrives; when it returns True the chunk gets an
+    empty plan, no graph is built for it (its main cost) and no error is carried past it (a
+    live pipeline shedding load).
     """
+    if chunk_frames < 1:
+        raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
     options = {"edge_weights": edge_weights, "texture": texture}
     if scheduler.needs_graph:  # an ablation switches a part of the model off
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
-    live = _LiveGraph(patch_px, **options) if scheduler.needs_graph else None
+    grid: PatchGrid | None = None
+    prev: CodedFrame | None = None
     carry: np.ndarray | None = None
-    for chunk in chunks_of(frames if live is None else live.feed(frames), chunk_frames, patch_px):
-        graph: DependencyGraph | None = None if live is None else live.take(chunk)
+    builder: GraphBuilder | None = None
+    skip = False
+    buf: list[CodedFrame] = []
+
+    def finish() -> tuple[Chunk, AnchorPlan, np.ndarray | None]:
+        chunk = Chunk(tuple(buf), grid, prev)
+        if skip:
+            return chunk, AnchorPlan(chunk.start, len(chunk), grid), None
+        graph: DependencyGraph | None = None if builder is None else builder.build()
         plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry)
-        if graph is not None:
-            carry = carry_out(graph, plan, carry)
         log.debug("chunk at %d: %d anchors (%.2f%%)", chunk.start, len(plan),
                   100 * plan.anchor_fraction())
+        return chunk, plan, (None if graph is None else carry_out(graph, plan, carry))
+
+    for frame in frames:
+        if buf and frame.y.shape != buf[0].y.shape:
+            chunk, plan, _ = finish()
+            yield chunk, plan
+            log.info("frame size changed to %dx%d at frame %d: a new schedule starts",
+                     frame.width, frame.height, frame.index)
+            buf, prev, carry = [], None, None
+        if grid is None or (grid.height, grid.width) != frame.y.shape:
+            grid = PatchGrid(patch_px, frame.height, frame.width)
+        if not buf:
+            skip = skip_chunk is not None and bool(skip_chunk())
+            builder = GraphBuilder(grid, prev, **options) if scheduler.needs_graph and not skip else None
+        if builder is not None:
+            builder.add(frame)
+        buf.append(frame)
+        if len(buf) == chunk_frames:
+            chunk, plan, carry = finish()
+            yield chunk, plan
+            prev, buf = buf[-1], []
+    if buf:
+        chunk, plan, _ = finish()
         yield chunk, plan
 
 

@@ -100,3 +100,37 @@ def test_plan_stream_builds_graphs_frame_by_frame(monkeypatch):
     assert got == expected
     # Each frame's graph work is done as it arrives, before the next frame is decoded.
     assert events == [(kind, i) for i in range(12) for kind in ("decoded", "add")]
+
+
+def test_a_frame_size_change_starts_a_new_schedule():
+    a = moving_object_clip(32, 48, 7, obj_px=12, speed_px=3)
+    b = moving_object_clip(24, 40, 6, obj_px=8, speed_px=2, seed=1)
+    cut = list(chunks_of(a + b, chunk_frames=5, patch_px=8))
+    assert [(len(c), c.grid.width, c.grid.height) for c in cut] == [(5, 48, 32), (2, 48, 32),
+                                                                   (5, 40, 24), (1, 40, 24)]
+    assert cut[2].prev is None and cut[3].prev is b[4]
+    out = list(plan_stream(a + b, "dag-greedy", 0.1, chunk_frames=5, patch_px=8))
+    assert [len(c) for c, _ in out] == [5, 2, 5, 1]
+    # The second size is scheduled as a stream of its own: no error carried across the change.
+    alone = [p.to_bytes() for _, p in plan_stream(b, "dag-greedy", 0.1, chunk_frames=5, patch_px=8)]
+    assert [p.to_bytes() for _, p in out[2:]] == alone
+    assert all(p.grid == c.grid for c, p in out)
+
+
+def test_skipped_chunks_get_no_anchors_and_no_graph(monkeypatch):
+    from anchorsr.graph import GraphBuilder
+
+    frames = moving_object_clip(32, 48, 15, obj_px=12, speed_px=3)
+    added = []
+    add = GraphBuilder.add
+    monkeypatch.setattr(GraphBuilder, "add", lambda self, f: (added.append(f.index), add(self, f)))
+    asks = iter([False, True, False])
+    out = list(plan_stream(frames, "dag-greedy", 0.1, 5, 8, skip_chunk=lambda: next(asks)))
+    assert [len(p) > 0 for _, p in out] == [True, False, True]
+    assert added == [*range(5), *range(10, 15)]  # no graph work for the skipped chunk
+    # After a skipped chunk no error is carried in: the third plan is that of its chunk alone.
+    chunk = out[2][0]
+    from anchorsr.schedule import get_scheduler
+
+    alone = get_scheduler("dag-greedy").plan(chunk, 0.1, graph=build_graph(chunk), carry_in=None)
+    assert out[2][1].to_bytes() == alone.to_bytes()
