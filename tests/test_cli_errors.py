@@ -98,6 +98,23 @@ def test_plan_then_client_enhance_round_trip(tmp_path):
     assert len(frames) == 20 and (frames[0].width, frames[0].height) == (400, 240)
 
 
+def test_plan_across_a_resolution_change(tmp_path):
+    a, b = tmp_path / "a.h264", tmp_path / "b.h264"
+    write_clip(a, pan_frames(14), EncodeSettings(keyint=14))
+    write_clip(b, pan_frames(6, w=120, h=72), EncodeSettings(keyint=6))
+    clip = tmp_path / "both.h264"  # one Annex B stream whose size changes at frame 14
+    clip.write_bytes(a.read_bytes() + b.read_bytes())
+    plan = tmp_path / "both.plan"
+    proc = run_cli("plan", str(clip), "-o", str(plan), "--chunk-frames", "10", "--patch-px", "32")
+    assert proc.returncode == 0, proc.stderr
+    from anchorsr.schedule import read_plans
+
+    plans = read_plans(plan)
+    assert [(p.chunk_start, p.n_frames, p.grid.width, p.grid.height) for p in plans] == [
+        (0, 10, 200, 120), (10, 4, 200, 120), (14, 6, 120, 72)]
+    assert all(len(p) > 0 for p in plans)
+
+
 def test_bad_budget_and_missing_model(tmp_path):
     clip = tmp_path / "in.mp4"
     write_clip(clip, pan_frames(4), EncodeSettings())
