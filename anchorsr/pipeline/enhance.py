@@ -53,19 +53,25 @@ class EnhanceOptions:
 
 
 @dataclass
-class EnhanceSummary:
-    frames: int = 0
+class SRCounts:
+    """LR pixels seen, those enhanced by the SR network, and corrupt packets skipped."""
+
     anchor_pixels: int = 0
     lr_pixels: int = 0
     corrupt_packets: int = 0
-    transcoded: bool = False
-    seconds: float = 0.0
-    output: str = ""
-    sizes: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def sr_share(self) -> float:
         return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
+
+
+@dataclass
+class EnhanceSummary(SRCounts):
+    frames: int = 0
+    transcoded: bool = False
+    seconds: float = 0.0
+    output: str = ""
+    sizes: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def fps(self) -> float:

@@ -34,7 +34,7 @@ from ..schedule import get_scheduler, plan_stream, read_plans
 from ..stream import EncodeSettings, Sink
 from ..types import AnchorPlan, CodedFrame, HRFrame, PatchGrid
 from .control import BudgetController
-from .enhance import _from_plans
+from .enhance import SRCounts, _from_plans
 from .srpool import SRJob, SRPool
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class LiveOptions:
 
 
 @dataclass
-class LiveStats:
+class LiveStats(SRCounts):
     """Counters of one stream, updated by its stages (read them from any thread)."""
 
     frames_in: int = 0
@@ -96,21 +96,14 @@ class LiveStats:
     dropped: int = 0
     late: int = 0
     sr_late_frames: int = 0
-    corrupt_packets: int = 0
     missing_frames: int = 0
     restarts: int = 0
-    anchor_pixels: int = 0
-    lr_pixels: int = 0
     started: float | None = None
     first_out: float | None = None
     last_out: float | None = None
     finished: float | None = None
     latencies_s: list[float] = field(default_factory=list)
     output_size: tuple[int, int] | None = None
-
-    @property
-    def sr_share(self) -> float:
-        return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
 
     def fps(self, now: float) -> float:
         """Output frames per second since the first output frame (the sustained rate)."""
