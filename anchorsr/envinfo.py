@@ -28,7 +28,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (None when it is not installed)."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -46,7 +47,7 @@ def environment(**extra) -> dict:
     env = {"commit": _commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
            "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}
     for dist in ("numpy", "scipy", "numba", "av", "torch"):
-        env[dist if dist != "av" else "pyav"] = _version(dist)
+        env[dist if dist != "av" else "pyav"] = package_version(dist)
     if "av" in sys.modules:
         env["ffmpeg_libavcodec"] = str(sys.modules["av"].library_versions.get("libavcodec"))
     if "numba" in sys.modules:

@@ -331,25 +331,22 @@ def load_hr(clip_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.load(os.path.join(clip_dir, f"hr_{n}.npy"), mmap_mode="r") for n in "yuv")  # type: ignore[return-value]
 
 
-def build_clip(source: ClipSource, clip_dir: str, scale: int, fps: float | None = None) -> dict:
+def build_clip(source: ClipSource, clip_dir: str, scale: int) -> dict:
     """HR arrays and the two LR encodings of one clip; returns its manifest entry."""
     os.makedirs(clip_dir, exist_ok=True)
     n, h, w = _write_hr(source.frames(), clip_dir)
     hr = load_hr(clip_dir)
     lw, lh = w // scale, h // scale
     rate = lr_bitrate(lw, lh)
-    fps = fps or source.fps
-
-    def lr_frames() -> Iterator[YUV]:
-        for t in range(n):
-            yield resize_yuv(np.asarray(hr[0][t]), np.asarray(hr[1][t]), np.asarray(hr[2][t]), lw, lh)
-
+    fps = source.fps
+    # Downscaled once for both encodings (a quarter of the HR, which _write_hr held whole).
+    lr_frames = [resize_yuv(np.asarray(hr[0][t]), np.asarray(hr[1][t]), np.asarray(hr[2][t]), lw, lh)
+                 for t in range(n)]
     lr = {}
     for key, settings in (("rate", EncodeSettings(fps=fps, keyint=LIVE_GOP, bitrate_bps=rate, crf=None)),
                           ("crf", EncodeSettings(fps=fps, keyint=LIVE_GOP, crf=CRF))):
         path = os.path.join(clip_dir, f"lr_{key}.mp4")
-        write_clip(path + ".partial.mp4", lr_frames(), settings)
-        os.replace(path + ".partial.mp4", path)
+        write_clip(path, lr_frames, settings)  # written under a .partial name, renamed when complete
         lr[key] = {"file": os.path.basename(path), "sha256": sha256_file(path), "bytes": os.path.getsize(path),
                    "bitrate_bps": rate if key == "rate" else None, "crf": CRF if key == "crf" else None,
                    "measured_kbps": round(os.path.getsize(path) * 8 / (n / fps) / 1000, 1)}

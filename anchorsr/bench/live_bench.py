@@ -88,8 +88,8 @@ def push(clip: str, url: str, duration_s: float, stop: threading.Event, connect_
     return sent
 
 
-def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str, **threads) -> dict:
-    options = LiveOptions(scale=2, budget_fraction=budget, chunk_frames=60, realtime=True, **threads)
+def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str) -> dict:
+    options = LiveOptions(scale=2, budget_fraction=budget, chunk_frames=60, realtime=True)
     source = make_patch_source(model, options.scale)
     warm_up(options, source)
     pool = SRPool(source, workers=1, torch_threads=1)

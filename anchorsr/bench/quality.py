@@ -12,7 +12,6 @@ derived figures (gain kept, anchor-size saving, estimator fidelity) follow evalu
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -89,7 +88,6 @@ class RunStats:
 
     psnr_yuv: list[float] = field(default_factory=list)
     psnr_y: list[float] = field(default_factory=list)
-    mse: list[float] = field(default_factory=list)
     ssim_y: list[float] = field(default_factory=list)
     anchor_px: int = 0
     lr_px: int = 0
@@ -194,10 +192,9 @@ class ClipBench:
         dist, refs = [], []
         for i, planes in outputs:
             ref = self.ref(i)
-            p, py, mse = metrics.frame_psnr(planes, ref)
+            p, py, _ = metrics.frame_psnr(planes, ref)
             st.psnr_yuv.append(p)
             st.psnr_y.append(py)
-            st.mse.append(mse)
             if i % self.s.ssim_every == 0:
                 st.ssim_y.append(metrics.ssim_y(planes[0], ref[0]))
             if vmaf and self.vmaf_lo <= i < self.vmaf_lo + self.s.vmaf_frames:
@@ -323,7 +320,7 @@ def _curve(runs: dict, name: str, none_run: dict) -> tuple[list[float], list[flo
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def derive(clip: dict, budgets: Sequence[float]) -> dict:
+def derive(clip: dict) -> dict:
     """Gain kept, anchor-size savings and the dag-greedy vs palantir check of one clip."""
     base, runs = clip["baselines"], clip["runs"]
     q_bil, q_all = base["bilinear"]["psnr_yuv_db"], base["all"]["psnr_yuv_db"]
@@ -401,7 +398,7 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
     fixed = {name: runs.pop(name)["fixed"] for name in FIXED if name in runs}
     out["baselines"] = {**base, **fixed}
     out["runs"] = runs
-    out.update(derive(out, settings.budgets))
+    out.update(derive(out))
     if OURS in plans_at and settings.fidelity_chunks > 0:
         if lr_px <= settings.fidelity_max_lr_pixels:
             out["fidelity"] = cb.fidelity(plans_at)
@@ -491,7 +488,7 @@ def rederive(result: dict, out_dir: str) -> dict:
     budgets = tuple(float(b.rstrip("%")) / 100 for b in s["budgets"])
     settings = QualitySettings(budgets=budgets, schedulers=tuple(s["schedulers"]))
     for clip in result["clips"]:
-        clip.update(derive(clip, budgets))
+        clip.update(derive(clip))
     result["summary"] = summarize(result["clips"], settings)
     result = _json_ready(result)
     with open(os.path.join(out_dir, "quality.json"), "w") as fh:
@@ -507,10 +504,6 @@ def settings_json(settings: QualitySettings) -> dict:
     return d
 
 
-def config_hash(settings: QualitySettings) -> str:
-    return hashlib.sha256(json.dumps(settings_json(settings), sort_keys=True).encode()).hexdigest()[:12]
-
-
 QUICK = dict(max_frames=30, chunk_frames=30, budgets=(1 / 60, 0.05), fidelity_random=3, vmaf_frames=10,
              ssim_every=10)
 QUICK_CLIPS = ("bikes", "vtest", "bbb", "sim-pan-1080")
@@ -524,7 +517,7 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
 
     progress(text, advance, total): called as work is done (total set once, when known).
     """
-    from ..envinfo import environment
+    from ..envinfo import environment, package_version
     from . import report
     from .corpus import assemble, default_sources, user_sources
 
@@ -535,8 +528,9 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
             progress(text, advance, total)
 
     os.makedirs(out_dir, exist_ok=True)
-    env = environment(vmaf_available=metrics.vmaf_available(), matplotlib=_version("matplotlib"),
-                      scikit_image=_version("scikit-image"), imageio_ffmpeg=_version("imageio-ffmpeg"))
+    env = environment(vmaf_available=metrics.vmaf_available(), matplotlib=package_version("matplotlib"),
+                      scikit_image=package_version("scikit-image"),
+                      imageio_ffmpeg=package_version("imageio-ffmpeg"))
     if clip_paths:
         sources = user_sources(clip_paths, settings.max_frames or 120)
         corpus_dir = os.path.join(out_dir, "clips")
@@ -576,15 +570,6 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
         json.dump(result, fh, indent=1, allow_nan=False)
     report.write_report(result, out_dir)
     return result
-
-
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _json_ready(obj):

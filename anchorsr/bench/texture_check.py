@@ -72,12 +72,13 @@ def ranking(frames, hr, grid: PatchGrid, samples) -> dict:
     prev = None
     for frame, planes in zip(frames, hr):
         exact = frame_texture(frame, prev, grid)
+        truth = true_patch_error(frame, planes, grid) if frame.is_key else None
         for s in samples:
             est = exact if s == 1 else frame_texture(frame, prev, grid, sample=s)
             if s != 1:
                 versus_exact[s].append(spearmanr(est, exact)[0])
-            if frame.is_key:
-                versus_truth[s].append(spearmanr(est, true_patch_error(frame, planes, grid))[0])
+            if truth is not None:
+                versus_truth[s].append(spearmanr(est, truth)[0])
         prev = frame
     return {"spearman_vs_true_error": {str(s): float(np.mean(v)) for s, v in versus_truth.items()},
             "spearman_vs_exact_bias": {str(s): float(np.mean(v)) for s, v in versus_exact.items()},
