@@ -23,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -87,6 +88,10 @@ class LiveOptions:
         return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0
 
 
+# Output frames whose latency the figures are taken over (a live stream runs without end).
+LATENCY_WINDOW = 10000
+
+
 @dataclass
 class LiveStats(SRCounts):
     """Counters of one stream, updated by its stages (read them from any thread)."""
@@ -102,7 +107,7 @@ class LiveStats(SRCounts):
     first_out: float | None = None
     last_out: float | None = None
     finished: float | None = None
-    latencies_s: list[float] = field(default_factory=list)
+    latencies_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # seconds, newest last
     output_size: tuple[int, int] | None = None
 
     def fps(self, now: float) -> float:
@@ -113,7 +118,7 @@ class LiveStats(SRCounts):
         return (self.frames_out - 1) / (end - self.first_out) if end > self.first_out else 0.0
 
     def latency_ms(self) -> dict:
-        lat = np.asarray(self.latencies_s[-10000:])
+        lat = np.asarray(self.latencies_s)
         if not lat.size:
             return {"median": None, "p95": None}
         return {"median": round(float(np.median(lat)) * 1e3, 1), "p95": round(float(np.percentile(lat, 95)) * 1e3, 1)}

@@ -7,10 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..graph import GraphBuilder
 from ..reuse import Reconstructor, ReuseConfig
-from ..schedule import get_scheduler
-from ..types import Chunk, CodedFrame, HRPatchSource, MotionField, PatchGrid
+from ..schedule import get_scheduler, plan_stream
+from ..types import CodedFrame, HRPatchSource, MotionField, PatchGrid
 from .live import LiveOptions, LivePipeline, LiveStats
 from .srpool import SRPool
 
@@ -29,12 +28,8 @@ def warm_up(options: LiveOptions, patch_source: HRPatchSource) -> None:
         frames.append(CodedFrame(i, i, i / 30, kind, 1000, y, u, v, motion))
     grid = PatchGrid(options.patch_px, h, w)
     if options.plan_path is None:
-        scheduler = get_scheduler(options.scheduler)
-        builder = GraphBuilder(grid) if scheduler.needs_graph else None
-        for f in frames:
-            if builder is not None:
-                builder.add(f)
-        scheduler.plan(Chunk(tuple(frames), grid), 0.25, graph=builder.build() if builder else None)
+        for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px):
+            pass
     rec = Reconstructor(ReuseConfig(options.scale, options.loop))
     for f in frames:
         rec.step(f, grid.boxes()[:1], patch_source)

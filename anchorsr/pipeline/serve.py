@@ -156,8 +156,9 @@ class Server:
             while not pipeline.wait(0.2):
                 if self._stop.is_set():
                     pipeline.stop()
-            if pipeline.snapshot()["error"]:
-                log.warning("%s ended with an error: %s", name, pipeline.snapshot()["error"])
+            error = pipeline.snapshot()["error"]
+            if error:
+                log.warning("%s ended with an error: %s", name, error)
 
     def status(self) -> dict:
         streams = [p.snapshot() for p in list(self.pipelines.values())]

@@ -32,12 +32,12 @@ def parse_budget(text: str | float) -> float:
     return value
 
 
-def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
-              patch_px: int = 64) -> Iterator[Chunk]:
-    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
-
-    A change of frame size ends the current chunk early; the next chunk has the new size's grid
-    and no reference frame before it."""
+def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
+         ) -> Iterator[Chunk | tuple[CodedFrame, PatchGrid, CodedFrame | None, bool]]:
+    """The chunking of ``chunks_of``, frame by frame: yields (frame, grid, prev, first) as each
+    frame arrives (first: it opens a chunk, whose reference frame before it is prev), and each
+    Chunk as soon as it is complete (after its last frame, or before the first frame of a new
+    size)."""
     if chunk_frames < 1:
         raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     grid: PatchGrid | None = None
@@ -46,15 +46,27 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
     for frame in frames:
         if buf and frame.y.shape != buf[0].y.shape:
             yield Chunk(tuple(buf), grid, prev)
+            log.info("frame size changed to %dx%d at frame %d: a new chunk and grid start",
+                     frame.width, frame.height, frame.index)
             prev, buf = None, []
         if grid is None or (grid.height, grid.width) != frame.y.shape:
             grid = PatchGrid(patch_px, frame.height, frame.width)
+        yield frame, grid, prev, not buf
         buf.append(frame)
         if len(buf) == chunk_frames:
             yield Chunk(tuple(buf), grid, prev)
             prev, buf = buf[-1], []
     if buf:
         yield Chunk(tuple(buf), grid, prev)
+
+
+def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
+              patch_px: int = 64) -> Iterator[Chunk]:
+    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
+
+    A change of frame size ends the current chunk early; the next chunk has the new size's grid
+    and no reference frame before it."""
+    return (item for item in _cut(frames, chunk_frames, patch_px) if isinstance(item, Chunk))
 
 
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
@@ -73,52 +85,38 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     empty plan, no graph is built for it (its main cost) and no error is carried past it (a
     live pipeline shedding load).
     """
-    if chunk_frames < 1:
-        raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
     options = {"edge_weights": edge_weights, "texture": texture}
     if scheduler.needs_graph:  # an ablation switches a part of the model off
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
-    grid: PatchGrid | None = None
-    prev: CodedFrame | None = None
     carry: np.ndarray | None = None
     builder: GraphBuilder | None = None
     skip = False
-    buf: list[CodedFrame] = []
-
-    def finish() -> tuple[Chunk, AnchorPlan, np.ndarray | None]:
-        chunk = Chunk(tuple(buf), grid, prev)
+    for item in _cut(frames, chunk_frames, patch_px):
+        if not isinstance(item, Chunk):
+            frame, grid, prev, first = item
+            if first:
+                skip = skip_chunk is not None and bool(skip_chunk())
+                builder = GraphBuilder(grid, prev, **options) if scheduler.needs_graph and not skip else None
+            if builder is not None:
+                builder.add(frame)
+            continue
+        chunk = item
         if skip:
-            return chunk, AnchorPlan(chunk.start, len(chunk), grid), None
+            carry = None
+            yield chunk, AnchorPlan(chunk.start, len(chunk), chunk.grid)
+            continue
         graph: DependencyGraph | None = None if builder is None else builder.build()
-        plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry)
+        carry_in = carry if chunk.prev is not None else None  # a new size starts afresh
+        plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry_in)
         log.debug("chunk at %d: %d anchors (%.2f%%)", chunk.start, len(plan),
                   100 * plan.anchor_fraction())
-        return chunk, plan, (None if graph is None else carry_out(graph, plan, carry))
-
-    for frame in frames:
-        if buf and frame.y.shape != buf[0].y.shape:
-            chunk, plan, _ = finish()
-            yield chunk, plan
-            log.info("frame size changed to %dx%d at frame %d: a new schedule starts",
-                     frame.width, frame.height, frame.index)
-            buf, prev, carry = [], None, None
-        if grid is None or (grid.height, grid.width) != frame.y.shape:
-            grid = PatchGrid(patch_px, frame.height, frame.width)
-        if not buf:
-            skip = skip_chunk is not None and bool(skip_chunk())
-            builder = GraphBuilder(grid, prev, **options) if scheduler.needs_graph and not skip else None
-        if builder is not None:
-            builder.add(frame)
-        buf.append(frame)
-        if len(buf) == chunk_frames:
-            chunk, plan, carry = finish()
-            yield chunk, plan
-            prev, buf = buf[-1], []
-    if buf:
-        chunk, plan, _ = finish()
         yield chunk, plan
+        # The error this chunk hands on, worked out after its plan has gone downstream (only a
+        # full chunk has a successor of the same size).
+        full = len(chunk) == chunk_frames and graph is not None
+        carry = carry_out(graph, plan, carry_in) if full else None
 
 
 def plan_to_file(frames: Iterable[CodedFrame], dest: str | os.PathLike | BinaryIO,
