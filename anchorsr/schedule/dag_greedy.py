@@ -231,7 +231,7 @@ def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no co
     b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
     for p in range(n):
         key = keys[p]
-        if key > b2 and not a_t[p]:
+        if key > b2:  # anchored nodes have key -inf
             if key > b1:
                 b2, q2, b1, q1 = b1, q1, key, p
             else:
@@ -298,10 +298,11 @@ def _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, p
 
 
 @njit(cache=True)
-def _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb):  # pragma: no cover - compiled
+def _anchor(t, p, indptr, indices, data, anchored, free, e, g, pf, pb):  # pragma: no cover - compiled
     """Anchor node (t, p) whose e and g are exact, recording its effect as pending deltas."""
     n_frames = e.shape[0]
     anchored[t, p] = True
+    free[t, p] = 0.0
     # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
     # still on their way to (t, p) are masked when they arrive.
     if t + 1 < n_frames:
@@ -322,12 +323,11 @@ def _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb):  # pragma: no 
 
 
 @njit(cache=True)
-def _top_frame(k1, p1, n, skip):  # pragma: no cover - compiled
-    """The frame whose bound ranks first, ignoring frame ``skip`` (-1 when none)."""
+def _top_frame(k1, p1, n):  # pragma: no cover - compiled
+    """The frame whose bound ranks first (-1 when none)."""
     best = -1
     for f in range(k1.size):
-        if f != skip and p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best],
-                                                               best * n + p1[best])):
+        if p1[f] >= 0 and (best < 0 or _better(k1[f], f * n + p1[f], k1[best], best * n + p1[best])):
             best = f
     return best
 
@@ -391,7 +391,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     runner = np.zeros(n_frames, np.bool_)
     while k < max_picks:
         if best < 0:
-            t = _top_frame(k1, p1, n, -1)
+            t = _top_frame(k1, p1, n)
             if t < 0:
                 break  # every node is anchored
         else:
@@ -414,8 +414,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         spent += area[p]
         nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
         k += 1
-        _anchor(t, p, indptr, indices, data, anchored, e, g, pf, pb)
-        free[t, p] = 0.0
+        _anchor(t, p, indptr, indices, data, anchored, free, e, g, pf, pb)
         lo, hi = min(lo, t), max(hi, t - 1)
         # Every other frame's keys may have dropped: only frame t can stay exact, as a pick
         # changes no key of its own frame.
