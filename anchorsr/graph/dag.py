@@ -20,15 +20,9 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..errors import ConfigError
-from ..types import Chunk, PatchGrid
-from .motion import frame_weights, identity_weights
+from ..types import MV_BLOCK_PX, Chunk, PatchGrid
+from .motion import frame_weights, frame_weights_csr, identity_weights
 from .texture import frame_texture
-
-
-# Dense products keep up to DIA_MAX diagonals per frame (the offsets q - p holding the most
-# entries, each at least max(2, N / DIA_MIN_SHARE)); the other entries stay as CSR rows.
-DIA_MAX = 8
-DIA_MIN_SHARE = 64
 
 
 @dataclass(frozen=True)
@@ -38,15 +32,6 @@ class PackedGraph:
     Row r of ``W_t`` (CSR) is ``indices[indptr[t, r]:indptr[t, r + 1]]`` with ``data`` alike;
     ``t_indptr``/``t_indices``/``t_data`` hold ``W_t^T`` the same way (row q lists the patches
     of frame t that copy from patch q of frame t-1). indptr: int64 (T, N+1); indices: int32.
-
-    ``dia`` and ``t_dia`` hold ``W_t`` and ``W_t^T`` again for dense products: motion is local
-    and mostly uniform, so a frame's entries W[p, q] sit on a few offsets d = q - p (a pan over
-    a 64 px grid: 4 to 8 of them), and a product over diagonals runs on contiguous slices and
-    vectorises where a gather per row would not. Each is a tuple (off (T, DIA_MAX), dat (T,
-    DIA_MAX, N), n_dia (T,), ovf_ptr (T, N+1), ovf_idx uint32, ovf_dat, ovf_rows (T, N), n_ovf
-    (T,)): diagonal k < n_dia[t] of frame t has offset off[t, k] and holds W[p, p + off[t, k]]
-    at dat[t, k, p] (0 where absent); entries on no kept diagonal stay as CSR rows ovf_rows[t,
-    :n_ovf[t]], entries ovf_ptr[t, p]..ovf_ptr[t, p+1] of ovf_idx / ovf_dat.
     """
 
     indptr: np.ndarray
@@ -55,101 +40,6 @@ class PackedGraph:
     t_indptr: np.ndarray
     t_indices: np.ndarray
     t_data: np.ndarray
-    dia: tuple
-    t_dia: tuple
-
-
-@njit(cache=True)
-def _frame_dia(indptr, indices, data):  # pragma: no cover - compiled
-    """One frame's diagonal layout (see PackedGraph): (off (DIA_MAX,), dat (DIA_MAX, N), n_dia,
-    ovf_ptr (N+1,) from 0, ovf_idx, ovf_dat, ovf_rows (n_ovf,)) of the CSR matrix given."""
-    n = indptr.size - 1
-    off = np.zeros(DIA_MAX, np.int64)
-    dat = np.zeros((DIA_MAX, n))
-    counts = np.zeros(2 * n, np.int64)  # entries per offset + n
-    slot = np.full(2 * n, -1, np.int64)  # kept diagonal of an offset + n, -1: none
-    seen = np.empty(2 * n, np.int64)  # the offsets (+ n) present
-    n_seen = 0
-    for p in range(n):
-        for j in range(indptr[p], indptr[p + 1]):
-            d = indices[j] - p + n
-            if counts[d] == 0:
-                seen[n_seen] = d
-                n_seen += 1
-            counts[d] += 1
-    n_dia = 0
-    min_count = max(2, n // DIA_MIN_SHARE)
-    for k in range(DIA_MAX):  # the offsets holding the most entries, in that order
-        best, best_count = -1, min_count - 1
-        for i in range(n_seen):
-            d = seen[i]
-            if slot[d] < 0 and (counts[d] > best_count or (counts[d] == best_count and d < best)):
-                best, best_count = d, counts[d]
-        if best < 0:
-            break
-        slot[best] = k
-        off[k] = best - n
-        n_dia = k + 1
-    ovf_ptr = np.zeros(n + 1, np.int64)
-    ovf_rows = np.empty(n, np.int64)
-    n_ovf, total = 0, 0
-    for p in range(n):
-        ovf_ptr[p] = total
-        rest = 0
-        for j in range(indptr[p], indptr[p + 1]):
-            k = slot[indices[j] - p + n]
-            if k >= 0:
-                dat[k, p] = data[j]
-            else:
-                rest += 1
-        if rest:
-            ovf_rows[n_ovf] = p
-            n_ovf += 1
-            total += rest
-    ovf_ptr[n] = total
-    ovf_idx = np.empty(total, np.uint32)
-    ovf_dat = np.empty(total)
-    m = 0
-    for p in range(n):
-        for j in range(indptr[p], indptr[p + 1]):
-            if slot[indices[j] - p + n] < 0:
-                ovf_idx[m], ovf_dat[m] = indices[j], data[j]
-                m += 1
-    return off, dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows[:n_ovf].copy()
-
-
-class _DiaJoin:
-    """Joins frames' ``_frame_dia`` parts into the chunk-wide tuple of PackedGraph.dia; the
-    large arrays grow in place, so joining at the end of a chunk copies nothing large."""
-
-    def __init__(self) -> None:
-        self.t = self.total = 0
-        self.dat = self.rows = None
-        self.small: list[tuple] = []  # (off, n_dia, ovf_ptr + total, n_ovf) per frame
-        self.idx: list[np.ndarray] = [np.empty(0, np.uint32)]
-        self.val: list[np.ndarray] = [np.empty(0)]
-
-    def add(self, part: tuple) -> None:
-        off, dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows = part
-        if self.dat is None or self.t == self.dat.shape[0]:  # grow (doubling)
-            cap = max(64, 2 * self.t)
-            grown, rows = np.zeros((cap,) + dat.shape), np.zeros((cap, dat.shape[1]), np.int64)
-            if self.dat is not None:
-                grown[:self.t], rows[:self.t] = self.dat[:self.t], self.rows[:self.t]
-            self.dat, self.rows = grown, rows
-        self.dat[self.t] = dat
-        self.rows[self.t, :ovf_rows.size] = ovf_rows
-        self.small.append((off, n_dia, ovf_ptr + self.total, ovf_rows.size))
-        self.idx.append(ovf_idx)
-        self.val.append(ovf_dat)
-        self.total += int(ovf_ptr[-1])
-        self.t += 1
-
-    def joined(self) -> tuple:
-        off, n_dia, ptr, n_ovf = zip(*self.small)
-        return (np.stack(off), self.dat[:self.t], np.array(n_dia, np.int64), np.stack(ptr),
-                np.concatenate(self.idx), np.concatenate(self.val), self.rows[:self.t],
-                np.array(n_ovf, np.int64))
 
 
 @njit(cache=True)
@@ -173,11 +63,14 @@ def _transpose(n, indptr, indices, data):  # pragma: no cover - compiled
     return t_indptr, t_indices, t_data
 
 
-def frame_arrays(w: sp.csr_matrix) -> tuple[np.ndarray, ...]:
-    """One frame's kernel layout: (indptr, indices, data) of ``W_t`` and of ``W_t^T``."""
-    w = sp.csr_matrix(w)
-    w.sort_indices()
-    csr = (w.indptr, w.indices, w.data)
+def frame_arrays(w: sp.csr_matrix, csr=None) -> tuple[np.ndarray, ...]:
+    """One frame's kernel layout: (indptr, indices, data) of ``W_t`` and of ``W_t^T``.
+
+    csr: the CSR arrays of ``w`` when already at hand (sorted indices)."""
+    if csr is None:
+        w = sp.csr_matrix(w)
+        w.sort_indices()
+        csr = (w.indptr, w.indices, w.data)
     indptr, indices, data = (np.ascontiguousarray(csr[0], np.int64),
                              np.ascontiguousarray(csr[1], np.int32),
                              np.ascontiguousarray(csr[2], np.float64))
@@ -185,15 +78,13 @@ def frame_arrays(w: sp.csr_matrix) -> tuple[np.ndarray, ...]:
 
 
 class _Packer:
-    """Appends frames' ``frame_arrays`` (and their diagonal layouts) to growing chunk-wide
-    buffers, so that joining them into a PackedGraph at the end of a chunk copies nothing
-    large."""
+    """Appends frames' ``frame_arrays`` to growing chunk-wide buffers, so that joining them
+    into a PackedGraph at the end of a chunk copies nothing large."""
 
     def __init__(self) -> None:
         self.ptrs: tuple[list, list] = ([], [])
         self.bufs = [np.empty(0, np.int32), np.empty(0), np.empty(0, np.int32), np.empty(0)]
         self.nnz = 0
-        self.dias = (_DiaJoin(), _DiaJoin())
 
     def add(self, arrays: tuple[np.ndarray, ...]) -> None:
         nnz = int(arrays[0][-1])
@@ -209,13 +100,10 @@ class _Packer:
         self.ptrs[0].append(arrays[0] + self.nnz)
         self.ptrs[1].append(arrays[3] + self.nnz)
         self.nnz = end
-        self.dias[0].add(_frame_dia(*arrays[:3]))
-        self.dias[1].add(_frame_dia(*arrays[3:]))
 
     def packed(self) -> PackedGraph:
         ind, dat, t_ind, t_dat = (b[:self.nnz] for b in self.bufs)
-        return PackedGraph(np.stack(self.ptrs[0]), ind, dat, np.stack(self.ptrs[1]), t_ind, t_dat,
-                           self.dias[0].joined(), self.dias[1].joined())
+        return PackedGraph(np.stack(self.ptrs[0]), ind, dat, np.stack(self.ptrs[1]), t_ind, t_dat)
 
 
 def _pack(mats: tuple[sp.csr_matrix, ...]) -> PackedGraph:
@@ -294,13 +182,21 @@ class GraphBuilder:
                               f"{frame.width}x{frame.height} at frame {frame.index}")
         if self._start is None:
             self._start = frame.index
-        w = frame_weights(frame, self._ref, grid)
+        csr = None
+        n = grid.n_patches
         if not self.edge_weights:
-            w = identity_weights(w)
+            w = identity_weights(frame_weights(frame, self._ref, grid))
+        elif self._ref is None or frame.is_key:
+            w = sp.csr_matrix((n, n), dtype=np.float64)
+        elif grid.patch_px % MV_BLOCK_PX == 0:
+            csr = frame_weights_csr(frame, grid)
+            w = sp.csr_matrix((csr[2], csr[1], csr[0]), shape=(n, n))
+        else:
+            w = frame_weights(frame, self._ref, grid)
         self._weights.append(w)
-        self._packer.add(frame_arrays(w))
+        self._packer.add(frame_arrays(w, csr))
         self._bias.append(frame_texture(frame, self._ref, grid, sample=self.texture_sample)
-                          if self.texture else np.ones(grid.n_patches))
+                          if self.texture else np.ones(n))
         self._ref = frame
 
     def build(self) -> DependencyGraph:

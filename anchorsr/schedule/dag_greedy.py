@@ -21,7 +21,7 @@ Rounding aside, the result is the exhaustive greedy's (tests/schedule/test_dag_g
 Where the time goes (bench schedule): pushing. Consecutive picks lie about 10 (synthetic pan)
 to 18 (photo pan + zoom) frames apart, and checking a frame after a pick needs that pick's
 delta to have travelled there, so a chunk takes 18,000-33,500 frame pushes. A push of a
-frame with much pending is a product with its few motion diagonals (``PackedGraph.dia``), bound by
+frame with much pending is a product with its few motion diagonals (``_dia``), bound by
 memory traffic (about 1 us for 510 patches); a push of a little is a scatter from the listed
 nodes. Keeping 8 candidates per frame and making a single candidate's key exact by following
 its ancestors and descendants (a "pull", no frontier moved) cut refreshes 2-3x but not pushes
@@ -45,6 +45,11 @@ GAIN_EPS = 1e-12
 # is listed, else scattered from the listed nodes (a dense product of a 510-patch frame costs
 # about as much as scattering from 30 nodes).
 DENSE_FROM = 1 / 16
+# Dense products keep up to DIA_MAX diagonals per frame (the offsets q - p holding the most
+# entries, each at least max(2, N / DIA_MIN_SHARE)); the other entries stay as CSR rows.
+DIA_MAX = 8
+DIA_MIN_SHARE = 64
+
 # Work counters of the latest dag_greedy call (frame refreshes, frame pushes), for benchmarks.
 LAST_STATS: dict[str, int] = {}
 
@@ -56,12 +61,85 @@ def _better(ka, na, kb, nb):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _dia(indptr, indices, data):  # pragma: no cover - compiled
+    """The frames' matrices for dense products, as diagonals plus the rest in CSR.
+
+    Motion is local and mostly uniform, so a frame's entries W[p, q] sit on a few offsets
+    d = q - p (a pan over a 64 px grid: 4 to 8 of them). Diagonal k of frame t has offset
+    off[t, k] and holds W[p, p + off[t, k]] at dat[t, k, p] (0 where absent), for k <
+    n_dia[t]; a product then runs over contiguous slices and vectorises, where a gather per
+    row would not. Entries on no kept diagonal stay as CSR rows: rows ovf_rows[t, :n_ovf[t]],
+    entries ovf_ptr[t, p]..ovf_ptr[t, p+1] of ovf_idx / ovf_dat."""
+    n_frames, n = indptr.shape[0], indptr.shape[1] - 1
+    n_dia = np.zeros(n_frames, np.int64)
+    off = np.zeros((n_frames, DIA_MAX), np.int64)
+    dat = np.zeros((n_frames, DIA_MAX, n))
+    ovf_ptr = np.zeros((n_frames, n + 1), np.int64)
+    ovf_rows = np.empty((n_frames, n), np.int64)
+    n_ovf = np.zeros(n_frames, np.int64)
+    counts = np.zeros(2 * n, np.int64)  # entries per offset + n
+    slot = np.full(2 * n, -1, np.int64)  # kept diagonal of an offset + n, -1: none
+    seen = np.empty(2 * n, np.int64)  # the offsets (+ n) present in the frame
+    on_dia = np.zeros(indices.size, np.bool_)
+    min_count = max(2, n // DIA_MIN_SHARE)
+    total = 0
+    for t in range(n_frames):
+        n_seen = 0
+        for p in range(n):
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                d = indices[j] - p + n
+                if counts[d] == 0:
+                    seen[n_seen] = d
+                    n_seen += 1
+                counts[d] += 1
+        for k in range(DIA_MAX):  # the offsets holding the most entries, in that order
+            best, best_count = -1, min_count - 1
+            for i in range(n_seen):
+                d = seen[i]
+                if slot[d] < 0 and (counts[d] > best_count or (counts[d] == best_count and d < best)):
+                    best, best_count = d, counts[d]
+            if best < 0:
+                break
+            slot[best] = k
+            off[t, k] = best - n
+            n_dia[t] = k + 1
+        for p in range(n):
+            ovf_ptr[t, p] = total
+            rest = 0
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                k = slot[indices[j] - p + n]
+                if k >= 0:
+                    dat[t, k, p] = data[j]
+                    on_dia[j] = True
+                else:
+                    rest += 1
+            if rest:
+                ovf_rows[t, n_ovf[t]] = p
+                n_ovf[t] += 1
+                total += rest
+        ovf_ptr[t, n] = total
+        for i in range(n_seen):  # reset the tables for the next frame
+            counts[seen[i]] = 0
+            slot[seen[i]] = -1
+    ovf_idx = np.empty(total, np.uint32)
+    ovf_dat = np.empty(total)
+    for t in range(n_frames):
+        for p in range(n):
+            m = ovf_ptr[t, p]
+            for j in range(indptr[t, p], indptr[t, p + 1]):
+                if not on_dia[j]:
+                    ovf_idx[m], ovf_dat[m] = indices[j], data[j]
+                    m += 1
+    return off, dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf
+
+
+@njit(cache=True)
 def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, inl, lst, cnt,
           prune, dense_k, acc):  # pragma: no cover - compiled
     """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
 
     The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
-    matrix, given as diagonals for a dense product (``dia``, see ``PackedGraph``) and as CSR rows of
+    matrix, given as diagonals for a dense product (``dia``, see ``_dia``) and as CSR rows of
     its transpose for a sparse scatter (s_*). It is added to ``vals[dst]`` and becomes dst's
     pending delta (merged with what is already pending there). pend (T, N) values, inl (T, N)
     membership, lst (T, N) / cnt (T,) the indices listed per frame; ``cnt[t] == -1`` marks a
@@ -271,9 +349,8 @@ def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, fwd_dia, bwd_dia, bias,
-                  carry, cost, area, budget, max_picks, prune_eps, dense_k,
-                  stats):  # pragma: no cover - compiled
+def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
+                  budget, max_picks, prune_eps, dense_k, stats):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
 
     Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
@@ -294,6 +371,8 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, fwd_dia, b
     free = np.ones((n_frames, n))
     acc = np.empty(n)
     keys = np.empty(n)
+    fwd_dia = _dia(indptr, indices, data)
+    bwd_dia = _dia(t_indptr, t_indices, t_data)
     total = e.sum()
     tiny = GAIN_EPS * total  # gains at rounding-noise level count as zero
     prune = prune_eps * total / (n_frames * n)
@@ -373,7 +452,7 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
     limit = graph.n_frames * n if max_picks is None else int(max_picks)
     stats = np.zeros(3, np.int64)
     nodes, gains, e_last = greedy_kernel(
-        pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data, pk.dia, pk.t_dia,
+        pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
         np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
         float(prune_eps), int(dense_from * n), stats)
     frames, patches = np.divmod(nodes, n)

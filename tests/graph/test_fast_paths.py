@@ -105,19 +105,6 @@ def test_builder_layout_equals_layout_from_weights():
                     dense[q, graph.packed.t_indices[j]] = graph.packed.t_data[j]
             assert hi - lo == w.nnz
             np.testing.assert_array_equal(dense, w.toarray().T)
-        # The diagonal layouts hold the same matrices, W_t and W_t^T.
-        for dia, transposed in ((graph.packed.dia, False), (graph.packed.t_dia, True)):
-            off, dat, n_dia, ovf_ptr, ovf_idx, ovf_dat, ovf_rows, n_ovf = dia
-            for t, w in enumerate(graph.weights):
-                dense = np.zeros((n, n))
-                for k in range(n_dia[t]):
-                    for p in range(n):
-                        if 0 <= p + off[t, k] < n:
-                            dense[p, p + off[t, k]] += dat[t, k, p]
-                for p in ovf_rows[t, :n_ovf[t]]:
-                    for j in range(ovf_ptr[t, p], ovf_ptr[t, p + 1]):
-                        dense[p, ovf_idx[j]] += ovf_dat[j]
-                np.testing.assert_array_equal(dense, w.toarray().T if transposed else w.toarray())
 
 
 def test_builder_rejects_nothing_built():
