@@ -20,8 +20,8 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..errors import ConfigError
-from ..types import MV_BLOCK_PX, Chunk, PatchGrid
-from .motion import frame_weights, frame_weights_csr, identity_weights
+from ..types import Chunk, PatchGrid
+from .motion import frame_weights, identity_weights
 from .texture import frame_texture
 
 
@@ -63,14 +63,11 @@ def _transpose(n, indptr, indices, data):  # pragma: no cover - compiled
     return t_indptr, t_indices, t_data
 
 
-def frame_arrays(w: sp.csr_matrix, csr=None) -> tuple[np.ndarray, ...]:
-    """One frame's kernel layout: (indptr, indices, data) of ``W_t`` and of ``W_t^T``.
-
-    csr: the CSR arrays of ``w`` when already at hand (sorted indices)."""
-    if csr is None:
-        w = sp.csr_matrix(w)
-        w.sort_indices()
-        csr = (w.indptr, w.indices, w.data)
+def frame_arrays(w: sp.csr_matrix) -> tuple[np.ndarray, ...]:
+    """One frame's kernel layout: (indptr, indices, data) of ``W_t`` and of ``W_t^T``."""
+    w = sp.csr_matrix(w)
+    w.sort_indices()
+    csr = (w.indptr, w.indices, w.data)
     indptr, indices, data = (np.ascontiguousarray(csr[0], np.int64),
                              np.ascontiguousarray(csr[1], np.int32),
                              np.ascontiguousarray(csr[2], np.float64))
@@ -182,21 +179,13 @@ class GraphBuilder:
                               f"{frame.width}x{frame.height} at frame {frame.index}")
         if self._start is None:
             self._start = frame.index
-        csr = None
-        n = grid.n_patches
+        w = frame_weights(frame, self._ref, grid)
         if not self.edge_weights:
-            w = identity_weights(frame_weights(frame, self._ref, grid))
-        elif self._ref is None or frame.is_key:
-            w = sp.csr_matrix((n, n), dtype=np.float64)
-        elif grid.patch_px % MV_BLOCK_PX == 0:
-            csr = frame_weights_csr(frame, grid)
-            w = sp.csr_matrix((csr[2], csr[1], csr[0]), shape=(n, n))
-        else:
-            w = frame_weights(frame, self._ref, grid)
+            w = identity_weights(w)
         self._weights.append(w)
-        self._packer.add(frame_arrays(w, csr))
+        self._packer.add(frame_arrays(w))
         self._bias.append(frame_texture(frame, self._ref, grid, sample=self.texture_sample)
-                          if self.texture else np.ones(n))
+                          if self.texture else np.ones(grid.n_patches))
         self._ref = frame
 
     def build(self) -> DependencyGraph:

@@ -162,17 +162,16 @@ def frame_weights_csr(frame: CodedFrame, grid: PatchGrid):
     inter frame with a reference, when ``grid.patch_px`` is a multiple of 4."""
     mv = np.ascontiguousarray(frame.motion.mv, np.int16)
     key = mv.view(np.int32).reshape(mv.shape[:2])
-    tables = _tables(grid.height, grid.width, grid.patch_px, grid.rows, grid.cols)
+    tables = _tables(grid)
     return _weights_kernel(mv, key, np.ascontiguousarray(frame.motion.intra, np.bool_),
                            grid.height, grid.width, grid.patch_px, grid.rows, grid.cols, *tables)
 
 
 @lru_cache(maxsize=16)
-def _tables(height: int, width: int, patch_px: int, rows: int, cols: int):
+def _tables(grid: PatchGrid):
     """inv_area (N,), ycell, yend (H,), xcell, xend (W,) of a grid (see _weights_kernel)."""
-    areas = np.outer(np.minimum(patch_px, height - np.arange(rows) * patch_px),
-                     np.minimum(patch_px, width - np.arange(cols) * patch_px)).ravel()
-    out = (1.0 / areas, *_cell_tables(height, patch_px), *_cell_tables(width, patch_px))
+    out = (1.0 / grid.areas(), *_cell_tables(grid.height, grid.patch_px),
+           *_cell_tables(grid.width, grid.patch_px))
     for a in out:
         a.flags.writeable = False
     return out

@@ -132,9 +132,9 @@ def reconstruct_stream(anchored: Iterable[Anchored], config: ReuseConfig,
     shape = None
     for frame, grid, plan, t in anchored:
         if shape is not None and shape != frame.y.shape:
+            # Reconstructor.step takes no reference of another size: the frame is rebuilt whole.
             log.warning("resolution changed to %dx%d at frame %d: restarting reconstruction",
                         frame.width, frame.height, frame.index)
-            rec.reset()
         shape = frame.y.shape
         patches = plan.patches[plan.frames == t]
         boxes = grid.boxes()[patches] if len(patches) else None

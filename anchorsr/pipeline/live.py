@@ -347,7 +347,7 @@ class LivePipeline:
             import numba
 
             numba.set_num_threads(self.options.kernel_threads)  # numba's setting is per thread
-        rec, shape, gap = Reconstructor(self.config), None, False
+        rec, gap = Reconstructor(self.config), False
         for item in self._items(self.q_planned):
             start = self.clock()
             f = item.frame
@@ -362,9 +362,9 @@ class LivePipeline:
                     item.job.cancelled = True
                 gap = True
                 continue
-            if gap or item.gap or (shape is not None and shape != f.y.shape):
-                rec.reset()  # after a gap or a new size the previous HR frame is no reference
-            shape, gap = f.y.shape, False
+            if gap or item.gap:
+                rec.reset()  # after a gap the previous HR frame is no reference (a new size: step)
+            gap = False
             patches = None
             if item.job is not None:
                 wait = None if item.deadline is None else max(0.0, item.deadline - done - self._proc_s)
