@@ -24,6 +24,9 @@ free, strictly local skip, so a patch's output depends only on its receptive fie
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -265,3 +268,54 @@ class EDSRNet(nn.Module):
         h = self.head(x)
         h = h + self.body_tail(self.blocks(h))
         return _nearest_residual_shuffle(self.tail(h), x, self.scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry: every architecture a weight file's contract may name. A contract's architecture
+# fields are ``{"arch": NAME, "scale": s, **params}``; ``build`` makes an untrained network from
+# them and ``params`` reads them back off a network. New networks register here, nothing else
+# dispatches on their type.
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One registered architecture: how to build it from contract fields and describe it back."""
+
+    name: str
+    cls: type
+    fields: tuple[str, ...]  # contract fields besides "arch" and "scale", with their types
+    build: Callable[..., nn.Module]
+    params: Callable[[nn.Module], dict]
+
+
+ARCHS: dict[str, Arch] = {}
+
+
+def register_arch(name: str, cls: type, fields: tuple[str, ...], build: Callable[..., nn.Module],
+                  params: Callable[[nn.Module], dict]) -> Arch:
+    """Add an architecture under ``name``; a second registration of a name is an error."""
+    if name in ARCHS:
+        raise ValueError(f"SR architecture {name!r} is already registered")
+    ARCHS[name] = arch = Arch(name, cls, fields, build, params)
+    return arch
+
+
+def arch_of(net: nn.Module) -> Arch:
+    """The registered architecture of a network instance (exact class match)."""
+    for arch in ARCHS.values():
+        if type(net) is arch.cls:
+            return arch
+    raise TypeError(f"expected a network of a registered SR architecture ({', '.join(ARCHS)}), "
+                    f"got {type(net).__name__}")
+
+
+def _repsr_params(net) -> dict:
+    return {"channels": int(net.channels), "body": int(net.body)}
+
+
+register_arch("repsr-plain", PlainSRNet, ("channels", "body"),
+              lambda scale, channels, body: PlainSRNet(scale, int(channels), int(body)), _repsr_params)
+register_arch("repsr-train", RepSRNet, ("channels", "body"),
+              lambda scale, channels, body: RepSRNet(scale, int(channels), int(body)), _repsr_params)
+register_arch("edsr", EDSRNet, ("size",),
+              lambda scale, size: EDSRNet(scale, str(size)), lambda net: {"size": net.size})
