@@ -130,6 +130,11 @@ def _build_parser() -> argparse.ArgumentParser:
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
         if name in ("corpus", "quality"):
             _add_quality_options(b, name)
+        if name == "sr":
+            b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                           help="where the network runs (default cpu; cuda is never picked silently)")
+            b.add_argument("--model", default=None,
+                           help="an x2 .safetensors model file to measure instead of the shipped one")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -443,7 +448,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     else:
         from .sr.bench import run_sr_bench
 
-        result = run_sr_bench(quick=args.quick)
+        result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
     text = json.dumps(result, indent=1)
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
