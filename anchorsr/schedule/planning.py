@@ -49,6 +49,11 @@ def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
             log.info("frame size changed to %dx%d at frame %d: a new chunk and grid start",
                      frame.width, frame.height, frame.index)
             prev, buf = None, []
+        if prev is not None and not buf and prev.y.shape != frame.y.shape:
+            # the size changed exactly at a chunk boundary: the frame before is no reference
+            log.info("frame size changed to %dx%d at frame %d: a new grid starts",
+                     frame.width, frame.height, frame.index)
+            prev = None
         if grid is None or (grid.height, grid.width) != frame.y.shape:
             grid = PatchGrid(patch_px, frame.height, frame.width)
         yield frame, grid, prev, not buf
@@ -64,8 +69,8 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
               patch_px: int = 64) -> Iterator[Chunk]:
     """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
 
-    A change of frame size ends the current chunk early; the next chunk has the new size's grid
-    and no reference frame before it."""
+    A change of frame size ends the current chunk early (or falls on its end); the next chunk has
+    the new size's grid and no reference frame before it."""
     return (item for item in _cut(frames, chunk_frames, patch_px) if isinstance(item, Chunk))
 
 
