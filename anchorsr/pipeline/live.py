@@ -1,4 +1,5 @@
-"""The live pipeline of one stream: decode -> chunk + schedule -> SR -> reconstruct -> encode.
+"""The real-time runner (the live pipeline of one stream): decode -> chunk + schedule -> SR ->
+reconstruct -> encode, the step functions of ``steps.py`` driven in threads.
 
 Each stage is a thread; bounded queues sit between them::
 
