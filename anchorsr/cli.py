@@ -189,14 +189,14 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
 
 
 def _live_options(args: argparse.Namespace, realtime: bool):
-    from .pipeline import LiveOptions
+    from .pipeline import PipelineOptions
     from .schedule import parse_budget
 
-    return LiveOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
-                       budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                       patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
-                       preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
-                       realtime=realtime, max_frames=getattr(args, "max_frames", None))
+    return PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                           budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                           patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
+                           preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
+                           realtime=realtime, max_frames=getattr(args, "max_frames", None))
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -254,18 +254,18 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_enhance(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .pipeline import EnhanceOptions, enhance_file
+    from .pipeline import PipelineOptions, enhance_file
     from .schedule import parse_budget
     from .stream import is_hls_target
 
     if "://" in args.input or "://" in args.output or is_hls_target(args.output):
         return _run_enhance_live(args)
 
-    options = EnhanceOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
-                             budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                             patch_px=args.patch_px, model=args.model, plan_path=args.plan,
-                             transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                             max_frames=args.max_frames)
+    options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                              budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                              patch_px=args.patch_px, model=args.model, plan_path=args.plan,
+                              transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
+                              max_frames=args.max_frames)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .bench.scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
-from .pipeline import EnhanceOptions, enhance_file, psnr
+from .pipeline import PipelineOptions, enhance_file, enhance_frames, make_patch_source, psnr
 from .reuse import upscale_bicubic
 from .stream import EncodeSettings, open_frames, write_clip, yuv_to_rgb
 
@@ -34,20 +34,16 @@ def run_demo(out_dir: str, n_frames: int = 90, scale: int = 2, loop: str = "clos
     write_clip(lr_path, downscale(iter(hr), scale), EncodeSettings(crf=20, keyint=60))
     out_path = os.path.join(out_dir, "enhanced.mp4")
     print(f"2/3 enhancing {lr_path} ({w // scale}x{h // scale}) x{scale} -> {out_path}")
-    options = EnhanceOptions(scale=scale, loop=loop, scheduler=scheduler, budget_fraction=budget_fraction)
+    options = PipelineOptions(scale=scale, loop=loop, scheduler=scheduler, budget_fraction=budget_fraction)
     summary = enhance_file(lr_path, out_path, options)
     print(f"    {summary.frames} frames at {summary.fps:.1f} fps; SR on {summary.sr_share:.1%} of LR pixels "
           f"({scheduler}), reuse everywhere else")
 
     print("3/3 measuring against the ground truth")
-    from .pipeline import anchored_frames, make_patch_source, reconstruct_stream
-    from .reuse import ReuseConfig
-
     ps_bicubic, ps_reuse = [], []
     last = None
     frames = list(open_frames(lr_path))
-    rebuilt = reconstruct_stream(anchored_frames(frames, options), ReuseConfig(scale, loop),
-                                 make_patch_source(options.model, scale))
+    rebuilt = enhance_frames(frames, options, make_patch_source(options.model, scale))
     for f, rec in zip(frames, rebuilt):
         gt = hr_planes_for_lr(*hr[f.index], scale)
         bic = upscale_bicubic(f.y, f.u, f.v, scale)

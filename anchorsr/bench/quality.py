@@ -23,10 +23,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..graph import build_graph, carry_out, objective
+from ..pipeline.steps import fetch_patches, rebuild
 from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, upscale_bicubic
 from ..schedule import available_schedulers, chunks_of, get_scheduler
 from ..stream import VideoSource, resize_yuv
-from ..types import AnchorPlan, Chunk, CodedFrame
+from ..types import AnchorPlan, Chunk, CodedFrame, PlannedFrame
 from . import metrics
 from .corpus import load_hr, sha256_file
 
@@ -236,11 +237,9 @@ class ClipBench:
                 rec = copy.deepcopy(self.chunk_start_state[ci])
             if snapshot:
                 self.chunk_start_state[ci] = copy.deepcopy(rec)
-            chunk = self.chunks[ci]
-            boxes = chunk.grid.boxes()
-            for t, frame in enumerate(chunk.frames):
-                sel = plan.patches[plan.frames == t]
-                hr = rec.step(frame, boxes[sel] if len(sel) else None, self.patch_source)
+            for t, frame in enumerate(self.chunks[ci].frames):
+                pf = PlannedFrame(frame, plan, t)
+                hr = rebuild(rec, pf, fetch_patches(self.patch_source, pf, self.config.scale))
                 yield frame.index, (hr.y, hr.u, hr.v)
 
     def plans(self, scheduler, budget: float) -> tuple[list[AnchorPlan], float]:
@@ -422,7 +421,7 @@ def visuals(cb: ClipBench, plans: list[AnchorPlan] | None) -> dict:
         for t in np.unique(np.linspace(0, len(chunk) - 1, STRIP_FRAMES).round().astype(int)):
             f = chunk.frames[t]
             strip.append({"index": f.index, "kind": f.kind, "planes": (f.y, f.u, f.v),
-                          "boxes": chunk.grid.boxes()[plan.patches[plan.frames == t]]})
+                          "boxes": plan.boxes_at(t)})
     return {"frame": cb.keep_frame, "outputs": dict(cb.kept),
             "gt": tuple(np.array(p) for p in cb.ref(cb.keep_frame)), "strip": strip}
 

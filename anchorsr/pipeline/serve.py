@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from ..errors import AnchorsrError, ConfigError
 from ..stream import VideoSource, hls_sink
-from .enhance import make_patch_source
-from .live import LiveOptions, LivePipeline
+from .live import LivePipeline
+from .options import PipelineOptions
 from .runners import warm_up
 from .srpool import SRPool
+from .steps import make_patch_source
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class ServeOptions:
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
     transcode: bool = True
-    live: LiveOptions = field(default_factory=LiveOptions)
+    live: PipelineOptions = field(default_factory=PipelineOptions)
 
 
 @dataclass(frozen=True)

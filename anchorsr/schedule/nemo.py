@@ -92,8 +92,9 @@ class Nemo(Scheduler):
         single = np.tile(base, (n, 1))
         for j in range(n):
             rec = snapshots[j]
+            patches = self.patch_source(frames[j], boxes, self.config.scale)
             for t in range(j, n):
-                hr = rec.step(frames[t], boxes if t == j else None, self.patch_source)
+                hr = rec.step(frames[t], boxes if t == j else None, patches if t == j else None)
                 single[j, t] = psnr_planes((hr.y, hr.u, hr.v), self.reference(frames[t].index))
             snapshots[j] = None  # type: ignore[call-overload]
             if self.on_step is not None:
