@@ -53,6 +53,8 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
     p.add_argument("--channels", type=int, default=16, help="network width (default 16)")
     p.add_argument("--body", type=int, default=4, help="body convolutions (default 4)")
+    p.add_argument("--skip", choices=("bicubic", "nearest"), default="bicubic",
+                   help="the network predicts a residual over this upsampling (default bicubic)")
     p.add_argument("--arch", choices=("repsr", "edsr"), default="repsr",
                    help="network: 'repsr' (the fast default) or 'edsr' (the EDSR-style reference)")
     p.add_argument("--size", choices=("low", "medium", "high"), default="medium",
@@ -106,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
 
             resolve_device(args.device)
             cfg = train.TrainConfig(
-                scale=args.scale, channels=args.channels, body=args.body,
+                scale=args.scale, channels=args.channels, body=args.body, skip=args.skip,
                 photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
                 iterations=args.iterations or 60000, time_budget_s=args.time_budget_s or 1e9,
                 batch=args.batch, seed=args.seed, threads=args.threads,

@@ -62,6 +62,7 @@ def build_net(contract: dict) -> nn.Module:
     if arch not in ARCHS:
         raise ModelError(f"contract arch must be one of {', '.join(sorted(ARCHS))}, got {arch!r}")
     spec = ARCHS[arch]
+    contract = {**spec.defaults, **contract}
     missing = [f for f in spec.fields if f not in contract]
     if missing:
         raise ModelError(f"contract of arch {arch!r} must give {', '.join(spec.fields)}; "

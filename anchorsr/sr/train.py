@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from . import data, photos, trainset
 from .model import SRModel
-from .nets import EDSR_SIZES, EDSRNet, RepSRNet
+from .nets import EDSR_SIZES, SKIPS, EDSRNet, RepSRNet
 from .patches import SRRunner
 from .photos import EVAL_PHOTOS, TRAIN_PHOTOS
 
@@ -41,6 +41,7 @@ class TrainConfig:
     scale: int = 2
     channels: int = 16
     body: int = 4
+    skip: str = "bicubic"  # what the network's output is a residual over (nets.SKIPS)
     photos: tuple[str, ...] = TRAIN_PHOTOS
     eval_photos: tuple[str, ...] = EVAL_PHOTOS
     eval_crf: int = 23
@@ -60,6 +61,8 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.skip not in SKIPS:
+            raise ConfigError(f"skip must be one of {', '.join(SKIPS)}, got {self.skip!r}")
         if self.arch not in ("repsr", "edsr"):
             raise ConfigError(f"arch must be 'repsr' or 'edsr', got {self.arch!r}")
         if self.arch == "edsr" and self.edsr_size not in EDSR_SIZES:
@@ -75,7 +78,7 @@ class TrainConfig:
 
     def net(self) -> torch.nn.Module:
         if self.arch == "repsr":
-            return RepSRNet(self.scale, self.channels, self.body)
+            return RepSRNet(self.scale, self.channels, self.body, self.skip)
         return EDSRNet(self.scale, self.edsr_size)
 
     def record(self) -> dict:

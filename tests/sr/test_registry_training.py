@@ -16,7 +16,8 @@ from anchorsr.sr.model import (COLOUR_SPACE, WEIGHTS_DIR, SRModel, arch_contract
 from anchorsr.sr.nets import ARCHS, RepSRNet, register_arch
 from anchorsr.sr.train import TrainConfig, checkpoint_path, train
 
-TOY_FIELDS = {"repsr-plain": {"channels": 4, "body": 1}, "repsr-train": {"channels": 4, "body": 1},
+TOY_FIELDS = {"repsr-plain": {"channels": 4, "body": 1, "skip": "bicubic"},
+              "repsr-train": {"channels": 4, "body": 1, "skip": "nearest"},
               "edsr": {"size": "low"}}
 REPARAM_TOL = 1e-4
 
