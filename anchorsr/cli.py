@@ -465,17 +465,19 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     from .envinfo import environment
 
     if args.bench == "corpus":
-        from .bench.corpus import assemble, default_sources
+        from .bench.corpus import assemble, default_sources, require_available
 
+        sources = default_sources()
+        require_available(sources)
         states = {}
-        corpus = assemble(args.corpus, default_sources(), rebuild=args.rebuild,
+        corpus = assemble(args.corpus, sources, rebuild=args.rebuild,
                           on_clip=lambda n, st: (states.__setitem__(n, st),
                                                  print(f"corpus: {n}: {st}", file=sys.stderr, flush=True)))
         return {"benchmark": "corpus", "dir": os.path.abspath(args.corpus), "scale": corpus.scale,
                 "clips": [{k: c[k] for k in ("name", "kind", "licence", "hr", "lr")} | {"state": states[c["name"]]}
                           for c in corpus.clips],
                 "skipped": corpus.skipped, "environment": environment()}
-    from .bench.quality import QUICK, QualitySettings, rederive, run_quality
+    from .bench.quality import QUICK, QualitySettings, rederive, run_quality, select_sources
     from .schedule import parse_budget
 
     if args.rederive:
@@ -497,18 +499,10 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     options["encoding"] = args.encoding
     options["vmaf"] = not args.no_vmaf
     settings = QualitySettings(**options)
-    if args.only and not args.clips:
-        from .bench.corpus import default_sources
-
-        names = [src.name for src in default_sources()]
-        unknown = sorted(set(n.strip() for n in args.only.split(",")) - set(names))
-        if unknown:
-            raise ConfigError(f"expected corpus clip names in {names}, got {unknown}")
-    for path in args.clips or ():
-        if not os.path.isfile(path):
-            from .errors import SourceError
-
-            raise SourceError(f"no such clip file: {path!r}")
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    # Unknown names, missing clip files, or no available source at all: one error line before
+    # anything is built or written.
+    select_sources(settings, args.clips, args.quick, only)
     with Progress(TextColumn("[bold]quality"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), TextColumn("{task.description}"),
                   console=Console(stderr=True), transient=args.json) as progress:
@@ -521,7 +515,7 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
 
         result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
                              quick=args.quick, progress=on_progress,
-                             only=[n.strip() for n in args.only.split(",")] if args.only else None,
+                             only=only,
                              command=" ".join(["anchorsr", *(argv or sys.argv[1:])]))
     if not args.json:
         print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",

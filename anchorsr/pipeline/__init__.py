@@ -1,7 +1,8 @@
 """Wiring of the stages: step functions (``steps``) driven by the sequential runner (``enhance``:
 files, demo, benchmarks) and the threaded real-time runner (``live``: live input, ``serve``)."""
 
-from .enhance import EnhanceSummary, enhance_file, enhance_frames, psnr
+from ..metrics import psnr
+from .enhance import EnhanceSummary, enhance_file, enhance_frames
 from .control import BudgetController, LoadReport, next_budget
 from .live import LivePipeline, LiveStats
 from .options import EnhanceOptions, LiveOptions, PipelineOptions

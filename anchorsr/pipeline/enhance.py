@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
-
 from ..errors import ConfigError
 from ..schedule import get_scheduler
 from ..reuse import BicubicPatchSource, Reconstructor
@@ -112,9 +110,3 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
         raise ConfigError(f"no frames decoded from {source!r}")
     writer.close()
     return summary
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays of one shape."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)

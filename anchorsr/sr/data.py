@@ -145,11 +145,11 @@ def bicubic_upscale_y(lr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
-    """PSNR (dB, peak 255) between two same-shaped planes, ignoring ``border`` pixels per side."""
-    if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    """PSNR (dB, peak 255) between two same-shaped planes, ignoring ``border`` pixels per side
+    (``anchorsr.metrics.psnr``)."""
+    from ..metrics import psnr as _psnr
+
+    return _psnr(a, b, border)
 
 
 def random_crops(pairs: list[Pair], scale: int, n: int, lr_px: int, rng: np.random.Generator,
