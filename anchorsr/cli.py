@@ -135,6 +135,9 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="where the network runs (default cpu; cuda is never picked silently)")
             b.add_argument("--model", default=None,
                            help="an x2 .safetensors model file to measure instead of the shipped one")
+            b.add_argument("--compare", nargs="+", metavar="MODEL", default=None,
+                           help="instead: compare x2 model files (gains from their contracts, "
+                                "patches/s measured in turns)")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -448,7 +451,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     else:
         from .sr.bench import run_sr_bench
 
-        result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
+        if args.compare:
+            from .sr.bench import compare_models
+
+            result = compare_models(args.compare, device=args.device, quick=args.quick)
+        else:
+            result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
     text = json.dumps(result, indent=1)
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
