@@ -334,9 +334,10 @@ def _mark_first_frame() -> None:
 FIRST_FRAME_MARK = "ANCHORSR_FIRST_FRAME_MARK"
 
 
-def _check_outputs(source: str, output: str, plan: str | None = None) -> None:
+def _check_outputs(source: str, output: str, plan: str | None = None, partial: str | None = None) -> None:
     """Refuse an output that would overwrite what the user gave us: the input or the plan file
-    (the same file under another name or through a link counts), before any work starts."""
+    (the same file under another name or through a link counts), before any work starts.
+    ``partial``: the temporary name the output is written under (default: a video file's)."""
     from .stream import HLS_PLAYLIST, is_hls_target
     from .stream.encode import partial_path
 
@@ -345,7 +346,7 @@ def _check_outputs(source: str, output: str, plan: str | None = None) -> None:
     if is_hls_target(output):
         written = [output if output.endswith(".m3u8") else os.path.join(output, HLS_PLAYLIST)]
     else:
-        written = [output, partial_path(output)]
+        written = [output, partial or partial_path(output)]
     for what, given in (("input", source), ("plan file", plan)):
         if given is None or "://" in given or not os.path.exists(given):
             continue
@@ -480,7 +481,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     budget = parse_budget(args.budget)
     PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
-    _check_outputs(args.input, args.output)
+    _check_outputs(args.input, args.output, partial=args.output + ".partial")
     _check_plan_output(args.output)
     src = VideoSource(args.input)
     frames = itertools.islice(src, args.max_frames) if args.max_frames else src
@@ -700,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
 
         signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
         name = signal.Signals(signum).name
-        print(f"anchorsr: interrupted ({name}); outputs written so far were finalised", file=sys.stderr)
+        done = "no plan file written" if args.command == "plan" else "outputs written so far were finalised"
+        print(f"anchorsr: interrupted ({name}); {done}", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:
         os._exit(1)
