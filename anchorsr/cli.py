@@ -10,7 +10,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import AnchorsrError, ConfigError
+from .errors import AnchorsrError, ConfigError, SinkError
 
 log = logging.getLogger("anchorsr")
 
@@ -37,14 +37,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _crf(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51, got {text!r}") from None
+    if not 0.0 <= value <= 51.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51 (x264 CRF), got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
+    return value
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
 def _add_reuse_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_scale, default=2, help="upscaling factor: 2, 3 or 4 (default 2)")
     p.add_argument("--loop", choices=("closed", "open"), default="closed",
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line, ``anchorsr: error: ...``, like every other error (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"anchorsr: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anchorsr",
         description="UHD live video from low-resolution H.264 streams: super-resolution on a few "
                     "anchor patches, codec-motion reuse for every other pixel.")
@@ -67,14 +98,14 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog="example: anchorsr enhance input_720p.mp4 -o output_1440p.mp4 --scale 2")
     p.add_argument("input", help="video file or URL")
     p.add_argument("-o", "--output", required=True,
-                   help="output: a video file (.mp4, .mkv, .ts), an HLS folder (ending in / or .m3u8) "
-                        "or an rtmp://, udp://, tcp:// URL")
+                   help="output: a video file (.mp4, .mkv, .mov, .ts, .avi, .flv, .h264), an HLS folder "
+                        "(ending in / or .m3u8) or an rtmp://, udp://, tcp:// URL; never the input")
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
                    help="client mode: take anchors from a plan file made by 'anchorsr plan'")
-    p.add_argument("--crf", type=float, default=18.0, help="x264 CRF of the output (default 18)")
+    p.add_argument("--crf", type=_crf, default=18.0, help="x264 CRF of the output, 0-51 (default 18)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
     p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for a network source")
     _add_live_options(p)
@@ -93,11 +124,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="hls", help="folder for the HLS output (default: hls)")
     p.add_argument("--host", default="127.0.0.1",
                    help="HTTP address (default 127.0.0.1; another address exposes the server)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
     p.add_argument("--sr-workers", type=_positive_int, default=1, help="SR worker threads shared by all streams")
     p.add_argument("--read-timeout", type=_positive_float, default=5.0,
                    help="seconds without data after which a publisher counts as gone (default 5)")
-    p.add_argument("--crf", type=float, default=23.0, help="x264 CRF of the output (default 23)")
+    p.add_argument("--crf", type=_crf, default=23.0, help="x264 CRF of the output, 0-51 (default 23)")
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
@@ -156,6 +187,8 @@ BENCHMARKS = {
             "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
     "corpus": "assemble the quality benchmark's clips (HR ground truth + live-profile LR encodings) from "
               "installed packages; missing sources are skipped with a note",
+    "startup": "time from process start to the first output frame of anchorsr enhance, warm numba cache "
+               "against cold (empty cache), and whether a warm start recompiles anything",
     "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
                "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
@@ -184,7 +217,7 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-latency", type=_positive_float, default=None, metavar="SECONDS",
                    help="added-latency target: a frame whose SR is not ready by then is rebuilt by reuse "
                         "alone (default: chunk duration + 1 s)")
-    g.add_argument("--preset", default="ultrafast",
+    g.add_argument("--preset", default="ultrafast", choices=X264_PRESETS, metavar="PRESET",
                    help="x264 preset of the live output (default ultrafast: at 1440p it took 19 ms of "
                         "CPU per frame against 30 for superfast, for files about 1.5x larger at one CRF)")
     g.add_argument("--segment-seconds", type=_positive_float, default=2.0,
@@ -261,6 +294,13 @@ def _run_enhance(args: argparse.Namespace) -> int:
     from .schedule import parse_budget
     from .stream import is_hls_target
 
+    from .stream.encode import check_output_file
+
+    _check_outputs(args.input, args.output, plan=args.plan)
+    if args.plan is not None:
+        _check_plan_file(args.plan)
+    if "://" not in args.output and not is_hls_target(args.output):
+        check_output_file(args.output)
     if "://" in args.input or "://" in args.output or is_hls_target(args.output):
         return _run_enhance_live(args)
 
@@ -276,13 +316,74 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
         def on_frame(summary) -> None:
             progress.update(task, completed=summary.frames, fps=summary.fps, share=summary.sr_share)
+            if summary.frames == 1:
+                _mark_first_frame()
 
         summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
     w, h = summary.sizes[0]
     print(f"wrote {summary.output}: {summary.frames} frames at {w}x{h}, {summary.fps:.1f} fps, "
-          f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped"
-          + (", input transcoded" if summary.transcoded else ""))
+          f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped, "
+          f"{summary.lost_frames} frames lost" + (", input transcoded" if summary.transcoded else ""))
     return 0
+
+
+def _mark_first_frame() -> None:
+    """For ``anchorsr bench startup``: record when the first output frame was written."""
+    path = os.environ.get(FIRST_FRAME_MARK)
+    if path:
+        import time
+
+        with open(path, "w") as fh:
+            fh.write(repr(time.time()))
+
+
+# Environment variable naming a file where `enhance` writes the wall-clock time of its first
+# output frame (read by the startup benchmark).
+FIRST_FRAME_MARK = "ANCHORSR_FIRST_FRAME_MARK"
+
+
+def _check_outputs(source: str, output: str, plan: str | None = None, partial: str | None = None) -> None:
+    """Refuse an output that would overwrite what the user gave us: the input or the plan file
+    (the same file under another name or through a link counts), before any work starts.
+    ``partial``: the temporary name the output is written under (default: a video file's)."""
+    from .stream import HLS_PLAYLIST, is_hls_target
+    from .stream.encode import partial_path
+
+    if "://" in output:
+        return
+    if is_hls_target(output):
+        written = [output if output.endswith(".m3u8") else os.path.join(output, HLS_PLAYLIST)]
+    else:
+        written = [output, partial or partial_path(output)]
+    for what, given in (("input", source), ("plan file", plan)):
+        if given is None or "://" in given or not os.path.exists(given):
+            continue
+        for path in written:
+            same = os.path.realpath(path) == os.path.realpath(given)
+            try:
+                same = same or (os.path.exists(path) and os.path.samefile(path, given))
+            except OSError:
+                pass
+            if same:
+                raise ConfigError(f"output {output!r} is the {what} {given!r}: it would be overwritten; "
+                                  "expected another output path")
+
+
+def _check_plan_file(path: str) -> None:
+    """A plan given with --plan must exist and parse, before any work starts."""
+    from .errors import PlanFormatError
+    from .schedule import read_plans
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"plan file not found: expected a file written by 'anchorsr plan', got {path!r}")
+    try:
+        plans = read_plans(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the plan file {path!r}: {exc.strerror or exc}") from None
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"{path!r} is not a plan written by 'anchorsr plan': {exc}") from None
+    if not plans:
+        raise ConfigError(f"the plan file {path!r} holds no plans (empty file)")
 
 
 def _live_progress(label: str, total: int | None):
@@ -294,13 +395,36 @@ def _live_progress(label: str, total: int | None):
                     TimeElapsedColumn(), transient=False)
 
 
-def _sigterm_as_interrupt() -> None:
-    import signal
+class _FinaliseOnSignals:
+    """SIGTERM (``timeout``, systemd, container stops) and SIGHUP (a closed terminal) end a run
+    the way Ctrl-C does: KeyboardInterrupt, so what was produced is finalised. Only the first
+    signal interrupts; later ones are ignored, so they cannot cut that finalisation short.
+    The previous handlers come back on exit. Only the main thread can set handlers."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
 
-    signal.signal(signal.SIGTERM, handler)
+    def _handler(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            raise KeyboardInterrupt
+        print("anchorsr: still finalising the output", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_FinaliseOnSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_enhance_live(args: argparse.Namespace) -> int:
@@ -309,7 +433,6 @@ def _run_enhance_live(args: argparse.Namespace) -> int:
     from .pipeline import enhance_stream
 
     options = _live_options(args, realtime="://" in args.input)
-    _sigterm_as_interrupt()
     with _live_progress("enhance", args.max_frames) as progress:
         task = progress.add_task("enhance", total=args.max_frames, fps=0.0, share=0.0, late=0, dropped=0)
 
@@ -324,7 +447,7 @@ def _run_enhance_live(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {info['frames_out']} frames at {w}x{h}, {info['fps']:.1f} fps, "
           f"SR share {info['sr_share']:.1%}, {info['late']} late, {info['dropped']} dropped, "
           f"{info['sr_late_frames']} rebuilt without SR (deadline), {info['corrupt_packets']} corrupt packets "
-          f"skipped; added latency median {lat['median']} ms, p95 {lat['p95']} ms")
+          f"skipped, {info.get('lost_frames', 0) + info.get('missing_frames', 0)} frames lost; added latency median {lat['median']} ms, p95 {lat['p95']} ms")
     return 0
 
 
@@ -339,7 +462,6 @@ def _run_serve(args: argparse.Namespace) -> int:
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
                            live=_live_options(args, realtime=True))
     server = Server(options)
-    _sigterm_as_interrupt()
     try:
         server.start()
         print(f"serving {server.http_url} (status: {server.http_url}/status); HLS of each stream at "
@@ -367,6 +489,8 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     budget = parse_budget(args.budget)
     PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
+    _check_outputs(args.input, args.output, partial=args.output + ".partial")
+    _check_plan_output(args.output)
     src = VideoSource(args.input)
     frames = itertools.islice(src, args.max_frames) if args.max_frames else src
     stats = {"chunks": 0, "anchors": 0, "area": 0.0}
@@ -383,14 +507,36 @@ def _run_plan(args: argparse.Namespace) -> int:
     tmp = args.output + ".partial"
     try:
         write_plans(tmp, plans())
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise SinkError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    os.replace(tmp, args.output)
     print(f"wrote {args.output}: {stats['chunks']} chunk plans, {stats['anchors']} anchors ({args.scheduler}, "
           f"budget {budget:.2%})")
     return 0
+
+
+def _check_plan_output(path: str) -> None:
+    """The plan file's folder must exist and be writable, before any decoding."""
+    import tempfile
+
+    if os.path.isdir(path):
+        raise SinkError(f"cannot write {path!r}: it is a folder, expected a plan file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SinkError(f"output folder does not exist: {parent!r}" if not os.path.exists(parent)
+                        else f"cannot write {path!r}: {parent!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SinkError(f"cannot write to the output folder {parent!r}: {exc.strerror or exc}") from None
 
 
 @_command("train")
@@ -417,7 +563,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
             "size": size,
             "transcoded": src.stats.transcoded, "transcode_reason": src.stats.transcode_reason,
             "frames_read": len(rows), "key_frames": sum(r["kind"] == "I" for r in rows),
-            "corrupt_packets": src.stats.corrupt_packets, "frames": rows}
+            "corrupt_packets": src.stats.corrupt_packets, "lost_frames": src.stats.lost_frames, "frames": rows}
     if args.json:
         print(json.dumps(info, indent=1))
     else:
@@ -442,6 +588,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.live_bench import run_live_bench
 
         result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench == "startup":
+        from .bench.startup_bench import run_startup_bench
+
+        result = run_startup_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench in ("corpus", "quality"):
         result = _run_quality_bench(args, getattr(args, "argv", None))
     elif args.bench == "schedule":
@@ -544,16 +694,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    signals = _FinaliseOnSignals() if args.command in _FINALISING else None
     try:
-        return _COMMANDS[args.command](args)
+        if signals is None:
+            return _COMMANDS[args.command](args)
+        with signals:
+            return _COMMANDS[args.command](args)
     except AnchorsrError as exc:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("anchorsr: interrupted; outputs written so far were finalised", file=sys.stderr)
-        return 130
+        import signal
+
+        signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
+        name = signal.Signals(signum).name
+        done = "no plan file written" if args.command == "plan" else "outputs written so far were finalised"
+        print(f"anchorsr: interrupted ({name}); {done}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         os._exit(1)
+    except Exception as exc:
+        # An I/O failure (OSError, or an FFmpeg error from PyAV) that no stage turned into an
+        # AnchorsrError still ends with one line; anything else is a bug and keeps its traceback.
+        if not isinstance(exc, OSError) and not type(exc).__module__.startswith("av."):
+            raise
+        log.debug("I/O error", exc_info=True)
+        where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"anchorsr: error: {getattr(exc, 'strerror', None) or exc}{where}", file=sys.stderr)
+        return 1
+
+
+# Commands whose SIGTERM / SIGHUP finalise their output like Ctrl-C (see _FinaliseOnSignals).
+_FINALISING = ("enhance", "serve", "plan", "demo")
 
 
 if __name__ == "__main__":

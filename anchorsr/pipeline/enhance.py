@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class EnhanceSummary(SRCounts):
     frames: int = 0
+    lost_frames: int = 0  # input frames lost to corrupt or missing data (see DecodeStats)
     transcoded: bool = False
     seconds: float = 0.0
     output: str = ""
@@ -105,6 +106,7 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     finally:
         src.close()
     summary.corrupt_packets = src.stats.corrupt_packets
+    summary.lost_frames = src.stats.lost_frames
     summary.seconds = time.perf_counter() - start
     if writer is None:
         raise ConfigError(f"no frames decoded from {source!r}")

@@ -34,10 +34,20 @@ LIVE_X264_PARAMS = "ref=1:bframes=0:scenecut=0:keyint=60:min-keyint=60"
 
 @dataclass
 class DecodeStats:
-    """Counters a long-running consumer can watch (mutable, updated while decoding)."""
+    """Counters a long-running consumer can watch (mutable, updated while decoding).
+
+    ``packets``: video packets read from the input, corrupt ones included. ``lost_frames``: input
+    frames that produced no output frame: corrupt packets skipped, frames the decoder concealed
+    (skipped) or dropped without a word (e.g. every frame after a damaged one until the next key
+    frame, which a raw ``.h264`` stream reports nowhere else). With no frame reordering each
+    packet holds one frame, so it is packets read minus frames decoded; it is exact while a
+    stream in the live profile is read, and for transcoded input once the input ended.
+    """
 
     frames: int = 0
     corrupt_packets: int = 0
+    packets: int = 0
+    lost_frames: int = 0
     transcoded: bool = False
     transcode_reason: str = ""
     notes: list[str] = field(default_factory=list)
@@ -143,6 +153,7 @@ class VideoSource:
         return self._fps
 
     def _demux(self) -> Iterator[av.Packet]:
+        self.stats.packets += len(self._pending)
         yield from self._pending
         self._pending = []
         while True:
@@ -156,6 +167,8 @@ class VideoSource:
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return
+            if pkt.size:
+                self.stats.packets += 1
             if pkt.is_corrupt:  # the demuxer saw lost or damaged data (e.g. a TS continuity gap)
                 self.stats.corrupt_packets += 1
                 log.warning("skipping corrupt packet in %s (pts %s)", self.source, pkt.pts)
@@ -208,6 +221,7 @@ class VideoSource:
         if enc is not None:
             for out in enc.encode(None):
                 yield out, dec
+        self.stats.lost_frames = max(0, self.stats.packets - n_in)  # the input has ended
         yield None, dec
 
     def __iter__(self) -> Iterator[CodedFrame]:
@@ -220,6 +234,8 @@ class VideoSource:
                     sizes.append((pkt.pts, pkt.size))
                 for frame in self._decode(ctx, [pkt]):
                     yield self._coded_frame(frame, sizes, time_base)
+                if not self.stats.transcoded:  # one packet, one frame, no decoder delay
+                    self.stats.lost_frames = max(0, self.stats.packets - self.stats.frames)
         finally:
             self.close()
         if self.stats.frames == 0:

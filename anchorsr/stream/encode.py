@@ -20,6 +20,49 @@ from .frames import yuv_to_frame
 
 log = logging.getLogger(__name__)
 
+# File outputs: containers that take libx264's H.264 (no extension: MP4). Anything else, e.g.
+# .webm (VP8/VP9/AV1 only), is refused before any work starts.
+OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".flv", ".ts", ".h264", ".264")
+
+
+def partial_path(path: str | os.PathLike) -> str:
+    """The temporary name a file output is written under until it is complete."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.partial{ext or '.mp4'}"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Fail with a one-line :class:`SinkError` on a file output that cannot be written (unknown
+    container, missing, non-folder or read-only folder), before any work is done.
+
+    Writability is probed by creating and removing a file in the folder, so a read-only file
+    system is caught for every user, root included.
+    """
+    import tempfile
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext and ext not in OUTPUT_EXTENSIONS:
+        raise SinkError(f"cannot write {path!r}: expected a file ending in {', '.join(OUTPUT_EXTENSIONS)} "
+                        f"(H.264 video), got {ext!r}")
+    if os.path.isdir(path):
+        raise SinkError(f"cannot write {path!r}: it is a folder, expected a video file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(parent):
+        raise SinkError(f"output folder does not exist: {parent!r}")
+    if not os.path.isdir(parent):
+        raise SinkError(f"cannot write {path!r}: {parent!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SinkError(f"cannot write to the output folder {parent!r}: {_reason(exc)}") from None
+
 
 @dataclass(frozen=True)
 class EncodeSettings:
@@ -73,15 +116,12 @@ class VideoWriter:
             raise ConfigError(f"output size must be at least 2x2, got {width}x{height}")
         self.path = os.fspath(path)
         self.width, self.height = width + (width & 1), height + (height & 1)
-        root, ext = os.path.splitext(self.path)
-        self._tmp = f"{root}.partial{ext or '.mp4'}"
-        parent = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            raise SinkError(f"output folder does not exist: {parent!r}")
+        self._tmp = partial_path(self.path)
+        check_output_file(self.path)
         try:
             self._container = av.open(self._tmp, mode="w")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SinkError(f"cannot write {self.path!r}: {exc}") from None
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
         rate = Fraction(settings.fps).limit_denominator(1001)
         try:
             self._stream = self._container.add_stream(settings.codec, rate=rate)
@@ -109,22 +149,33 @@ class VideoWriter:
         frame.pts = self._count if index is None else index
         frame.time_base = self._stream.codec_context.time_base or Fraction(1, 30)
         self._count += 1
-        for pkt in self._stream.encode(frame):
-            self._container.mux(pkt)
+        try:
+            for pkt in self._stream.encode(frame):
+                self._container.mux(pkt)
+        except (av.error.FFmpegError, OSError) as exc:  # disk full, file size limit, I/O error
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
 
     @property
     def frames_written(self) -> int:
         return self._count
 
     def close(self) -> None:
-        """Flush the encoder, finalise the file and move it to its final name."""
+        """Flush the encoder, finalise the file and move it to its final name.
+
+        If that fails (disk full, I/O error), the partial file is removed and a SinkError raised.
+        """
         if self._closed:
             return
-        self._closed = True
-        for pkt in self._stream.encode(None):
-            self._container.mux(pkt)
-        self._container.close()
-        os.replace(self._tmp, self.path)
+        try:
+            for pkt in self._stream.encode(None):
+                self._container.mux(pkt)
+            self._closed = True
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            self._closed = False
+            self.abort()
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
 
     def abort(self) -> None:
         """Discard the partial file."""
@@ -133,6 +184,8 @@ class VideoWriter:
         self._closed = True
         try:
             self._container.close()
+        except (av.error.FFmpegError, OSError) as exc:  # e.g. the disk is full: nothing to keep
+            log.debug("closing %s failed: %s", self._tmp, exc)
         finally:
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)
