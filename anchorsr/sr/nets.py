@@ -224,10 +224,19 @@ class RepSRNet(nn.Module):
         self.blocks = nn.ModuleList(ECB(a, b, identity=i < body + 1)
                                     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
         self.branches = False  # True: evaluate every branch separately (see ECB.forward)
-        with torch.no_grad():  # start near the skip alone
-            for p in self.blocks[-1].parameters():
-                p.mul_(0.1)
-        self.skip_path = Skip(skip, scale)  # after the scaling: a linear skip starts as given
+        with torch.no_grad():
+            tail = self.blocks[-1]
+            if skip == "nearest":  # start near the nearest-upsampling identity
+                for p in tail.parameters():
+                    p.mul_(0.1)
+            else:  # start exactly at the skip: the tail's output is zero, every branch still
+                # gets gradients (the second factor of each two-factor branch is the zero one)
+                for p in (tail.conv3.weight, tail.conv3.bias, tail.conv1.weight, tail.conv1.bias):
+                    p.zero_()
+                for branch in tail.seq:
+                    branch.b1.zero_()
+                    (branch.scale if branch.mask_mode else branch.k1).zero_()
+        self.skip_path = Skip(skip, scale)
 
     @property
     def receptive_radius(self) -> int:
