@@ -42,8 +42,12 @@ class EnhanceOptions:
     crf: float = 18.0
     timeout_s: float = 10.0
     max_frames: int | None = None
+    audio: bool = True  # pass the input's audio through (copied, or encoded to AAC)
+    fps: float | None = None  # override the input's frame rate (frames re-timed at it)
 
     def __post_init__(self) -> None:
+        if self.fps is not None and not self.fps > 0:
+            raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0.0 <= self.budget_fraction <= 1.0:
@@ -157,7 +161,8 @@ def enhance_file(source: str, output: str, options: EnhanceOptions = EnhanceOpti
     get_scheduler(options.scheduler)  # fail fast on an unknown name
     patch_source = make_patch_source(options.model, options.scale)
     summary = EnhanceSummary(output=output)
-    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s)
+    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s, fps=options.fps,
+                      audio=options.audio)
     summary.transcoded = src.stats.transcoded
     writer: VideoWriter | None = None
     start = time.perf_counter()
@@ -167,8 +172,9 @@ def enhance_file(source: str, output: str, options: EnhanceOptions = EnhanceOpti
     try:
         for hr in reconstruct_stream(anchored_frames(frames, options), config, patch_source, summary):
             if writer is None:
-                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1))
-                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings)
+                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1),
+                                          time_base=src.time_base, key_interval_s=2.0)
+                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings, audio=src.audio)
                 summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
             planes = (hr.y, hr.u, hr.v)
             if (hr.y.shape[1], hr.y.shape[0]) != summary.sizes[0]:
@@ -177,7 +183,7 @@ def enhance_file(source: str, output: str, options: EnhanceOptions = EnhanceOpti
                     log.warning("input resolution changed; output frames rescaled to %dx%d", *summary.sizes[0])
                     summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
                 planes = resize_yuv(*planes, *summary.sizes[0])
-            writer.write(*planes)
+            writer.write(*planes, time=hr.time)  # the input's timestamps, so VFR and audio sync hold
             summary.seconds = time.perf_counter() - start
             if on_frame is not None:
                 on_frame(summary)

@@ -37,8 +37,12 @@ def warm_up(options: LiveOptions, patch_source: HRPatchSource) -> None:
 
 def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str = "default",
                    transcode: bool = True, timeout_s: float = 10.0,
-                   on_frame: Callable[[LiveStats], None] | None = None) -> dict:
+                   on_frame: Callable[[LiveStats], None] | None = None, audio: bool = True,
+                   fps: float | None = None) -> dict:
     """``anchorsr enhance`` through the live pipeline (URL input, or HLS/URL output).
+
+    ``audio``: pass the input's audio through (its packets come from the video's demuxer);
+    ``fps``: override the input's frame rate.
 
     Returns the stream's figures (``LivePipeline.snapshot``) once the input ends.
     """
@@ -50,12 +54,13 @@ def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
     patch_source = make_patch_source(model, options.scale)
-    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s)  # fail fast, then warm up
+    # fail fast, then warm up
+    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=fps, audio=audio)
     pool = None
     try:
         warm_up(options, patch_source)
         pool = SRPool(patch_source)
-        pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s),
+        pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s, src.audio),
                                 pool, options, name=source, on_frame=on_frame)
         pipeline.run()
         return pipeline.snapshot()

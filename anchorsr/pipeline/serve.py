@@ -46,6 +46,8 @@ class ServeOptions:
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
     transcode: bool = True
+    audio: bool = True  # pass each stream's audio through to its HLS
+    fps: float | None = None  # override the publishers' frame rate
     live: LiveOptions = field(default_factory=LiveOptions)
 
 
@@ -139,7 +141,8 @@ class Server:
         session = 0
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode,
+                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.audio,
+                                  fps=self.options.fps,
                                   options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
                                   timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
@@ -149,8 +152,8 @@ class Server:
             name = f"{li.name}-{session}"
             folder = os.path.join(self.options.out_dir, name)
             log.info("%s: publisher on %s, HLS in %s", name, li.url, folder)
-            pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder: hls_sink(
-                folder, w, h, s, self.options.live.segment_s), self.pool, self.options.live, name=name)
+            pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder, src=src: hls_sink(
+                folder, w, h, s, self.options.live.segment_s, src.audio), self.pool, self.options.live, name=name)
             pipeline.start()
             self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
             while not pipeline.wait(0.2):
