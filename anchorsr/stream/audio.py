@@ -6,8 +6,8 @@ through an :class:`AudioOutput`. Packets are copied (remuxed, not re-encoded) wh
 container takes the codec, otherwise decoded and encoded to AAC (Opus for WebM).
 
 Sync: audio keeps the input's timestamps relative to the first output video frame, as the video
-does. Audio before that frame is left out (a packet that ends at or after it is kept, so AAC
-priming survives a copy), and so is audio after the video's end (``--max-frames``, a stopped
+does. Audio before that frame is left out (copied: whole packets that start before it; encoded:
+the samples before it), and so is audio after the video's end (``--max-frames``, a stopped
 stream), so both tracks last as long as each other. Gaps in the input audio become silence on
 the encode path, so the track does not slide against the video after a loss.
 """
@@ -195,9 +195,10 @@ class AudioOutput:
     def _copy(self, pkt: av.Packet, end_abs: float | None) -> None:
         tb = self.feed.time_base
         start = _start_s(pkt, tb)
-        dur = float((pkt.duration or 0) * tb)
-        if start + dur < self.origin_s - 1e-9 or (end_abs is not None and start >= end_abs):
-            return  # wholly before the first video frame (the one just before it is kept), or past the end
+        if start < self.origin_s - 1e-6 or (end_abs is not None and start >= end_abs):
+            # before the first video frame (e.g. AAC priming, which only MP4 could mark as such:
+            # kept, it would be heard 1024 samples early), or past the video's end
+            return
         shift = int(round(self.origin_s / tb))
         if pkt.pts is not None:
             pkt.pts -= shift

@@ -85,7 +85,10 @@ class FrameClock:
 
     def __init__(self, settings: EncodeSettings) -> None:
         self.fps = settings.fps
-        self.time_base = settings.time_base or 1 / settings.rate
+        self._settings = settings
+        # frames numbered at a nominal rate: 1/rate; frames that come with their times and no
+        # time base of their own: a 90 kHz clock (MPEG's), fine enough for any frame rate
+        self.time_base: Fraction = settings.time_base or 1 / settings.rate
         self.key_interval_s = settings.key_interval_s
         self.origin_s: float | None = None  # input time of the first frame
         self.last_pts: int | None = None
@@ -93,10 +96,17 @@ class FrameClock:
         self._next_key = 0.0
         self.frame_ticks = max(int(round(1 / (settings.fps * self.time_base))), 1)
 
+    def _choose_time_base(self, timed: bool) -> None:
+        if timed and self._settings.time_base is None:
+            self.time_base = Fraction(1, 90000)
+            self.frame_ticks = max(int(round(1 / (self.fps * self.time_base))), 1)
+
     def stamp(self, frame: av.VideoFrame, index: int | None = None, time: float | None = None) -> float:
         """Set ``frame``'s pts, time base, duration and (by time) key-frame request; returns its
         output time in seconds. ``time``: input time in seconds; else ``index`` (default: the
-        next frame number) at the nominal rate."""
+        next frame number) at the nominal rate. The first call settles ``time_base``."""
+        if self.last_pts is None:
+            self._choose_time_base(time is not None)
         if time is not None:
             if self.origin_s is None:
                 self.origin_s = time
@@ -157,7 +167,6 @@ class VideoWriter:
             self._stream.bit_rate = settings.bitrate_bps
         self._stream.options = settings.codec_options()
         self._clock = FrameClock(settings)
-        self._stream.codec_context.time_base = self._clock.time_base
         self.audio = None
         if audio is not None:
             from .audio import AudioOutput
@@ -178,6 +187,8 @@ class VideoWriter:
             y = np.pad(y, ((0, self.height - y.shape[0]), (0, self.width - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
         out_s = self._clock.stamp(frame, index, time)
+        if not self._count:
+            self._stream.codec_context.time_base = self._clock.time_base
         if self.audio is not None and self.audio.origin_s is None:
             self.audio.origin_s = time if time is not None else (self.audio.feed.video_start or 0.0)
         self._count += 1

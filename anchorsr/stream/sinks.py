@@ -91,7 +91,6 @@ class MuxSink(Sink):
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = settings.codec_options()
         self._clock = FrameClock(settings)
-        self._stream.codec_context.time_base = self._clock.time_base
         self.audio = AudioOutput(self._container, audio, fmt) if audio is not None else None
         self._closed = False
 
@@ -100,7 +99,10 @@ class MuxSink(Sink):
         if y.shape != (h, w):
             y = np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
+        first = self._clock.last_pts is None
         out_s = self._clock.stamp(frame, index, time)
+        if first:
+            self._stream.codec_context.time_base = self._clock.time_base
         if self.audio is not None and self.audio.origin_s is None:
             self.audio.origin_s = time if time is not None else (self.audio.feed.video_start or 0.0)
         try:
