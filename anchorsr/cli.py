@@ -412,7 +412,7 @@ _FPS_SOURCES = {"override": "--fps", "sps": "from the SPS timing info", "guessed
 def _run_inspect(args: argparse.Namespace) -> int:
     from .stream import VideoSource
 
-    src = VideoSource(args.input, fps=args.fps)
+    src = VideoSource(args.input, fps=args.fps, audio=True)
     audio = src.audio and {"codec": src.audio.codec_name, "sample_rate": src.audio.sample_rate,
                            "layout": src.audio.layout}
     rows, size = [], None

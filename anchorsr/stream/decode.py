@@ -13,7 +13,7 @@ its frames are timed at that rate. ``fps`` overrides the rate and re-times every
 
 Audio: the first audio stream is demuxed with the video (one read of the input, which a live
 source needs) and its packets go to ``VideoSource.audio``, an :class:`AudioFeed` a sink takes
-them from; ``audio=False`` leaves it out.
+them from (with ``audio=True``; by default it is not read).
 """
 
 from __future__ import annotations
@@ -112,13 +112,14 @@ class VideoSource:
     counted in ``stats.corrupt_packets`` and skipped. ``timeout_s`` is one limit for opening and
     for each read, or an (open, read) pair; ``options`` are FFmpeg format/protocol options (e.g.
     ``{"listen": "1"}`` to wait for an RTMP publisher). ``fps`` overrides the input's frame rate
-    (frames re-timed at it); ``audio=False`` ignores the input's audio.
+    (frames re-timed at it); ``audio=True`` routes the input's audio to ``self.audio`` (for a
+    sink to take; left unread, up to ``MAX_QUEUED_PACKETS`` are held).
     """
 
     def __init__(self, source: str | os.PathLike, *, transcode: bool = True,
                  timeout_s: float | tuple[float, float] = 10.0, transcode_crf: int = 16,
                  options: dict[str, str] | None = None, fps: float | None = None,
-                 audio: bool = True) -> None:
+                 audio: bool = False) -> None:
         self.source = os.fspath(source)
         self.stats = DecodeStats()
         self._crf = transcode_crf

@@ -50,9 +50,10 @@ def test_audio_is_copied_in_sync_into_a_file(media, tmp_path):
 
 
 def test_audio_the_output_cannot_take_is_encoded_to_aac(media, tmp_path):
-    src = VideoSource(str(media / "pcm.mov"))
+    src = VideoSource(str(media / "pcm.mov"), audio=True)
     assert src.audio is not None and src.audio.codec_name == "pcm_s16le"
     src.close()
+    assert VideoSource(str(media / "pcm.mov")).audio is None  # read only when asked for
     out = str(tmp_path / "out.mp4")
     enhance_file(str(media / "pcm.mov"), out, OPTS)
     info = streams_of(out)
@@ -123,3 +124,27 @@ def test_raw_h264_runs_at_its_sps_rate_and_fps_overrides_it(media, tmp_path, cap
         rate = fps or 30
         assert video["frames"] == 45 and video["rate"] == pytest.approx(rate, rel=1e-3)
         assert video["end"] - video["start"] == pytest.approx(45 / rate, abs=1e-3)
+
+
+def test_a_live_tcp_stream_brings_its_audio_from_the_one_demuxer(tmp_path):
+    import socket
+    import threading
+
+    from tests.pipeline.live_media import send_tcp
+
+    ts = str(tmp_path / "live.ts")
+    make_clip(ts, 60, w=160, h=96)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sender = threading.Thread(target=send_tcp, args=(port, open(ts, "rb").read(), 2.0), daemon=True)
+    sender.start()
+    out = str(tmp_path / "hls") + "/"
+    info = enhance_stream(f"tcp://127.0.0.1:{port}?listen=1", out,
+                          LiveOptions(chunk_frames=15, patch_px=32, segment_s=1), model="bicubic", timeout_s=30)
+    sender.join(30)
+    got = streams_of(os.path.join(out, "index.m3u8"))
+    assert got["audio"]["codec"] == "aac"
+    # (a loaded machine may drop frames in real time: the audio still ends with the video)
+    assert info["frames_out"] > 30
+    assert_in_sync(got, info["frames_out"])
