@@ -259,6 +259,19 @@ class AudioOutput:
         self.container.mux(self.stream.encode(None))
 
 
+def attach_audio(container: av.container.OutputContainer, feed: AudioFeed | None, fmt: str) -> AudioOutput | None:
+    """An audio track for ``container`` fed from ``feed`` (None without one, or when no track
+    can be made: the video goes on without it, with a warning)."""
+    if feed is None:
+        return None
+    try:
+        return AudioOutput(container, feed, fmt)
+    except (av.error.FFmpegError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("the output gets no audio: %s %s could neither be copied into %s nor encoded (%s)",
+                    feed.codec_name, feed.layout, fmt, exc)
+        return None
+
+
 def _trim(frame: av.AudioFrame, skip: int, count: int) -> av.AudioFrame:
     """Samples ``skip`` .. ``skip + count`` of ``frame`` (the frame itself when that is all)."""
     if skip == 0 and count >= frame.samples:

@@ -167,11 +167,9 @@ class VideoWriter:
             self._stream.bit_rate = settings.bitrate_bps
         self._stream.options = settings.codec_options()
         self._clock = FrameClock(settings)
-        self.audio = None
-        if audio is not None:
-            from .audio import AudioOutput
+        from .audio import attach_audio
 
-            self.audio = AudioOutput(self._container, audio, self._container.format.name.split(",")[0])
+        self.audio = attach_audio(self._container, audio, self._container.format.name.split(",")[0])
         self._count = 0
         self._closed = False
 

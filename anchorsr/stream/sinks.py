@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from ..errors import ConfigError, SinkError
-from .audio import AudioFeed, AudioOutput
+from .audio import AudioFeed, attach_audio
 from .encode import EncodeSettings, FrameClock, VideoWriter
 from .frames import resize_yuv, yuv_to_frame
 
@@ -91,7 +91,7 @@ class MuxSink(Sink):
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = settings.codec_options()
         self._clock = FrameClock(settings)
-        self.audio = AudioOutput(self._container, audio, fmt) if audio is not None else None
+        self.audio = attach_audio(self._container, audio, fmt)
         self._closed = False
 
     def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int, time: float | None = None) -> None:
