@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench corpus quality quality-quick clean
+.PHONY: demo test bench corpus quality quality-quick clean train-data train
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,6 +22,21 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/anchorsr bench reuse --json
+
+# Photographs for SR training and its held-out evaluation (Debian's mate-backgrounds), installed
+# when apt-get can; otherwise a note: training then uses scikit-image's photos only, and
+# `anchorsr bench sr` refuses to run (it measures the full held-out set or nothing).
+train-data: $(STAMP)
+	@test -d /usr/share/backgrounds/mate/nature || \
+	  ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mate-backgrounds ) || \
+	  echo "note: Debian's mate-backgrounds is not installed (needs root and apt-get); SR training uses scikit-image's photos only and 'anchorsr bench sr' will refuse to run"
+
+# Train the shipped x2 network on the CPU (hours; resumable: run it again to continue).
+train: train-data
+	nice -n 10 $(BIN)/anchorsr train --scale 2 --channels 16 --body 4 --iterations 40000 \
+	  --val-every 1000 --batch 32 --learning-rate 2e-3 --seed 0 -o anchorsr/sr/weights/repsr_x2 \
+	  $$(test -e anchorsr/sr/weights/repsr_x2.ckpt && echo --resume)
 
 # The quality benchmark's corpus. Two of its sources are Debian packages (opencv-doc's vtest.avi,
 # mate-backgrounds' photographs); they are installed here when apt-get can, else skipped with a note.

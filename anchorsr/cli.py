@@ -134,6 +134,11 @@ def _build_parser() -> argparse.ArgumentParser:
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
         if name in ("corpus", "quality"):
             _add_quality_options(b, name)
+        if name == "sr":
+            b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                           help="where the network runs (default cpu; cuda is never picked silently)")
+            b.add_argument("--model", default=None,
+                           help="an x2 .safetensors model file to measure instead of the shipped one")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -197,14 +202,15 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
 
 
 def _live_options(args: argparse.Namespace, realtime: bool):
-    from .pipeline import LiveOptions
+    from .pipeline import PipelineOptions
     from .schedule import parse_budget
 
-    return LiveOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
-                       budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                       patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
-                       preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
-                       realtime=realtime, max_frames=getattr(args, "max_frames", None))
+    return PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                           budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                           patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
+                           preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
+                           realtime=realtime, max_frames=getattr(args, "max_frames", None),
+                           audio=not args.no_audio, fps=args.fps)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -262,18 +268,18 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_enhance(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .pipeline import EnhanceOptions, enhance_file
+    from .pipeline import PipelineOptions, enhance_file
     from .schedule import parse_budget
     from .stream import is_hls_target
 
     if "://" in args.input or "://" in args.output or is_hls_target(args.output):
         return _run_enhance_live(args)
 
-    options = EnhanceOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
-                             budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                             patch_px=args.patch_px, model=args.model, plan_path=args.plan,
-                             transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                             max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
+    options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+                              budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
+                              patch_px=args.patch_px, model=args.model, plan_path=args.plan,
+                              transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
+                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -323,8 +329,7 @@ def _run_enhance_live(args: argparse.Namespace) -> int:
                             share=stats.sr_share, late=stats.late, dropped=stats.dropped)
 
         info = enhance_stream(args.input, args.output, options, model=args.model,
-                              transcode=not args.no_transcode, timeout_s=args.timeout, on_frame=on_frame,
-                              audio=not args.no_audio, fps=args.fps)
+                              transcode=not args.no_transcode, timeout_s=args.timeout, on_frame=on_frame)
     w, h = info["output_size"]
     lat = info["latency_ms"]
     print(f"wrote {args.output}: {info['frames_out']} frames at {w}x{h}, {info['fps']:.1f} fps, "
@@ -343,7 +348,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(listen=tuple(args.listen or ["tcp://127.0.0.1:9000"]), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
-                           audio=not args.no_audio, fps=args.fps, live=_live_options(args, realtime=True))
+                           live=_live_options(args, realtime=True))
     server = Server(options)
     _sigterm_as_interrupt()
     try:
@@ -465,7 +470,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     else:
         from .sr.bench import run_sr_bench
 
-        result = run_sr_bench(quick=args.quick)
+        result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
     text = json.dumps(result, indent=1)
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
@@ -482,17 +487,19 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     from .envinfo import environment
 
     if args.bench == "corpus":
-        from .bench.corpus import assemble, default_sources
+        from .bench.corpus import assemble, default_sources, require_available
 
+        sources = default_sources()
+        require_available(sources)
         states = {}
-        corpus = assemble(args.corpus, default_sources(), rebuild=args.rebuild,
+        corpus = assemble(args.corpus, sources, rebuild=args.rebuild,
                           on_clip=lambda n, st: (states.__setitem__(n, st),
                                                  print(f"corpus: {n}: {st}", file=sys.stderr, flush=True)))
         return {"benchmark": "corpus", "dir": os.path.abspath(args.corpus), "scale": corpus.scale,
                 "clips": [{k: c[k] for k in ("name", "kind", "licence", "hr", "lr")} | {"state": states[c["name"]]}
                           for c in corpus.clips],
                 "skipped": corpus.skipped, "environment": environment()}
-    from .bench.quality import QUICK, QualitySettings, rederive, run_quality
+    from .bench.quality import QUICK, QualitySettings, rederive, run_quality, select_sources
     from .schedule import parse_budget
 
     if args.rederive:
@@ -514,18 +521,10 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     options["encoding"] = args.encoding
     options["vmaf"] = not args.no_vmaf
     settings = QualitySettings(**options)
-    if args.only and not args.clips:
-        from .bench.corpus import default_sources
-
-        names = [src.name for src in default_sources()]
-        unknown = sorted(set(n.strip() for n in args.only.split(",")) - set(names))
-        if unknown:
-            raise ConfigError(f"expected corpus clip names in {names}, got {unknown}")
-    for path in args.clips or ():
-        if not os.path.isfile(path):
-            from .errors import SourceError
-
-            raise SourceError(f"no such clip file: {path!r}")
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    # Unknown names, missing clip files, or no available source at all: one error line before
+    # anything is built or written.
+    select_sources(settings, args.clips, args.quick, only)
     with Progress(TextColumn("[bold]quality"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), TextColumn("{task.description}"),
                   console=Console(stderr=True), transient=args.json) as progress:
@@ -538,7 +537,7 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
 
         result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
                              quick=args.quick, progress=on_progress,
-                             only=[n.strip() for n in args.only.split(",")] if args.only else None,
+                             only=only,
                              command=" ".join(["anchorsr", *(argv or sys.argv[1:])]))
     if not args.json:
         print(f"wrote {os.path.join(args.out, 'report.md')}, report.html, quality.json and figures/",

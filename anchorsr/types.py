@@ -225,6 +225,18 @@ class AnchorPlan:
         k = int(np.searchsorted(np.cumsum(areas), limit + 1e-9, side="right"))
         return self.prefix(k)
 
+    def at(self, t: int) -> np.ndarray:
+        """int32 (K,): the patch indices anchored at frame offset ``t``, in pick order."""
+        return self.patches[self.frames == t]
+
+    def boxes_at(self, t: int) -> np.ndarray:
+        """int64 (K, 4): the LR luma boxes of the anchors at frame offset ``t``, in pick order."""
+        return self.grid.boxes()[self.at(t)]
+
+    def area_at(self, t: int) -> int:
+        """LR luma pixels anchored at frame offset ``t``."""
+        return int(self.grid.areas()[self.at(t)].sum())
+
     def mask(self) -> np.ndarray:
         """bool (n_frames, N): True at anchored (frame, patch) nodes."""
         m = np.zeros((self.n_frames, self.grid.n_patches), bool)
@@ -272,3 +284,24 @@ class AnchorPlan:
             return AnchorPlan(start, n_frames, grid, frames, patches), end
         except ConfigError as exc:
             raise PlanFormatError(f"invalid plan: {exc}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedFrame:
+    """A frame with the plan of its chunk: its anchors are the plan's at offset ``t``.
+
+    A frame that no plan covers (client mode) has an empty one-frame plan on its own grid.
+    """
+
+    frame: CodedFrame
+    plan: AnchorPlan
+    t: int
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """int64 (K, 4): LR luma boxes of the frame's anchors."""
+        return self.plan.boxes_at(self.t)
+
+    @property
+    def anchor_area(self) -> int:
+        return self.plan.area_at(self.t)

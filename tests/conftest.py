@@ -36,3 +36,18 @@ def pan_clip(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("media") / "pan.mp4"
     write_clip(path, pan_frames(24), EncodeSettings(keyint=12, crf=18))
     return str(path)
+
+
+def resized_stream(path, parts, keyint: int = 12) -> str:
+    """Annex B H.264 clips of different sizes back to back, as ``cat a.h264 b.h264`` makes them.
+
+    parts: (n_frames, width, height) of each clip in order."""
+    data = b""
+    for i, (n, w, h) in enumerate(parts):
+        part = f"{path}.part{i}.h264"
+        write_clip(part, pan_frames(n, w=w, h=h, seed=i), EncodeSettings(keyint=keyint, crf=20))
+        with open(part, "rb") as fh:
+            data += fh.read()
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return str(path)

@@ -280,6 +280,22 @@ def default_sources(max_frames: int | None = None, multiple: int = 4) -> list[Cl
     return sources
 
 
+def require_available(sources: Iterable[ClipSource]) -> None:
+    """Raise SourceError (one line: what was expected, what was found) when not one of ``sources``
+    can be built: a benchmark over no clip would measure nothing and report nothing."""
+    sources = list(sources)
+    if any(src.available() for src in sources):
+        return
+    if not sources:
+        raise SourceError("expected at least one available corpus clip source, got an empty source list")
+    by_note: dict[str, list[str]] = {}
+    for src in sources:
+        by_note.setdefault(src.missing_note or "source files missing", []).append(src.name)
+    missing = "; ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items())
+    raise SourceError(f"expected at least one available corpus clip source, got none of {len(sources)} "
+                      f"({missing})")
+
+
 def user_sources(paths: Iterable[str], max_frames: int, multiple: int = 4) -> list[ClipSource]:
     """Clips of the user's own HR files (any format FFmpeg reads)."""
     out, seen = [], set()

@@ -32,7 +32,7 @@ from typing import Callable
 import av
 
 from ..envinfo import environment
-from ..pipeline import LiveOptions, LivePipeline, SRPool, make_patch_source, warm_up
+from ..pipeline import LivePipeline, PipelineOptions, SRPool, make_patch_source, warm_up
 from ..stream import EncodeSettings, VideoSource, hls_sink, write_clip
 from .scenes import CameraPath, photo, render_pan
 
@@ -89,7 +89,7 @@ def push(clip: str, url: str, duration_s: float, stop: threading.Event, connect_
 
 
 def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str) -> dict:
-    options = LiveOptions(scale=2, budget_fraction=budget, chunk_frames=60, realtime=True)
+    options = PipelineOptions(scale=2, budget_fraction=budget, chunk_frames=60, crf=23.0, realtime=True)
     source = make_patch_source(model, options.scale)
     warm_up(options, source)
     pool = SRPool(source, workers=1, torch_threads=1)

@@ -1,7 +1,8 @@
 """Quality metrics and the derived figures of the quality benchmark (evaluation.md §4).
 
-* PSNR over Y, U and V combined (the published protocol: one MSE over every sample of the three
-  planes) and on Y alone; SSIM on Y; VMAF through FFmpeg's ``libvmaf`` filter (the
+* per-frame MSE over Y, U and V combined (the published protocol: one MSE over every sample of the
+  three planes) and on Y alone, from ``anchorsr.metrics``; a clip's PSNR is that of its mean MSE
+  (``anchorsr.metrics.clip_psnr``); SSIM on Y; VMAF through FFmpeg's ``libvmaf`` filter (the
   ``imageio-ffmpeg`` binary), reported unavailable when the filter is missing.
 * quality gain kept, anchor-size saving at equal quality, Spearman rank correlation.
 """
@@ -17,33 +18,17 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..metrics import sse
+
 log = logging.getLogger(__name__)
 
-PEAK = 255.0
 
-
-def squared_errors(planes: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> tuple[float, float, int, int]:
-    """(sum of squared errors over Y, U, V; over Y; sample count over Y, U, V; over Y)."""
-    sse, sse_y, n = 0.0, 0.0, 0
-    for i, (a, b) in enumerate(zip(planes, reference)):
-        d = np.asarray(a, np.float32) - np.asarray(b, np.float32)
-        e = float(np.einsum("ij,ij->", d, d, dtype=np.float64))
-        sse += e
-        n += d.size
-        if i == 0:
-            sse_y, n_y = e, d.size
-    return sse, sse_y, n, n_y
-
-
-def psnr_from_mse(mse: float) -> float:
-    """PSNR in dB for an 8-bit MSE (capped at 100 dB for identical signals)."""
-    return 100.0 if mse <= 1e-10 else float(10.0 * np.log10(PEAK**2 / mse))
-
-
-def frame_psnr(planes: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> tuple[float, float, float]:
-    """(PSNR over Y, U, V combined, PSNR-Y, MSE over Y, U, V) of one frame."""
-    sse, sse_y, n, n_y = squared_errors(planes, reference)
-    return psnr_from_mse(sse / n), psnr_from_mse(sse_y / n_y), sse / n
+def frame_mse(planes: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(MSE over Y, U, V combined, MSE over Y) of one frame (``anchorsr.metrics``). A clip's PSNR is
+    ``clip_psnr`` of its frames' MSEs (the mean-MSE rule), never a mean of per-frame PSNRs."""
+    errs = [sse(a, b) for a, b in zip(planes, reference)]
+    total, count = sum(e for e, _ in errs), sum(n for _, n in errs)
+    return total / count, errs[0][0] / errs[0][1]
 
 
 def ssim_y(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,11 +39,12 @@ def ssim_y(a: np.ndarray, b: np.ndarray) -> float:
                                        sigma=1.5, use_sample_covariance=False))
 
 
-def gain_kept(q: float, q_bilinear: float, q_all: float) -> float:
-    """Share of per-frame SR's quality gain over bilinear that a method keeps:
-    (Q(method) - Q(bilinear)) / (Q(all-frame SR) - Q(bilinear)); NaN when SR gains nothing."""
-    gain = q_all - q_bilinear
-    return float("nan") if gain <= 1e-9 else (q - q_bilinear) / gain
+def gain_kept(q: float, q_base: float, q_all: float) -> float:
+    """Share of per-frame SR's quality gain over a baseline (per-frame bicubic, or bilinear as in
+    the paper) that a method keeps: (Q(method) - Q(base)) / (Q(all-frame SR) - Q(base)); NaN when
+    SR gains nothing over the baseline."""
+    gain = q_all - q_base
+    return float("nan") if gain <= 1e-9 else (q - q_base) / gain
 
 
 def budget_at_quality(budgets: Sequence[float], qualities: Sequence[float], target: float) -> float | None:

@@ -1,12 +1,16 @@
-"""Wiring of the stages: sequential file enhancement, the live pipeline and the live server."""
+"""Wiring of the stages: step functions (``steps``) driven by the sequential runner (``enhance``:
+files, demo, benchmarks) and the threaded real-time runner (``live``: live input, ``serve``)."""
 
-from .enhance import (EnhanceOptions, EnhanceSummary, anchored_frames, enhance_file, make_patch_source, psnr,
-                      reconstruct_stream)
+from ..metrics import psnr
+from .enhance import EnhanceSummary, enhance_file, enhance_frames
 from .control import BudgetController, LoadReport, next_budget
-from .live import LiveOptions, LivePipeline, LiveStats
+from .live import LivePipeline, LiveStats
+from .options import EnhanceOptions, LiveOptions, PipelineOptions
 from .runners import enhance_stream, warm_up
 from .srpool import SRJob, SRPool
+from .steps import SRCounts, count, fetch_patches, make_patch_source, plan_groups, rebuild
 
-__all__ = ["EnhanceOptions", "EnhanceSummary", "anchored_frames", "enhance_file", "make_patch_source", "psnr",
-           "reconstruct_stream", "BudgetController", "LoadReport", "next_budget", "LiveOptions", "LivePipeline",
-           "LiveStats", "enhance_stream", "warm_up", "SRJob", "SRPool"]
+__all__ = ["EnhanceSummary", "enhance_file", "enhance_frames", "psnr", "BudgetController", "LoadReport",
+           "next_budget", "LivePipeline", "LiveStats", "EnhanceOptions", "LiveOptions", "PipelineOptions",
+           "enhance_stream", "warm_up", "SRJob", "SRPool", "SRCounts", "count", "fetch_patches",
+           "make_patch_source", "plan_groups", "rebuild"]

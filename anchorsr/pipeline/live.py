@@ -1,4 +1,5 @@
-"""The live pipeline of one stream: decode -> chunk + schedule -> SR -> reconstruct -> encode.
+"""The real-time runner (the live pipeline of one stream): decode -> chunk + schedule -> SR ->
+reconstruct -> encode, the step functions of ``steps.py`` driven in threads.
 
 Each stage is a thread; bounded queues sit between them::
 
@@ -29,63 +30,20 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError, SourceError
-from ..reuse import Reconstructor, ReuseConfig
-from ..schedule import get_scheduler, plan_stream, read_plans
+from ..errors import SourceError
+from ..reuse import Reconstructor
+from ..schedule import get_scheduler, read_plans
 from ..stream import EncodeSettings, Sink
-from ..types import AnchorPlan, CodedFrame, HRFrame, PatchGrid
+from ..types import AnchorPlan, CodedFrame, HRFrame, HRPatch, PlannedFrame
 from .control import BudgetController
-from .enhance import SRCounts, _from_plans
+from .options import PipelineOptions
 from .srpool import SRJob, SRPool
+from .steps import SRCounts, count, plan_groups, rebuild, size_changed, with_budget
 
 log = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.1
-
-
-@dataclass(frozen=True)
-class LiveOptions:
-    """One live stream's settings (the CLI's ``enhance``/``serve`` options).
-
-    max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
-    realtime: deadlines and the drop policy apply (live input); False: a file, every frame waits
-        for its SR patches and nothing is dropped.
-    kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
-        x264 encoder; None leaves the libraries' defaults (all cores each).
-    """
-
-    scale: int = 2
-    loop: str = "closed"
-    scheduler: str = "dag-greedy"
-    budget_fraction: float = 0.05
-    chunk_frames: int = 60
-    patch_px: int = 64
-    plan_path: str | None = None
-    crf: float = 23.0
-    preset: str = "ultrafast"
-    segment_s: float = 2.0
-    max_latency_s: float | None = None
-    realtime: bool = True
-    queue_frames: int | None = None
-    max_frames: int | None = None
-    kernel_threads: int | None = None
-    encoder_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.budget_fraction <= 1.0:
-            raise ConfigError(f"budget must lie in 0..1, got {self.budget_fraction}")
-        if self.chunk_frames < 1:
-            raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
-        if self.max_latency_s is not None and self.max_latency_s <= 0:
-            raise ConfigError(f"max latency must be > 0 seconds, got {self.max_latency_s}")
-        if self.segment_s <= 0:
-            raise ConfigError(f"segment length must be > 0 seconds, got {self.segment_s}")
-        ReuseConfig(self.scale, self.loop)
-        PatchGrid(self.patch_px, 1, 1)
-
-    def latency_target_s(self, fps: float) -> float:
-        return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0
 
 
 # Output frames whose latency the figures are taken over (a live stream runs without end).
@@ -130,8 +88,7 @@ class _Item:
     arrival: float
     gap: bool = False
     deadline: float | None = None
-    boxes: np.ndarray | None = None
-    area: int = 0
+    planned: PlannedFrame | None = None
     job: SRJob | None = None
     hr: HRFrame | None = None
     time: float | None = None
@@ -146,14 +103,14 @@ class LivePipeline:
     """
 
     def __init__(self, frames: Iterable[CodedFrame], fps: float, make_sink: Callable[[int, int, EncodeSettings], Sink],
-                 pool: SRPool, options: LiveOptions = LiveOptions(), *, name: str = "stream",
+                 pool: SRPool, options: PipelineOptions = PipelineOptions(), *, name: str = "stream",
                  clock: Callable[[], float] = time.monotonic,
                  on_frame: Callable[[LiveStats], None] | None = None) -> None:
         self.frames, self.fps, self.make_sink, self.pool = frames, fps, make_sink, pool
         self.options, self.name, self.clock, self.on_frame = options, name, clock, on_frame
         self.plans = read_plans(options.plan_path) if options.plan_path else None
         self.scheduler = None if self.plans is not None else get_scheduler(options.scheduler)
-        self.config = ReuseConfig(options.scale, options.loop)
+        self.config = options.reuse_config()
         self.controller = BudgetController(options.budget_fraction)
         self.latency_target_s = options.latency_target_s(fps)
         n = options.queue_frames or 2 * options.chunk_frames
@@ -288,69 +245,53 @@ class LivePipeline:
             self.frames.close()
 
     def _schedule(self) -> None:
-        planned = self._from_file() if self.plans is not None else self._from_scheduler()
-        for items, grid, plan in planned:
-            if self.options.realtime:
-                plan = plan.prefix_for_budget(self.controller.decide(self.q_planned.qsize(), self.options.chunk_frames))
-            boxes, areas = grid.boxes(), grid.areas()
-            for item in items:  # all SR jobs first: the pool works while earlier frames are rebuilt
-                t = item.frame.index - plan.chunk_start
-                patches = plan.patches[plan.frames == t]
-                item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
-                if len(patches):
-                    item.boxes, item.area = boxes[patches], int(areas[patches].sum())
-                    item.job = self.pool.submit(item.frame, item.boxes, self.options.scale, item.deadline)
-            for item in items:
-                self._put(self.q_planned, item)
+        """Plan frames as they arrive (a chunk at a time, or a frame at a time in client mode),
+        cut each plan to the live budget, and submit every SR job of a group before its frames
+        go on (the pool works while earlier frames are rebuilt)."""
+        items: dict[int, _Item] = {}  # id(frame) -> its item, until its plan is known
 
-    def _from_scheduler(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
-        """Chunks (cut early at a resolution change) with their plan at the full budget."""
-        by_frame: dict[int, _Item] = {}  # id(frame) -> its item, until its chunk is planned
-        shape = None
-
-        def frames():
-            nonlocal shape
+        def frames() -> Iterator[CodedFrame]:
             for item in self._items(self.q_decoded):
-                f = item.frame
-                if shape is not None and f.y.shape != shape:
-                    log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
-                                self.name, f.width, f.height, f.index)
-                    self.stats.restarts += 1
-                shape = f.y.shape
-                by_frame[id(f)] = item
-                yield f
+                items[id(item.frame)] = item
+                yield item.frame
 
         def overloaded() -> bool:  # a chunk that starts at zero budget skips the graph, its main cost
             return self.options.realtime and self.controller.budget == 0.0
 
-        for chunk, plan in plan_stream(frames(), self.scheduler, self.options.budget_fraction,
-                                       self.options.chunk_frames, self.options.patch_px,
-                                       skip_chunk=overloaded):
-            yield [by_frame.pop(id(f)) for f in chunk.frames], chunk.grid, plan
+        full: AnchorPlan | None = None
+        cut: AnchorPlan | None = None
+        for group in plan_groups(frames(), self.options, plans=self.plans, skip_chunk=overloaded):
+            if self.options.realtime:
+                if group[0].plan is not full:  # one budget decision per plan
+                    full = group[0].plan
+                    cut = full.prefix_for_budget(self.controller.decide(self.q_planned.qsize(),
+                                                                        self.options.chunk_frames))
+                group = with_budget(group, cut)
+            batch = [items.pop(id(pf.frame)) for pf in group]
+            for item, pf in zip(batch, group):
+                self._submit(item, pf)
+            for item in batch:
+                self._put(self.q_planned, item)
 
-    def _from_file(self) -> Iterator[tuple[list[_Item], PatchGrid, AnchorPlan]]:
-        """Client mode: each frame with the plan (from the plan file) that covers it."""
-        by_index: dict[int, _Item] = {}
-
-        def frames():
-            for item in self._items(self.q_decoded):
-                by_index[item.frame.index] = item
-                yield item.frame
-
-        for frame, grid, plan, t in _from_plans(frames(), self.plans):
-            one = AnchorPlan(frame.index, 1, grid, np.zeros(int((plan.frames == t).sum()), np.int32),
-                             plan.patches[plan.frames == t])
-            yield [by_index.pop(frame.index)], grid, one
+    def _submit(self, item: _Item, pf: PlannedFrame) -> None:
+        item.planned = pf
+        item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
+        boxes = pf.boxes
+        if len(boxes):
+            item.job = self.pool.submit(item.frame, boxes, self.options.scale, item.deadline)
 
     def _reconstruct(self) -> None:
         if self.options.kernel_threads is not None:
             import numba
 
             numba.set_num_threads(self.options.kernel_threads)  # numba's setting is per thread
-        rec, gap = Reconstructor(self.config), False
+        rec, gap, shape = Reconstructor(self.config), False, None
         for item in self._items(self.q_planned):
             start = self.clock()
             f = item.frame
+            if size_changed(shape, f, self.name):
+                self.stats.restarts += 1  # the schedule restarted at the new size; step takes no reference
+            shape = f.y.shape
             # when this frame would leave the encoder: its own reconstruction, then the encoder's queue
             done = start + self._proc_s + (self.q_rebuilt.qsize() + 1) * self._enc_s
             if item.deadline is not None and done > item.deadline:
@@ -363,22 +304,25 @@ class LivePipeline:
                 gap = True
                 continue
             if gap or item.gap:
-                rec.reset()  # after a gap the previous HR frame is no reference (a new size: step)
+                rec.reset()  # after a gap the previous HR frame is no reference
             gap = False
-            patches = None
-            if item.job is not None:
-                wait = None if item.deadline is None else max(0.0, item.deadline - done - self._proc_s)
-                patches = item.job.wait(wait)
-                if patches is None:
-                    self.stats.sr_late_frames += 1
-                    self.controller.sr_late()
-            boxes = item.boxes if patches is not None else None
-            item.hr = rec.step(f, boxes, (lambda *_: patches) if boxes is not None else None)
-            self.stats.lr_pixels += f.height * f.width
-            self.stats.anchor_pixels += item.area if boxes is not None else 0
-            item.time, item.frame, item.job = f.time, None, None  # LR planes are not needed downstream
+            patches = self._patches(item, done)
+            item.hr = rebuild(rec, item.planned, patches)
+            count(self.stats, item.planned, patches is not None)
+            item.time, item.frame, item.planned, item.job = f.time, None, None, None  # LR planes: not needed downstream
             self._put(self.q_rebuilt, item)
             self._proc_s = 0.9 * self._proc_s + 0.1 * (self.clock() - start)
+
+    def _patches(self, item: _Item, done: float) -> list[HRPatch] | None:
+        """The frame's SR patches, waited for until shortly before its deadline (None: late)."""
+        if item.job is None:
+            return None
+        wait = None if item.deadline is None else max(0.0, item.deadline - done - self._proc_s)
+        patches = item.job.wait(wait)
+        if patches is None:
+            self.stats.sr_late_frames += 1
+            self.controller.sr_late()
+        return patches
 
     def _encode(self) -> None:
         sink: Sink | None = None

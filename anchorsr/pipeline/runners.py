@@ -7,14 +7,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..reuse import Reconstructor, ReuseConfig
+from ..reuse import Reconstructor
 from ..schedule import get_scheduler, plan_stream
 from ..types import CodedFrame, HRPatchSource, MotionField, PatchGrid
-from .live import LiveOptions, LivePipeline, LiveStats
+from .live import LivePipeline, LiveStats
+from .options import PipelineOptions
 from .srpool import SRPool
 
 
-def warm_up(options: LiveOptions, patch_source: HRPatchSource) -> None:
+def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
     """Run every compiled kernel once on a tiny synthetic stream (the first call compiles or
     loads them, seconds that would otherwise land on the first live frames' deadlines)."""
     rng = np.random.default_rng(0)
@@ -30,32 +31,31 @@ def warm_up(options: LiveOptions, patch_source: HRPatchSource) -> None:
     if options.plan_path is None:
         for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px):
             pass
-    rec = Reconstructor(ReuseConfig(options.scale, options.loop))
+    rec, boxes = Reconstructor(options.reuse_config()), grid.boxes()[:1]
     for f in frames:
-        rec.step(f, grid.boxes()[:1], patch_source)
+        rec.step(f, boxes, patch_source(f, boxes, options.scale))
 
 
-def enhance_stream(source: str, output: str, options: LiveOptions, *, model: str = "default",
+def enhance_stream(source: str, output: str, options: PipelineOptions, *, model: str = "default",
                    transcode: bool = True, timeout_s: float = 10.0,
-                   on_frame: Callable[[LiveStats], None] | None = None, audio: bool = True,
-                   fps: float | None = None) -> dict:
+                   on_frame: Callable[[LiveStats], None] | None = None) -> dict:
     """``anchorsr enhance`` through the live pipeline (URL input, or HLS/URL output).
 
-    ``audio``: pass the input's audio through (its packets come from the video's demuxer);
-    ``fps``: override the input's frame rate.
+    ``options.audio``: the input's audio passes through (its packets come from the video's
+    demuxer); ``options.fps``: overrides the input's frame rate.
 
     Returns the stream's figures (``LivePipeline.snapshot``) once the input ends.
     """
     from ..stream import VideoSource, open_sink
     from ..stream.sinks import check_target
-    from .enhance import make_patch_source
+    from .steps import make_patch_source
 
     check_target(output)
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
     patch_source = make_patch_source(model, options.scale)
     # fail fast, then warm up
-    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=fps, audio=audio)
+    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=options.fps, audio=options.audio)
     pool = None
     try:
         warm_up(options, patch_source)

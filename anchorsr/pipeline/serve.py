@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from ..errors import AnchorsrError, ConfigError
 from ..stream import VideoSource, hls_sink
-from .enhance import make_patch_source
-from .live import LiveOptions, LivePipeline
+from .live import LivePipeline
+from .options import PipelineOptions
 from .runners import warm_up
 from .srpool import SRPool
+from .steps import make_patch_source
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ _SCHEMES = ("tcp", "udp", "rtmp")
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go."""
+    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go.
+
+    live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
+    """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
     out_dir: str = "hls"
@@ -46,9 +50,7 @@ class ServeOptions:
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
     transcode: bool = True
-    audio: bool = True  # pass each stream's audio through to its HLS
-    fps: float | None = None  # override the publishers' frame rate
-    live: LiveOptions = field(default_factory=LiveOptions)
+    live: PipelineOptions = field(default_factory=PipelineOptions)
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,8 @@ class Server:
         session = 0
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.audio,
-                                  fps=self.options.fps,
+                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
+                                  fps=self.options.live.fps,
                                   options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
                                   timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start

@@ -1,8 +1,8 @@
 """Reuse-based HR reconstruction in decode order (algorithms.md section 1).
 
 Each HR frame is rebuilt from the previous HR frame moved by ``scale`` x the codec's motion
-vectors plus an upsampled LR residual; intra blocks and key frames are upsampled; anchor
-patches are pasted from an HR patch source (the SR network, or a stand-in). The finished frame
+vectors plus an upsampled LR residual; intra blocks and key frames are upsampled; the HR anchor
+patches it is given (the SR network's output, or a stand-in's) are pasted over. The finished frame
 becomes the reference of the next one, so only one HR reference is ever held.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..types import MV_BLOCK_PX, MV_UNITS_PER_PX, CodedFrame, HRFrame, HRPatchSource, chroma_box
+from ..types import MV_BLOCK_PX, MV_UNITS_PER_PX, CodedFrame, HRFrame, HRPatch, chroma_box
 from . import kernels
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ class Reconstructor:
         self._prev_hr = self._prev_lr = None
 
     def step(self, frame: CodedFrame, anchor_boxes: np.ndarray | None = None,
-             patch_source: HRPatchSource | None = None) -> HRFrame:
-        """Rebuild ``frame`` at HR; paste ``patch_source`` output over ``anchor_boxes`` (K, 4)."""
+             patches: list[HRPatch] | None = None) -> HRFrame:
+        """Rebuild ``frame`` at HR; paste ``patches`` (one HR (Y, U, V) per box) over
+        ``anchor_boxes`` (K, 4)."""
         s = self.config.scale
         lr = (frame.y, frame.u, frame.v)
         motion = frame.motion
@@ -99,9 +100,9 @@ class Reconstructor:
                     self._offs, self._wts, hr, res)
             planes.append(hr)
         if anchor_boxes is not None and len(anchor_boxes):
-            if patch_source is None:
-                raise ConfigError("anchor boxes were given without an HR patch source")
-            paste_patches(planes, np.asarray(anchor_boxes), patch_source(frame, np.asarray(anchor_boxes), s), s)
+            if patches is None:
+                raise ConfigError("anchor boxes were given without their HR patches")
+            paste_patches(planes, np.asarray(anchor_boxes), patches, s)
         self._prev_hr = tuple(planes)
         self._prev_lr = lr
         return HRFrame(frame.index, frame.pts, frame.time, planes[0], planes[1], planes[2])

@@ -11,12 +11,12 @@ from .baselines import neuroscaler_order
 from .dag_greedy import DagGreedy, dag_greedy
 from .nemo import Nemo
 from .palantir import Palantir, exhaustive_greedy, preselect_frames
-from .planning import (chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
+from .planning import (chunks_of, pair_plans, parse_budget, plan_stream, plan_to_file, read_plans,
                        write_plans)
 
 __all__ = [
     "Scheduler", "available_schedulers", "budget_area", "check_budget", "get_scheduler",
     "register", "neuroscaler_order", "DagGreedy", "dag_greedy", "Nemo", "Palantir", "exhaustive_greedy",
-    "preselect_frames", "chunks_of", "parse_budget", "plan_stream", "plan_to_file", "read_plans",
+    "preselect_frames", "chunks_of", "pair_plans", "parse_budget", "plan_stream", "plan_to_file", "read_plans",
     "write_plans",
 ]

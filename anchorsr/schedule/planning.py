@@ -1,4 +1,5 @@
-"""Scheduling a whole stream chunk by chunk; plan files; budget parsing for the CLI."""
+"""Scheduling a whole stream chunk by chunk; plan files and pairing them with frames; budget
+parsing for the CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PlanFormatError
 from ..graph import DependencyGraph, GraphBuilder, carry_out
-from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid
+from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid, PlannedFrame
 from .base import Scheduler, get_scheduler
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
             log.info("frame size changed to %dx%d at frame %d: a new chunk and grid start",
                      frame.width, frame.height, frame.index)
             prev, buf = None, []
+        if prev is not None and not buf and prev.y.shape != frame.y.shape:
+            # the size changed exactly at a chunk boundary: the frame before is no reference
+            log.info("frame size changed to %dx%d at frame %d: a new grid starts",
+                     frame.width, frame.height, frame.index)
+            prev = None
         if grid is None or (grid.height, grid.width) != frame.y.shape:
             grid = PatchGrid(patch_px, frame.height, frame.width)
         yield frame, grid, prev, not buf
@@ -64,8 +70,8 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
               patch_px: int = 64) -> Iterator[Chunk]:
     """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
 
-    A change of frame size ends the current chunk early; the next chunk has the new size's grid
-    and no reference frame before it."""
+    A change of frame size ends the current chunk early (or falls on its end); the next chunk has
+    the new size's grid and no reference frame before it."""
     return (item for item in _cut(frames, chunk_frames, patch_px) if isinstance(item, Chunk))
 
 
@@ -149,3 +155,23 @@ def read_plans(source: str | os.PathLike | bytes) -> list[AnchorPlan]:
         plan, offset = AnchorPlan.read_from(source, offset)
         plans.append(plan)
     return plans
+
+
+def pair_plans(frames: Iterable[CodedFrame], plans: list[AnchorPlan],
+               patch_px: int = 64) -> Iterator[PlannedFrame]:
+    """Client mode: each frame with the plan (of a plan file) that covers it, matched by stream
+    index. A frame no plan covers gets an empty one-frame plan; a plan whose frame size is not
+    the frame's raises PlanFormatError."""
+    by_start = {p.chunk_start: p for p in plans}
+    px = plans[0].grid.patch_px if plans else patch_px
+    current: AnchorPlan | None = None
+    for frame in frames:
+        current = by_start.get(frame.index, current)
+        if current is None or not current.chunk_start <= frame.index < current.chunk_start + current.n_frames:
+            yield PlannedFrame(frame, AnchorPlan(frame.index, 1, PatchGrid(px, frame.height, frame.width)), 0)
+        elif (current.grid.height, current.grid.width) != frame.y.shape:
+            raise PlanFormatError(f"plan for frames {current.chunk_start}.. expects "
+                                  f"{current.grid.width}x{current.grid.height}, the stream has "
+                                  f"{frame.width}x{frame.height}")
+        else:
+            yield PlannedFrame(frame, current, frame.index - current.chunk_start)

@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from . import data
 from .model import SRModel, load_model
 from .patches import DEFAULT_HALO_PX, SRPatchSource, cpu_has_bf16, upscale_frame
@@ -99,8 +100,20 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def eval_photos(quick: bool) -> tuple[str, ...]:
+    """The held-out photos, all of them: a benchmark that silently measured fewer photos on a
+    machine without Debian's mate-backgrounds would not be comparable with one that had them."""
+    missing = [p for p in data.EVAL_PHOTOS if not data.photo_available(p)]
+    if missing:
+        raise ConfigError(f"expected the {len(data.EVAL_PHOTOS)} held-out evaluation photos, "
+                          f"{len(missing)} missing ({', '.join(missing[:3])}...): install Debian's "
+                          f"mate-backgrounds (make train-data)")
+    return data.EVAL_PHOTOS[:2] if quick else data.EVAL_PHOTOS
+
+
 def quality(model: SRModel, quick: bool) -> dict:
-    photos = data.EVAL_PHOTOS[:2] if quick else data.EVAL_PHOTOS
+    """PSNR-Y of the model and of bicubic, clean and H.264 CRF 23 LR, on the held-out photos."""
+    photos = eval_photos(quick)
     out = {}
     for label, crf in (("clean", None), ("h264_crf23", 23)):
         pairs = data.make_pairs(photos, model.scale, (crf,))
@@ -152,12 +165,15 @@ def fine_tune_gain(model: SRModel, quick: bool) -> dict:
             "gain_db": round(after["psnr_y_db"] - before["psnr_y_db"], 3)}
 
 
-def run_sr_bench(quick: bool = False) -> dict:
-    """Run the whole benchmark on the shipped x2 model; return a JSON-ready dict."""
-    model = load_model(2)
+def run_sr_bench(quick: bool = False, device: str = "cpu", model_path: str | None = None) -> dict:
+    """Run the whole benchmark on the x2 model (the shipped one, or ``model_path``), and the
+    quality part on the shipped x3 and x4 models; return a JSON-ready dict."""
+    model = load_model(2, model_path, device=device)
     result = {"model": {k: model.contract.get(k) for k in ("arch", "scale", "channels", "body")},
-              "environment": environment(cpu_bf16=cpu_has_bf16())}
+              "device": device, "environment": environment(cpu_bf16=cpu_has_bf16())}
     result["quality"] = quality(model, quick)
+    result["quality_other_scales"] = {f"x{s}": quality(load_model(s, device=device), quick)
+                                      for s in (3, 4)}
     result["seams"] = seams(model)
     result["speed"] = speed(model, quick)
     result["fine_tune"] = fine_tune_gain(model, quick)

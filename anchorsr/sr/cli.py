@@ -27,9 +27,17 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", metavar="PHOTO", default=None,
                    help="training photos as skimage:NAME or file:PATH (default: the built-in list, "
                         "held-out evaluation photos excluded)")
-    p.add_argument("--iterations", type=int, default=None, help="optimiser steps (default 20000; 1500 when fine-tuning)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="optimiser steps of the whole run (default 60000; 1500 when fine-tuning)")
     p.add_argument("--time-budget-s", type=float, default=None,
-                   help="stop after this many seconds (default 1200; 120 when fine-tuning)")
+                   help="stop this invocation after this many seconds; the checkpoint OUT.ckpt "
+                        "lets --resume continue (default: no limit; 120 when fine-tuning)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run whose checkpoint is OUT.ckpt (same settings)")
+    p.add_argument("--val-every", type=int, default=2000,
+                   help="steps between validation runs and checkpoints (default 2000)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to train (default cpu; cuda is never picked silently)")
     p.add_argument("-o", "--out", required=True, help="output path, without or with .safetensors")
     p.add_argument("--fine-tune", metavar="VIDEO", default=None,
                    help="fine-tune on this video's first frames instead of training from photos")
@@ -44,7 +52,9 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
     p.add_argument("--channels", type=int, default=16, help="network width (default 16)")
-    p.add_argument("--body", type=int, default=2, help="body convolutions (default 2)")
+    p.add_argument("--body", type=int, default=4, help="body convolutions (default 4)")
+    p.add_argument("--skip", choices=("bicubic", "nearest"), default="bicubic",
+                   help="the network predicts a residual over this upsampling (default bicubic)")
     p.add_argument("--arch", choices=("repsr", "edsr"), default="repsr",
                    help="network: 'repsr' (the fast default) or 'edsr' (the EDSR-style reference)")
     p.add_argument("--size", choices=("low", "medium", "high"), default="medium",
@@ -53,8 +63,30 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _log(it: int, loss: float) -> None:
-    print(f"step {it:6d}  L1 {loss:.5f}", file=sys.stderr, flush=True)
+def _progress_bar():
+    """A rich progress bar fed with ``train.Progress`` updates (stderr)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("L1 {task.fields[loss]}"), TextColumn("val gain {task.fields[val]}"),
+                   TextColumn("{task.fields[rate]} it/s"), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=Console(stderr=True))
+    state = {"task": None, "val": "-"}
+
+    def update(p) -> None:
+        if state["task"] is None:
+            state["task"] = bar.add_task("train", total=p.total, completed=p.iteration,
+                                         loss="-", val="-", rate="-")
+        if p.val_gain_db is not None:
+            state["val"] = f"{p.val_gain_db:+.3f} dB"
+        bar.update(state["task"], completed=p.iteration, loss=f"{p.loss:.5f}", val=state["val"],
+                   rate=f"{p.it_per_s:.1f}")
+        if not bar.console.is_terminal and p.val_gain_db is not None:  # a log file: one line per validation
+            print(f"step {p.iteration}/{p.total}  L1 {p.loss:.5f}  val gain {p.val_gain_db:+.3f} dB  "
+                  f"{p.it_per_s:.1f} it/s  ETA {p.eta_s / 60:.0f} min", file=sys.stderr, flush=True)
+
+    return bar, update
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -66,20 +98,28 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if args.fine_tune:
             torch.set_num_threads(args.threads)
-            base = load_model(args.scale, args.from_model)
+            base = load_model(args.scale, args.from_model, device=args.device)
             frames = data.read_video_yuv(args.fine_tune, args.frames)
             pairs = data.sequence_pairs(frames, args.scale, args.crf, name=args.fine_tune)
             res = train.fine_tune(base, pairs, iterations=args.iterations or 1500,
                                   time_budget_s=args.time_budget_s or 120.0, seed=args.seed)
         else:
+            from .model import resolve_device
+
+            resolve_device(args.device)
             cfg = train.TrainConfig(
-                scale=args.scale, channels=args.channels, body=args.body,
+                scale=args.scale, channels=args.channels, body=args.body, skip=args.skip,
                 photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
-                iterations=args.iterations or 20000, time_budget_s=args.time_budget_s or 1200.0,
+                iterations=args.iterations or 60000, time_budget_s=args.time_budget_s or 1e9,
                 batch=args.batch, seed=args.seed, threads=args.threads,
                 learning_rate=args.learning_rate, init_from=args.init_from,
-                arch=args.arch, edsr_size=args.size)
-            res = train.train(cfg, on_log=_log)
+                arch=args.arch, edsr_size=args.size, val_every=args.val_every, device=args.device)
+            bar, update = _progress_bar()
+            with bar:
+                res = train.train(cfg, on_progress=update, out=args.out, resume=args.resume)
+            if not res.finished:
+                print(f"anchorsr: stopped at step {res.iterations} of {cfg.iterations} (time budget); "
+                      f"continue with the same command and --resume", file=sys.stderr)
         path = save_model(res.model, args.out)
     except AnchorsrError as exc:
         print(f"anchorsr: error: {exc}", file=sys.stderr)

@@ -23,54 +23,19 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .photos import EVAL_PHOTOS, TRAIN_PHOTOS, photo_available, photo_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-MATE_DIR = "/usr/share/backgrounds/mate"
-
-# Held-out photos: never trained on. scikit-image ones are always available to tests/bench.
-EVAL_PHOTOS: tuple[str, ...] = (
-    "skimage:astronaut", "skimage:coffee", "skimage:chelsea", "skimage:motorcycle_left",
-    f"file:{MATE_DIR}/nature/Storm.jpg",
-)
-TRAIN_PHOTOS: tuple[str, ...] = (
-    "skimage:camera", "skimage:rocket", "skimage:motorcycle_right", "skimage:brick",
-    "skimage:grass", "skimage:gravel", "skimage:moon", "skimage:coins", "skimage:hubble_deep_field",
-    *(f"file:{MATE_DIR}/nature/{n}.jpg" for n in (
-        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
-        "RainDrops", "TwoWings", "Wood", "YellowFlower")),
-    f"file:{MATE_DIR}/abstract/Elephants.jpg",
-)
-
 MAX_SIDE_PX = 1920  # larger photos are downscaled first: video frames are at most ~1080p-4K
-
-
-def _skimage_file(stem: str) -> str:
-    """Path of a photo bundled inside scikit-image's package (no download)."""
-    import skimage
-
-    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
-    for ext in (".png", ".jpg"):
-        if os.path.isfile(os.path.join(folder, stem + ext)):
-            return os.path.join(folder, stem + ext)
-    return os.path.join(folder, stem + ".png")
-
-
-def photo_available(name: str) -> bool:
-    kind, _, ref = name.partition(":")
-    try:
-        path = _skimage_file(ref) if kind == "skimage" else ref if kind == "file" else ""
-    except ImportError:
-        return False
-    return os.path.isfile(path)
+# x264 in the live profile the pipeline decodes (one reference, no B-frames, no look-ahead)
+LIVE_X264 = {"preset": "veryfast", "tune": "zerolatency", "x264-params": "ref=1:bframes=0"}
 
 
 def load_photo(name: str) -> np.ndarray:
     """uint8 (H, W, 3) RGB of a named photo ("skimage:NAME" or "file:PATH")."""
-    kind, _, ref = name.partition(":")
-    if kind == "skimage":  # read the bundled file itself: some loaders would fetch more data
-        ref = _skimage_file(ref)
-    elif kind != "file":
+    ref = photo_path(name)  # skimage: the bundled file itself (some loaders would fetch more)
+    if not ref:
         raise ConfigError(f"photo name must start with 'skimage:' or 'file:', got {name!r}")
     from PIL import Image
 
@@ -114,7 +79,7 @@ def rgb_to_yuv420(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def h264_roundtrip(y: np.ndarray, u: np.ndarray, v: np.ndarray, crf: int,
                    preset: str = "veryfast") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Code one YUV 4:2:0 frame with libx264 at ``crf`` and decode it back (same shapes)."""
+    """Code one YUV 4:2:0 frame with libx264 at ``crf`` (an intra frame) and decode it back."""
     import av
 
     h, w = y.shape
@@ -122,7 +87,7 @@ def h264_roundtrip(y: np.ndarray, u: np.ndarray, v: np.ndarray, crf: int,
     with av.open(buf, "w", format="h264") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {**LIVE_X264, "crf": str(crf), "preset": preset}
         frame = av.VideoFrame.from_ndarray(np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]),
                                            format="yuv420p")
         for packet in stream.encode(frame):
@@ -180,23 +145,25 @@ def bicubic_upscale_y(lr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
-    """PSNR (dB, peak 255) between two same-shaped planes, ignoring ``border`` pixels per side."""
-    if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    """PSNR (dB, peak 255) between two same-shaped planes, ignoring ``border`` pixels per side
+    (``anchorsr.metrics.psnr``)."""
+    from ..metrics import psnr as _psnr
+
+    return _psnr(a, b, border)
 
 
-def random_crops(pairs: list[Pair], scale: int, n: int, lr_px: int,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def random_crops(pairs: list[Pair], scale: int, n: int, lr_px: int, rng: np.random.Generator,
+                 weights: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of aligned random crops with random flips/transposes, floats / 255.
 
+    weights: the probability of drawing each pair (default: uniform).
     Returns lr (n, 1, lr_px, lr_px) and hr (n, 1, scale*lr_px, scale*lr_px).
     """
     lrs = np.empty((n, lr_px, lr_px), np.uint8)
     hrs = np.empty((n, scale * lr_px, scale * lr_px), np.uint8)
+    picks = rng.choice(len(pairs), size=n, p=weights)
     for i in range(n):
-        p = pairs[int(rng.integers(len(pairs)))]
+        p = pairs[int(picks[i])]
         y = int(rng.integers(p.lr.shape[0] - lr_px + 1))
         x = int(rng.integers(p.lr.shape[1] - lr_px + 1))
         lr = p.lr[y:y + lr_px, x:x + lr_px]
@@ -214,7 +181,8 @@ def random_crops(pairs: list[Pair], scale: int, n: int, lr_px: int,
 
 def h264_sequence(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int,
                   preset: str = "veryfast") -> list[np.ndarray]:
-    """Code YUV 4:2:0 frames as one H.264 stream (I then P frames, no B) and return decoded Y."""
+    """Code YUV 4:2:0 frames as one H.264 stream in the live profile (an I frame, then P frames
+    with one reference and no B-frames, as the pipeline's input) and return the decoded Y."""
     import av
 
     h, w = frames[0][0].shape
@@ -222,7 +190,7 @@ def h264_sequence(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: 
     with av.open(buf, "w", format="h264") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset, "bf": "0"}
+        stream.options = {**LIVE_X264, "crf": str(crf), "preset": preset}
         for y, u, v in frames:
             vf = av.VideoFrame.from_ndarray(np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)]),
                                             format="yuv420p")

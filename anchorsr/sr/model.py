@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .nets import EDSRNet, PlainSRNet, RepSRNet
+from .nets import ARCHS, arch_of
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +55,57 @@ def default_path(scale: int) -> Path:
 
 
 def build_net(contract: dict) -> nn.Module:
-    """An untrained network of the architecture a contract names."""
-    arch, scale = contract.get("arch"), int(contract.get("scale", 0))
+    """An untrained network of the registered architecture a contract names."""
+    arch, scale = contract.get("arch"), contract.get("scale")
     if scale not in (2, 3, 4):
-        raise ModelError(f"contract scale must be 2, 3 or 4, got {contract.get('scale')!r}")
-    if arch == "repsr-plain":
-        return PlainSRNet(scale, int(contract["channels"]), int(contract["body"]))
-    if arch == "repsr-train":
-        return RepSRNet(scale, int(contract["channels"]), int(contract["body"]))
-    if arch == "edsr":
-        return EDSRNet(scale, str(contract["size"]))
-    raise ModelError(f"contract arch must be 'repsr-plain', 'repsr-train' or 'edsr', got {arch!r}")
+        raise ModelError(f"contract scale must be 2, 3 or 4, got {scale!r}")
+    if arch not in ARCHS:
+        raise ModelError(f"contract arch must be one of {', '.join(sorted(ARCHS))}, got {arch!r}")
+    spec = ARCHS[arch]
+    contract = {**spec.defaults, **contract}
+    missing = [f for f in spec.fields if f not in contract]
+    if missing:
+        raise ModelError(f"contract of arch {arch!r} must give {', '.join(spec.fields)}; "
+                         f"missing {', '.join(missing)}")
+    try:
+        return spec.build(scale, **{f: contract[f] for f in spec.fields})
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"contract of arch {arch!r}: invalid fields ({exc})") from None
 
 
 def arch_contract(net: nn.Module) -> dict:
     """The architecture fields of a contract for ``net``."""
-    if isinstance(net, PlainSRNet):
-        return {"arch": "repsr-plain", "scale": net.scale, "channels": net.channels, "body": net.body}
-    if isinstance(net, RepSRNet):
-        return {"arch": "repsr-train", "scale": net.scale, "channels": net.channels, "body": net.body}
-    if isinstance(net, EDSRNet):
-        return {"arch": "edsr", "scale": net.scale, "size": net.size}
-    raise ModelError(f"expected a PlainSRNet, RepSRNet or EDSRNet, got {type(net).__name__}")
+    try:
+        spec = arch_of(net)
+    except TypeError as exc:
+        raise ModelError(str(exc)) from None
+    return {"arch": spec.name, "scale": int(net.scale), **spec.params(net)}
+
+
+def check_contract(contract: dict, path: Path) -> None:
+    """Raise ModelError unless ``contract`` states what the loader relies on.
+
+    The colour space and normalisation are fixed by this package's patch source (Y/255 in,
+    luma out, chroma bicubic): a weight file trained for anything else would load and run but
+    give wrong pictures, so it is refused here instead.
+    """
+    for key, expected in (("colour_space", COLOUR_SPACE), ("normalisation", NORMALISATION)):
+        if contract.get(key) != expected:
+            raise ModelError(f"SR model contract {path}: expected {key} {expected!r}, "
+                             f"got {contract.get(key)!r}")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'cpu', 'cuda' (or 'cuda:N') as a torch device; None means CPU.
+
+    CUDA is never picked silently: asking for it where torch sees no CUDA device is an error.
+    """
+    name = "cpu" if device is None else str(device)
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ModelError(f"device must be 'cpu' or 'cuda', got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {name!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    return torch.device(name)
 
 
 def save_model(model: SRModel, path: str | Path) -> Path:
@@ -98,7 +127,7 @@ def load_model(scale: int, path: str | Path | None = None,
                device: str | torch.device | None = None) -> SRModel:
     """Load the default shipped model for ``scale``, or the model at ``path``.
 
-    device: where the network runs; default CUDA when present, else CPU.
+    device: where the network runs, 'cpu' (the default) or 'cuda'.
 
     Raises ModelError when the file or its contract is missing, unreadable, for another
     scale, or does not hold the tensors its contract's architecture needs.
@@ -112,9 +141,14 @@ def load_model(scale: int, path: str | Path | None = None,
         contract = json.loads(contract_path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"SR model contract {contract_path}: expected readable JSON, got {exc}") from None
-    if int(contract.get("scale", 0)) != scale:
+    if not isinstance(contract, dict):
+        raise ModelError(f"SR model contract {contract_path}: expected a JSON object, got "
+                         f"{type(contract).__name__}")
+    if contract.get("scale") != scale:
         raise ModelError(f"SR model {path}: expected scale {scale}, contract says {contract.get('scale')!r}")
+    check_contract(contract, contract_path)
     net = build_net(contract)
+    torch_device = resolve_device(device)
     try:
         from safetensors.torch import load_file
 
@@ -127,9 +161,7 @@ def load_model(scale: int, path: str | Path | None = None,
         first = str(exc).splitlines()[0]
         raise ModelError(f"SR model file {path}: tensors do not match {contract['arch']} "
                          f"x{scale} from its contract ({first})") from None
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    net.eval().to(device)
+    net.eval().to(torch_device)
     for p in net.parameters():
         p.requires_grad_(False)
     return SRModel(net, scale, contract)

@@ -24,9 +24,14 @@ free, strictly local skip, so a patch's output depends only on its receptive fie
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .resample import BICUBIC_RADIUS_PX, bicubic_planes
 
 _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 _SOBEL_Y = _SOBEL_X.t().contiguous()
@@ -124,13 +129,29 @@ class ECB(nn.Module):
         return k, b
 
 
-def _nearest_residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Add the LR input to each of the scale**2 sub-pixel channels, then pixel-shuffle.
+SKIPS = ("nearest", "bicubic")
 
-    The add is done in the input's dtype (float32 under bf16 autocast, so the LR signal is not
-    rounded) and on a contiguous tensor: pixel_shuffle on channels-last is several times slower.
+
+def _residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int, skip: str = "nearest") -> torch.Tensor:
+    """Pixel-shuffle the network's ``scale**2`` sub-pixel channels and add the upsampled input.
+
+    skip "nearest": the LR input is added to every sub-pixel channel (ECBSR's form);
+    "bicubic": the bicubic upsampling of the input is added after the shuffle, so an untrained
+    network starts at bicubic quality and the convolutions only learn the detail bicubic misses.
+    The skip is computed in float32 outside autocast (the LR signal is never rounded to bf16)
+    and on contiguous tensors (pixel_shuffle on channels-last is several times slower).
     """
-    return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
+    if skip == "nearest":
+        return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
+    with torch.autocast(x.device.type, enabled=False):
+        base = bicubic_planes(x.contiguous().float(), scale)
+    return F.pixel_shuffle(y.contiguous().float(), scale) + base
+
+
+def _check_skip(skip: str) -> str:
+    if skip not in SKIPS:
+        raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
+    return skip
 
 
 class PlainSRNet(nn.Module):
@@ -139,16 +160,16 @@ class PlainSRNet(nn.Module):
     Receptive radius: ``body + 2`` LR pixels (one per conv), the minimum seam-free halo.
     """
 
-    def __init__(self, scale: int, channels: int = 16, body: int = 3):
+    def __init__(self, scale: int, channels: int = 16, body: int = 3, skip: str = "nearest"):
         super().__init__()
-        self.scale, self.channels, self.body = scale, channels, body
+        self.scale, self.channels, self.body, self.skip = scale, channels, body, _check_skip(skip)
         widths = [1] + [channels] * (body + 1) + [scale * scale]
         self.convs = nn.ModuleList(
             nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
 
     @property
     def receptive_radius(self) -> int:
-        return len(self.convs)
+        return max(len(self.convs), BICUBIC_RADIUS_PX if self.skip == "bicubic" else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -156,15 +177,15 @@ class PlainSRNet(nn.Module):
             y = conv(y)
             if i < len(self.convs) - 1:
                 y = F.relu(y)
-        return _nearest_residual_shuffle(y, x, self.scale)
+        return _residual_shuffle(y, x, self.scale, self.skip)
 
 
 class RepSRNet(nn.Module):
     """RepSR training form: the same layout as :class:`PlainSRNet`, each conv an :class:`ECB`."""
 
-    def __init__(self, scale: int, channels: int = 16, body: int = 3):
+    def __init__(self, scale: int, channels: int = 16, body: int = 3, skip: str = "nearest"):
         super().__init__()
-        self.scale, self.channels, self.body = scale, channels, body
+        self.scale, self.channels, self.body, self.skip = scale, channels, body, _check_skip(skip)
         widths = [1] + [channels] * (body + 1) + [scale * scale]
         # No identity branch in the tail: its output is sub-pixel residuals, not features (at
         # x4 with 16 channels, 16 -> 16 would qualify, and the skip made training collapse).
@@ -177,7 +198,7 @@ class RepSRNet(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return len(self.blocks)
+        return max(len(self.blocks), BICUBIC_RADIUS_PX if self.skip == "bicubic" else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -185,7 +206,7 @@ class RepSRNet(nn.Module):
             y = block(y, self.branches)
             if i < len(self.blocks) - 1:
                 y = F.relu(y)
-        return _nearest_residual_shuffle(y, x, self.scale)
+        return _residual_shuffle(y, x, self.scale, self.skip)
 
     @torch.no_grad()
     def load_plain(self, plain: PlainSRNet) -> "RepSRNet":
@@ -210,7 +231,7 @@ class RepSRNet(nn.Module):
     @torch.no_grad()
     def deploy(self) -> PlainSRNet:
         """The plain 3x3 stack computing the same function (to float rounding)."""
-        plain = PlainSRNet(self.scale, self.channels, self.body)
+        plain = PlainSRNet(self.scale, self.channels, self.body, self.skip)
         for block, conv in zip(self.blocks, plain.convs):
             k, b = block.fold()
             conv.weight.copy_(k)
@@ -264,4 +285,60 @@ class EDSRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(x)
         h = h + self.body_tail(self.blocks(h))
-        return _nearest_residual_shuffle(self.tail(h), x, self.scale)
+        return _residual_shuffle(self.tail(h), x, self.scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry: every architecture a weight file's contract may name. A contract's architecture
+# fields are ``{"arch": NAME, "scale": s, **params}``; ``build`` makes an untrained network from
+# them and ``params`` reads them back off a network. New networks register here, nothing else
+# dispatches on their type.
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One registered architecture: how to build it from contract fields and describe it back."""
+
+    name: str
+    cls: type
+    fields: tuple[str, ...]  # contract fields besides "arch" and "scale"
+    build: Callable[..., nn.Module]
+    params: Callable[[nn.Module], dict]
+    defaults: dict  # values of fields that contracts written before the field existed omit
+
+
+ARCHS: dict[str, Arch] = {}
+
+
+def register_arch(name: str, cls: type, fields: tuple[str, ...], build: Callable[..., nn.Module],
+                  params: Callable[[nn.Module], dict], defaults: dict | None = None) -> Arch:
+    """Add an architecture under ``name``; a second registration of a name is an error."""
+    if name in ARCHS:
+        raise ValueError(f"SR architecture {name!r} is already registered")
+    ARCHS[name] = arch = Arch(name, cls, fields, build, params, defaults or {})
+    return arch
+
+
+def arch_of(net: nn.Module) -> Arch:
+    """The registered architecture of a network instance (exact class match)."""
+    for arch in ARCHS.values():
+        if type(net) is arch.cls:
+            return arch
+    raise TypeError(f"expected a network of a registered SR architecture ({', '.join(ARCHS)}), "
+                    f"got {type(net).__name__}")
+
+
+def _repsr_params(net) -> dict:
+    return {"channels": int(net.channels), "body": int(net.body), "skip": net.skip}
+
+
+_REPSR_FIELDS = ("channels", "body", "skip")
+_REPSR_DEFAULTS = {"skip": "nearest"}  # contracts before the bicubic skip existed
+register_arch("repsr-plain", PlainSRNet, _REPSR_FIELDS,
+              lambda scale, channels, body, skip: PlainSRNet(scale, int(channels), int(body), str(skip)),
+              _repsr_params, _REPSR_DEFAULTS)
+register_arch("repsr-train", RepSRNet, _REPSR_FIELDS,
+              lambda scale, channels, body, skip: RepSRNet(scale, int(channels), int(body), str(skip)),
+              _repsr_params, _REPSR_DEFAULTS)
+register_arch("edsr", EDSRNet, ("size",),
+              lambda scale, size: EDSRNet(scale, str(size)), lambda net: {"size": net.size})

@@ -82,13 +82,30 @@ def test_default_sources_cover_the_corpus():
     assert names == ["bikes", "vtest", "bbb", "sim-pan-1080", "sim-zoom-1080", "sim-pan-2160"]
 
 
-def test_bench_corpus_command_reports_skipped_sources(tmp_path, monkeypatch, capsys):
+def _ghost(tmp_path):
+    return corpus.ClipSource("ghost", "camera", "absent", "none", (str(tmp_path / "nope.mp4"),),
+                             lambda: iter(()), 25.0, "the ghost package is not installed")
+
+
+def test_bench_corpus_with_every_source_missing_ends_with_one_error_line(tmp_path, monkeypatch, capsys):
     from anchorsr.cli import main
 
-    missing = corpus.ClipSource("ghost", "camera", "absent", "none", (str(tmp_path / "nope.mp4"),),
-                                lambda: iter(()), 25.0, "the ghost package is not installed")
-    monkeypatch.setattr(corpus, "default_sources", lambda: [missing])
-    assert main(["bench", "corpus", "--corpus", str(tmp_path / "c"), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["clips"] == [] and out["skipped"][0]["reason"] == "the ghost package is not installed"
-    assert "commit" in out["environment"]
+    monkeypatch.setattr(corpus, "default_sources", lambda *a, **k: [_ghost(tmp_path)])
+    assert main(["bench", "corpus", "--corpus", str(tmp_path / "c"), "--json"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("anchorsr: error: expected at least one available corpus clip")
+    assert "ghost: the ghost package is not installed" in err[0]
+    assert captured.out == "" and not (tmp_path / "c").exists()
+
+
+def test_require_available_names_what_is_missing(tmp_path):
+    ghosts = [_ghost(tmp_path), corpus.ClipSource("ghost2", "camera", "absent", "none", ("",), lambda: iter(()),
+                                                  25.0, "the ghost package is not installed")]
+    with pytest.raises(SourceError, match=r"got none of 2 \(ghost, ghost2: the ghost package is not installed\)"):
+        corpus.require_available(ghosts)
+    with pytest.raises(SourceError, match="empty source list"):
+        corpus.require_available([])
+    real = tmp_path / "real.mp4"
+    real.write_bytes(b"x")
+    corpus.require_available(ghosts + [corpus.ClipSource("real", "user", "", "", (str(real),), lambda: iter(()), 25.0)])

@@ -15,13 +15,25 @@ def planes(y: int, c: int, h: int = 8, w: int = 8):
             np.full((h // 2, w // 2), c, np.uint8))
 
 
-def test_psnr_combines_planes_by_sample_count():
+def test_frame_mse_combines_planes_by_sample_count():
     # Y off by 2 everywhere (MSE 4), chroma exact: Y has 4 of every 6 samples -> MSE 8/3.
-    yuv, y, mse = metrics.frame_psnr(planes(12, 100), planes(10, 100))
-    assert mse == pytest.approx(8 / 3)
-    assert y == pytest.approx(10 * math.log10(255**2 / 4))
-    assert yuv == pytest.approx(10 * math.log10(255**2 / (8 / 3)))
-    assert metrics.frame_psnr(planes(5, 5), planes(5, 5))[0] == 100.0
+    mse_yuv, mse_y = metrics.frame_mse(planes(12, 100), planes(10, 100))
+    assert mse_yuv == pytest.approx(8 / 3)
+    assert mse_y == pytest.approx(4.0)
+    assert metrics.frame_mse(planes(5, 5), planes(5, 5)) == (0.0, 0.0)
+
+
+def test_run_psnr_is_the_psnr_of_the_mean_mse():
+    from anchorsr.bench.quality import RunStats
+
+    st = RunStats()
+    for m in (0.0, 4.0, 8.0):  # an exact (e.g. black) frame and two normal ones
+        st.mse_yuv.append(m)
+        st.mse_y.append(2 * m)
+    s = st.summary()
+    assert s["psnr_yuv_db"] == pytest.approx(10 * math.log10(255**2 / 4.0), abs=1e-4)
+    assert s["psnr_y_db"] == pytest.approx(10 * math.log10(255**2 / 8.0), abs=1e-4)
+    assert s["mse_yuv"] == pytest.approx(4.0)
 
 
 def test_ssim_identical_and_degraded():
@@ -38,6 +50,7 @@ def test_ssim_identical_and_degraded():
 
 def test_gain_kept_formula():
     assert metrics.gain_kept(35.0, 30.0, 40.0) == pytest.approx(0.5)
+    assert metrics.gain_kept(q=36.0, q_base=32.0, q_all=40.0) == pytest.approx(0.5)
     assert metrics.gain_kept(40.0, 30.0, 40.0) == pytest.approx(1.0)
     assert metrics.gain_kept(29.0, 30.0, 40.0) == pytest.approx(-0.1)
     assert math.isnan(metrics.gain_kept(31.0, 30.0, 30.0))

@@ -9,19 +9,32 @@ from anchorsr.errors import ConfigError
 from anchorsr.graph import build_graph
 from anchorsr.reuse import GroundTruthPatchSource, ReuseConfig
 from anchorsr.schedule import chunks_of, dag_greedy, get_scheduler, plan_stream
-from anchorsr.schedule.nemo import greedy_frame_order, psnr_planes
+from anchorsr.metrics import planes_mse
+from anchorsr.schedule.nemo import greedy_frame_order
 from anchorsr.stream import EncodeSettings, open_frames, resize_yuv, write_clip
 from tests.conftest import pan_frames
 
 
 def test_greedy_frame_order_hand_worked():
-    base = np.array([30.0, 30.0, 30.0])
-    single = np.array([[40.0, 35.0, 31.0],   # anchor 0 lifts frames 0-2 by 10+5+1 = 16
-                       [30.0, 40.0, 36.0],   # anchor 1: 0+10+6 = 16 (tie with 0: earliest wins)
-                       [30.0, 30.0, 45.0]])  # anchor 2: 15
+    base = np.array([30.0, 30.0, 30.0])  # per-frame MSE with no anchor
+    single = np.array([[10.0, 20.0, 29.0],   # anchor 0 lowers frames 0-2 by 20+10+1 = 31
+                       [30.0, 10.0, 18.0],   # anchor 1: 0+20+12 = 32
+                       [30.0, 30.0, 5.0]])   # anchor 2: 25
     order = greedy_frame_order(base, single)
-    # after 0: estimate (40, 35, 31); adding 1 -> (40, 40, 36) +10; adding 2 -> (40, 35, 45) +14
-    assert order == [0, 2, 1]
+    # after 1: estimate (30, 10, 18); adding 0 -> (10, 10, 18) -20; adding 2 -> (30, 10, 5) -13
+    assert order == [1, 0, 2]
+    # ties: the earliest frame
+    assert greedy_frame_order(np.array([9.0, 9.0]), np.array([[1.0, 9.0], [9.0, 1.0]])) == [0, 1]
+
+
+def test_greedy_frame_order_spends_nothing_on_an_exact_frame():
+    """A black frame (MSE 0 with no anchor, an infinite PSNR) gains nothing from an anchor: the
+    greedy puts it last instead of buying it first (as summed per-frame PSNRs, inf, did)."""
+    base = np.array([0.0, 20.0, 20.0])
+    single = np.array([[0.0, 20.0, 20.0],
+                       [0.0, 4.0, 12.0],
+                       [0.0, 20.0, 6.0]])
+    assert greedy_frame_order(base, single) == [1, 2, 0]
 
 
 def test_nemo_needs_the_ground_truth():
@@ -46,7 +59,7 @@ def test_nemo_measures_and_plans_whole_frames(hr_clip):
     base, single = nemo.measure(chunk)
     for j in range(12):
         assert np.array_equal(single[j, :j], base[:j])  # an anchor never changes earlier frames
-        assert single[j, j] == pytest.approx(psnr_planes(hr[j], hr[j]))  # oracle anchor: exact frame
+        assert single[j, j] == planes_mse(hr[j], hr[j]) == 0.0  # oracle anchor: exact frame
     plan = nemo.plan(chunk, 3 / 12)
     order = greedy_frame_order(base, single)
     n = chunk.grid.n_patches

@@ -130,3 +130,78 @@ def test_a_clip_that_is_not_video_ends_with_one_error_line(tmp_path, capsys):
     assert main(["bench", "quality", "--clips", str(text), "--quick", "--out", str(tmp_path / "o")]) == 1
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("anchorsr:")]
     assert len(err) == 1 and "expected a video clip" in err[0] and "notes.mp4" in err[0]
+
+
+def test_a_benchmark_with_no_available_source_ends_with_one_error_line(tmp_path, monkeypatch, capsys):
+    from anchorsr.bench import corpus
+
+    ghost = corpus.ClipSource("ghost", "camera", "absent", "none", (str(tmp_path / "nope.mp4"),),
+                              lambda: iter(()), 25.0, "the ghost package is not installed")
+    monkeypatch.setattr(corpus, "default_sources", lambda *a, **k: [ghost])
+    for extra in ([], ["--quick"]):
+        out = tmp_path / "out"
+        rc = main(["bench", "quality", "--corpus", str(tmp_path / "EMPTY"), "--out", str(out), *extra])
+        assert rc == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("anchorsr: error: expected at least one available corpus clip")
+        assert "ghost" in err[0] or extra  # --quick keeps only the quick clips: none of 0
+        assert not out.exists() and not (tmp_path / "EMPTY").exists()  # no empty report
+
+
+def test_run_quality_refuses_to_measure_nothing(tmp_path, monkeypatch):
+    from anchorsr.bench import corpus
+    from anchorsr.bench.quality import run_quality
+    from anchorsr.errors import SourceError
+
+    monkeypatch.setattr(corpus, "default_sources", lambda *a, **k: [])
+    with pytest.raises(SourceError, match="expected at least one available corpus clip source, got an empty"):
+        run_quality(str(tmp_path / "out"), QualitySettings(), corpus_dir=str(tmp_path / "c"))
+    assert not (tmp_path / "out" / "quality.json").exists()
+
+
+def test_runs_store_mean_mse_and_psnr_follows_the_rule(run):
+    from anchorsr.metrics import psnr_from_mse
+
+    _, out = run
+    result = json.loads((out / "quality.json").read_text())
+    assert result["psnr_rule"] == "mean-mse"
+    (clip,) = result["clips"]
+    rows = [*clip["baselines"].values(), *(r for per in clip["runs"].values() for r in per.values())]
+    for r in rows:
+        assert r["psnr_yuv_db"] == pytest.approx(psnr_from_mse(r["mse_yuv"]), abs=1e-3)
+        assert r["psnr_y_db"] == pytest.approx(psnr_from_mse(r["mse_y"]), abs=1e-3)
+    assert "predate" not in (out / "report.md").read_text()
+
+
+def test_report_leads_with_the_gain_over_bicubic(run):
+    _, out = run
+    result = json.loads((out / "quality.json").read_text())
+    (clip,) = result["clips"]
+    base = clip["baselines"]
+    for name, per in clip["runs"].items():
+        for b, r in per.items():
+            want = metrics.gain_kept(r["psnr_yuv_db"], base["bicubic"]["psnr_yuv_db"], base["all"]["psnr_yuv_db"])
+            got = clip["gain_kept_vs_bicubic"][name][b]
+            assert (got is None and want != want) or got == pytest.approx(want, abs=1e-5)
+    report = (out / "report.md").read_text()
+    averages = report[report.index("## Averages over clips"):report.index("## Per clip")]
+    assert averages.index("over per-frame **bicubic**") < averages.index("over bilinear")
+    assert "| gain kept over bicubic | over bilinear |" in report
+
+
+def test_rederive_marks_figures_that_predate_the_mean_mse_rule(run, tmp_path):
+    import shutil
+
+    from anchorsr.bench.quality import rederive
+
+    _, out = run
+    legacy = json.loads((out / "quality.json").read_text())
+    legacy.pop("psnr_rule")
+    for clip in legacy["clips"]:
+        for r in [*clip["baselines"].values(), *(r for per in clip["runs"].values() for r in per.values())]:
+            r.pop("mse_yuv"), r.pop("mse_y")
+    shutil.copytree(out / "figures", tmp_path / "figures")
+    again = rederive(legacy, str(tmp_path))
+    assert again["psnr_rule"] == "mean-of-frame-psnr"
+    assert again["clips"][0]["baselines"] == legacy["clips"][0]["baselines"]  # no figure invented
+    assert "measured before the mean-MSE rule" in (tmp_path / "report.md").read_text()

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from anchorsr.errors import SinkError
-from anchorsr.pipeline import (EnhanceOptions, LiveOptions, LivePipeline, SRPool, anchored_frames,
-                               reconstruct_stream, warm_up)
-from anchorsr.reuse import BicubicPatchSource, ReuseConfig, upscale_bicubic
+from anchorsr.pipeline import LivePipeline, PipelineOptions, SRPool, enhance_frames, warm_up
+from anchorsr.reuse import BicubicPatchSource, upscale_bicubic
 from anchorsr.stream import EncodeSettings, Sink, open_frames, write_clip
 from tests.conftest import pan_frames
 
@@ -89,22 +88,26 @@ def run(frames, options, source=None, patch_source=None, sink_delay_s=0.0, make_
     return p, (sinks[0] if sinks else None)
 
 
-def test_without_time_pressure_the_output_equals_the_sequential_path(clip):
-    options = LiveOptions(realtime=False, chunk_frames=12, patch_px=32, budget_fraction=0.1)
-    p, sink = run(clip, options)
-    ref = list(reconstruct_stream(anchored_frames(clip, EnhanceOptions(chunk_frames=12, patch_px=32,
-                                                                       budget_fraction=0.1)),
-                                  ReuseConfig(2), BicubicPatchSource()))
+@pytest.mark.parametrize("realtime", [False, True], ids=["file-mode", "generous-deadlines"])
+def test_both_runners_give_the_same_frames_bit_for_bit(clip, realtime):
+    """The sequential and the real-time runner drive the same steps: when nothing is late or
+    dropped (file mode, or deadlines far away), their output frames are identical."""
+    options = PipelineOptions(realtime=realtime, chunk_frames=12, patch_px=32, budget_fraction=0.1,
+                              max_latency_s=60.0, queue_frames=len(clip))
+    # paced in real-time mode, so that no backlog in front of reconstruction shrinks the budget
+    p, sink = run(clip, options, ListSource(clip, fps=15 if realtime else 0))
+    ref = list(enhance_frames(clip, options, BicubicPatchSource()))
+    assert p.stats.dropped == p.stats.late == p.stats.sr_late_frames == 0
+    assert not realtime or set(p.controller.history) == {0.1}
     assert len(sink.planes) == len(ref) == 36 and sink.closed and sink.indices == list(range(36))
     for (y, u, v), hr in zip(sink.planes, ref):
         assert np.array_equal(y, hr.y) and np.array_equal(u, hr.u) and np.array_equal(v, hr.v)
     assert p.stats.sr_share == pytest.approx(0.1, abs=0.02)
-    assert p.stats.dropped == p.stats.late == p.stats.sr_late_frames == 0
 
 
 def test_slow_sr_never_holds_a_frame_past_its_deadline_and_the_budget_recovers(clip):
     frames = clip * 2  # 72 frames, 2.4 s at 30 fps
-    options = LiveOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.1, max_latency_s=0.5)
+    options = PipelineOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.1, max_latency_s=0.5)
     slow = SlowBicubic(delay_s=0.3, slow_calls=4)
     p, sink = run(frames, options, ListSource(frames, fps=30), slow)
     assert len(sink.planes) + p.stats.dropped == 72 and p.stats.dropped <= 3  # SR waits were cut short
@@ -115,7 +118,7 @@ def test_slow_sr_never_holds_a_frame_past_its_deadline_and_the_budget_recovers(c
 
 
 def test_a_full_live_queue_drops_frames_and_output_goes_on(clip):
-    options = LiveOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.0, queue_frames=3)
+    options = PipelineOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.0, queue_frames=3)
     p, sink = run(clip, options, ListSource(clip, fps=0), sink_delay_s=0.03)
     assert p.stats.dropped > 0
     assert p.stats.frames_out + p.stats.dropped == p.stats.frames_in == 36
@@ -123,7 +126,7 @@ def test_a_full_live_queue_drops_frames_and_output_goes_on(clip):
 
 
 def test_corrupt_or_missing_input_resets_the_reference(clip):
-    options = LiveOptions(realtime=False, chunk_frames=12, patch_px=32, budget_fraction=0.0)
+    options = PipelineOptions(realtime=False, chunk_frames=12, patch_px=32, budget_fraction=0.0)
     _, clean = run(clip, options)
     p, hurt = run(clip, options, ListSource(clip, corrupt_before={5}))
     assert p.stats.corrupt_packets == 1
@@ -141,7 +144,7 @@ def test_resolution_change_restarts_the_stream_pipeline(clip, tmp_path):
     path = tmp_path / "small.mp4"
     write_clip(path, pan_frames(10, w=120, h=72), EncodeSettings(keyint=12))
     frames = clip[:20] + list(open_frames(path))
-    options = LiveOptions(realtime=False, chunk_frames=12, patch_px=32, budget_fraction=0.05)
+    options = PipelineOptions(realtime=False, chunk_frames=12, patch_px=32, budget_fraction=0.05)
     p, sink = run(frames, options)
     assert p.stats.restarts == 1 and len(sink.planes) == 30
     assert {pl[0].shape for pl in sink.planes} == {(192, 320)} and sink.resized_frames == 10
@@ -152,12 +155,12 @@ def test_a_sink_failure_ends_the_stream_with_that_error(clip):
         raise SinkError("cannot write 'nowhere'")
 
     with pytest.raises(SinkError, match="nowhere"):
-        run(clip, LiveOptions(realtime=False, chunk_frames=12, patch_px=32), make_sink=broken)
+        run(clip, PipelineOptions(realtime=False, chunk_frames=12, patch_px=32), make_sink=broken)
 
 
 def test_an_overloaded_pipeline_sheds_frames_and_keeps_its_latency_bounded(clip):
     frames = clip * 2
-    options = LiveOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.05, max_latency_s=0.6)
+    options = PipelineOptions(realtime=True, chunk_frames=6, patch_px=32, budget_fraction=0.05, max_latency_s=0.6)
     p, sink = run(frames, options, ListSource(frames, fps=30), sink_delay_s=0.06)  # encode at ~16 fps
     assert p.stats.dropped > 10 and p.stats.frames_out + p.stats.dropped == 72
     # output timestamps follow the input: the gaps are where frames were shed, time is not squeezed
@@ -170,9 +173,8 @@ def test_client_mode_takes_the_anchors_of_a_plan_file(clip, tmp_path):
 
     plan_path = str(tmp_path / "clip.plan")
     write_plans(plan_path, (plan for _, plan in plan_stream(clip, "dag-greedy", 0.1, 12, 32)))
-    options = LiveOptions(realtime=False, chunk_frames=12, patch_px=32, plan_path=plan_path)
+    options = PipelineOptions(realtime=False, chunk_frames=12, patch_px=32, plan_path=plan_path)
     p, sink = run(clip, options)
-    ref = list(reconstruct_stream(anchored_frames(clip, EnhanceOptions(plan_path=plan_path)), ReuseConfig(2),
-                                  BicubicPatchSource()))
+    ref = list(enhance_frames(clip, PipelineOptions(plan_path=plan_path), BicubicPatchSource()))
     assert len(sink.planes) == 36 and p.stats.sr_share == pytest.approx(0.1, abs=0.02)
     assert all(np.array_equal(a[0], hr.y) for a, hr in zip(sink.planes, ref))

@@ -39,8 +39,13 @@ class ServeProcess:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        line = wait_for(lambda: next((ln for ln in self.lines if ln.startswith("serving")), None), 90,
-                        "the server to start")
+        try:
+            line = wait_for(lambda: next((ln for ln in self.lines if ln.startswith("serving")), None), 90,
+                            "the server to start")
+        except AssertionError:  # never leave a server running past a failed start
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
         self.url = line.split()[1]
 
     def _read(self):

@@ -124,7 +124,7 @@ def test_every_patch_anchored_from_ground_truth_gives_ground_truth(pan_clip):
     rec = Reconstructor(ReuseConfig(2))
     source = GroundTruthPatchSource(gt)
     for f in frames:
-        out = rec.step(f, grid.boxes(), source)
+        out = rec.step(f, grid.boxes(), source(f, grid.boxes(), 2))
         for a, b in zip((out.y, out.u, out.v), gt[f.index]):
             assert np.array_equal(a, b)
 
@@ -145,7 +145,7 @@ def test_lossless_pan_with_anchored_first_frame_stays_sharp(tmp_path):
     rec = Reconstructor(ReuseConfig(scale))
     gains = []
     for f in frames:
-        out = rec.step(f, grid.boxes() if f.index == 0 else None, source)
+        out = (rec.step(f, grid.boxes(), source(f, grid.boxes(), scale)) if f.index == 0 else rec.step(f))
         if f.index == 0:
             continue
         # judge the region whose content existed in frame 0 (new content enters at the right/bottom)

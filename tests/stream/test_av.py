@@ -5,20 +5,21 @@ overrides it, and HLS segments are cut by time."""
 import json
 import os
 import re
+from dataclasses import replace
 from fractions import Fraction
 
 import av
 import pytest
 
 from anchorsr import cli
-from anchorsr.pipeline import EnhanceOptions, LiveOptions, enhance_file, enhance_stream
+from anchorsr.pipeline import PipelineOptions, enhance_file, enhance_stream
 from anchorsr.stream import EncodeSettings, VideoSource, hls_sink
 from anchorsr.stream.h264 import find_sps
 from tests.conftest import pan_frames
 from tests.stream.av_media import make_clip, streams_of
 
 FPS = 30
-OPTS = EnhanceOptions(model="bicubic", chunk_frames=15, patch_px=32)
+OPTS = PipelineOptions(model="bicubic", chunk_frames=15, patch_px=32)
 # irregular frame times (seconds): steps of 1, 2 and 3 frame periods, and an odd one
 VFR_TIMES = [0.0, 0.033, 0.1, 0.133, 0.2, 0.3, 0.333, 0.4, 0.5, 0.55, 0.6, 0.7, 0.733, 0.8, 0.9, 0.95,
              1.0, 1.1, 1.133, 1.2]
@@ -61,15 +62,17 @@ def test_audio_the_output_cannot_take_is_encoded_to_aac(media, tmp_path):
     assert_in_sync(info, 30)
     # stopping early cuts the audio at the video's end
     short = str(tmp_path / "short.mp4")
-    enhance_file(str(media / "pcm.mov"), short, EnhanceOptions(**{**OPTS.__dict__, "max_frames": 10}))
+    enhance_file(str(media / "pcm.mov"), short, replace(OPTS, max_frames=10))
     assert_in_sync(streams_of(short), 10)
 
 
-def test_no_audio_drops_it(media, tmp_path):
-    out = str(tmp_path / "out.mp4")
+@pytest.mark.parametrize("target", ["out.mp4", "hls/"], ids=["file", "hls"])
+def test_no_audio_drops_it(media, tmp_path, target):
+    """--no-audio reaches both runners: the sequential one (a file) and the real-time one (HLS)."""
+    out = str(tmp_path / target)
     assert cli.main(["enhance", str(media / "aac.mp4"), "-o", out, "--model", "bicubic", "--chunk-frames", "15",
                      "--patch-px", "32", "--no-audio"]) == 0
-    with av.open(out) as c:
+    with av.open(os.path.join(out, "index.m3u8") if out.endswith("/") else out) as c:
         assert not c.streams.audio and len(c.streams.video) == 1
 
 
@@ -82,7 +85,7 @@ def test_vfr_timestamps_survive_a_file(media, tmp_path):
 
 def test_hls_output_carries_audio_and_the_input_timestamps(media, tmp_path):
     out = str(tmp_path / "hls") + "/"
-    options = LiveOptions(realtime=False, chunk_frames=10, patch_px=32, segment_s=0.4)
+    options = PipelineOptions(realtime=False, chunk_frames=10, patch_px=32, segment_s=0.4)
     enhance_stream(str(media / "vfr.mp4"), out, options, model="bicubic")
     info = streams_of(os.path.join(out, "index.m3u8"))
     times = info["video"]["times"]
@@ -119,7 +122,7 @@ def test_raw_h264_runs_at_its_sps_rate_and_fps_overrides_it(media, tmp_path, cap
     assert json.loads(capsys.readouterr().out)["fps"] == 24
     for fps, name in ((None, "30.mp4"), (24, "24.mp4")):
         out = str(tmp_path / name)
-        enhance_file(raw, out, EnhanceOptions(**{**OPTS.__dict__, "fps": fps}))
+        enhance_file(raw, out, replace(OPTS, fps=fps))
         video = streams_of(out)["video"]
         rate = fps or 30
         assert video["frames"] == 45 and video["rate"] == pytest.approx(rate, rel=1e-3)
@@ -141,7 +144,7 @@ def test_a_live_tcp_stream_brings_its_audio_from_the_one_demuxer(tmp_path):
     sender.start()
     out = str(tmp_path / "hls") + "/"
     info = enhance_stream(f"tcp://127.0.0.1:{port}?listen=1", out,
-                          LiveOptions(chunk_frames=15, patch_px=32, segment_s=1), model="bicubic", timeout_s=30)
+                          PipelineOptions(chunk_frames=15, patch_px=32, segment_s=1), model="bicubic", timeout_s=30)
     sender.join(30)
     got = streams_of(os.path.join(out, "index.m3u8"))
     assert got["audio"]["codec"] == "aac"

@@ -1,0 +1,77 @@
+"""The settings of one stream, shared by both runners (sequential and real-time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..reuse import ReuseConfig
+from ..types import PatchGrid
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What ``anchorsr enhance``/``serve`` do with one stream (the CLI's options).
+
+    plan_path (client mode) replaces the scheduler. model: "default" (the shipped SR network for
+    ``scale``), "bicubic" (stand-in, no network), or a path to a model file.
+    crf: x264 CRF of the output. preset / segment_s: x264 preset and HLS segment length
+    (key-frame interval) of a live output (HLS or URL); a file output keeps the file profile.
+    max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
+    realtime: deadlines and the drop policy apply (live input, real-time runner); False: every
+        frame waits for its SR patches and nothing is dropped.
+    kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
+        x264 encoder in the real-time runner; None leaves the libraries' defaults.
+    audio: pass the input's first audio track through to the output, in sync (copied when the
+        output container takes its codec, else encoded to AAC); False drops it.
+    fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
+        the input's timestamps.
+    """
+
+    scale: int = 2
+    loop: str = "closed"
+    scheduler: str = "dag-greedy"
+    budget_fraction: float = 0.05
+    chunk_frames: int = 60
+    patch_px: int = 64
+    model: str = "default"
+    plan_path: str | None = None
+    transcode: bool = True
+    timeout_s: float = 10.0
+    max_frames: int | None = None
+    crf: float = 18.0
+    preset: str = "ultrafast"
+    segment_s: float = 2.0
+    max_latency_s: float | None = None
+    realtime: bool = True
+    queue_frames: int | None = None
+    kernel_threads: int | None = None
+    encoder_threads: int | None = None
+    audio: bool = True
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fps is not None and not self.fps > 0:
+            raise ConfigError(f"fps must be > 0, got {self.fps}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
+        if not 0.0 <= self.budget_fraction <= 1.0:
+            raise ConfigError(f"budget must lie in 0..1, got {self.budget_fraction}")
+        if self.chunk_frames < 1:
+            raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        if self.max_latency_s is not None and self.max_latency_s <= 0:
+            raise ConfigError(f"max latency must be > 0 seconds, got {self.max_latency_s}")
+        if self.segment_s <= 0:
+            raise ConfigError(f"segment length must be > 0 seconds, got {self.segment_s}")
+        self.reuse_config()
+        PatchGrid(self.patch_px, 1, 1)
+
+    def reuse_config(self) -> ReuseConfig:
+        return ReuseConfig(self.scale, self.loop)
+
+    def latency_target_s(self, fps: float) -> float:
+        return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0
+
+
+# The former names of the file and the live settings, now one type.
+EnhanceOptions = LiveOptions = PipelineOptions

@@ -1,0 +1,94 @@
+"""The pipeline's stages as step functions over the frozen data types (``anchorsr.types``).
+
+    CodedFrame --plan_groups--> [PlannedFrame] --fetch_patches--> HR patches --rebuild--> HRFrame
+
+Two runners drive them: the sequential one (``enhance.py``: files, the demo, benchmarks) and the
+threaded real-time one (``live.py``: live input, ``serve``). Neither chunks, schedules, pairs
+plans with frames or pastes anchors in its own way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Iterator
+
+from ..reuse import BicubicPatchSource, Reconstructor
+from ..schedule import pair_plans, plan_stream, read_plans
+from ..types import AnchorPlan, CodedFrame, HRFrame, HRPatch, HRPatchSource, PlannedFrame
+from .options import PipelineOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SRCounts:
+    """LR pixels seen, those enhanced by the SR network, and corrupt packets skipped."""
+
+    anchor_pixels: int = 0
+    lr_pixels: int = 0
+    corrupt_packets: int = 0
+
+    @property
+    def sr_share(self) -> float:
+        return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
+
+
+def make_patch_source(model: str, scale: int) -> HRPatchSource:
+    """The HR patch source named by ``--model`` (the SR network, or the bicubic stand-in)."""
+    if model == "bicubic":
+        return BicubicPatchSource()
+    from ..sr import SRPatchSource, load_model
+
+    return SRPatchSource(load_model(scale, None if model == "default" else model))
+
+
+def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
+                plans: list[AnchorPlan] | None = None,
+                skip_chunk: Callable[[], bool] | None = None) -> Iterator[list[PlannedFrame]]:
+    """Frames with their anchors, one group per plan as soon as it is known.
+
+    From the scheduler, a chunk at a time (its frames wait for its last one; a size change starts
+    a new schedule, see ``plan_stream``); in client mode (``plans``, else read from
+    ``options.plan_path`` now, so a bad plan file fails before any frame), a frame at a time.
+    skip_chunk: as ``plan_stream``'s (a live runner shedding load).
+    """
+    if plans is None and options.plan_path is not None:
+        plans = read_plans(options.plan_path)
+    if plans is not None:
+        return ([pf] for pf in pair_plans(frames, plans, options.patch_px))
+    return ([PlannedFrame(f, plan, t) for t, f in enumerate(chunk.frames)]
+            for chunk, plan in plan_stream(frames, options.scheduler, options.budget_fraction,
+                                           options.chunk_frames, options.patch_px, skip_chunk=skip_chunk))
+
+
+def with_budget(group: list[PlannedFrame], plan: AnchorPlan) -> list[PlannedFrame]:
+    """The group with ``plan`` (a prefix of its own, cut to a live budget) in place of its plan."""
+    return [replace(pf, plan=plan) for pf in group]
+
+
+def fetch_patches(source: HRPatchSource, pf: PlannedFrame, scale: int) -> list[HRPatch] | None:
+    """The HR patches of the frame's anchors (None when it has none)."""
+    boxes = pf.boxes
+    return source(pf.frame, boxes, scale) if len(boxes) else None
+
+
+def rebuild(rec: Reconstructor, pf: PlannedFrame, patches: list[HRPatch] | None) -> HRFrame:
+    """Reconstruct the frame at HR, pasting ``patches`` over its anchors (None: reuse alone)."""
+    return rec.step(pf.frame, pf.boxes if patches is not None else None, patches)
+
+
+def count(counts: SRCounts, pf: PlannedFrame, anchored: bool) -> None:
+    """Add the frame's LR pixels, and its anchors' when their patches were pasted."""
+    counts.lr_pixels += pf.frame.height * pf.frame.width
+    counts.anchor_pixels += pf.anchor_area if anchored else 0
+
+
+def size_changed(last: tuple[int, int] | None, frame: CodedFrame, name: str = "stream") -> bool:
+    """Whether ``frame`` has another size than the frame before (``last``, its luma shape);
+    logs the restart a change means (a new schedule, a reconstruction without reference)."""
+    if last is None or last == frame.y.shape:
+        return False
+    log.warning("%s: resolution changed to %dx%d at frame %d: restarting its pipeline",
+                name, frame.width, frame.height, frame.index)
+    return True
