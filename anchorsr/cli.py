@@ -108,6 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=_crf, default=18.0, help="x264 CRF of the output, 0-51 (default 18)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
     p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for a network source")
+    _add_av_options(p)
     _add_live_options(p)
 
     p = sub.add_parser("serve", help="accept live streams, enhance them, publish HLS over HTTP",
@@ -132,6 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
+    _add_av_options(p)
     _add_live_options(p)
 
     p = sub.add_parser("plan", help="schedule anchors for a stream and write the plan file",
@@ -149,6 +151,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "motion-vector statistics per frame.")
     p.add_argument("input", help="video file or URL")
     p.add_argument("--max-frames", type=_positive_int, default=120, help="frames to read (default 120)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="override the input's frame rate (frames re-timed at it)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures",
@@ -212,6 +216,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
 
 
+def _add_av_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-audio", action="store_true",
+                   help="drop the input's audio (by default it is passed through in sync: copied when the "
+                        "output container takes its codec, else encoded to AAC)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="override the input's frame rate: frames are re-timed at it (default: the input's "
+                        "timestamps; a raw .h264 stream's rate comes from its SPS timing info)")
+
+
 def _add_live_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live pipeline (URL input, HLS or URL output, serve)")
     g.add_argument("--max-latency", type=_positive_float, default=None, metavar="SECONDS",
@@ -232,7 +245,8 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
-                           realtime=realtime, max_frames=getattr(args, "max_frames", None))
+                           realtime=realtime, max_frames=getattr(args, "max_frames", None),
+                           audio=not args.no_audio, fps=args.fps)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -308,7 +322,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                               patch_px=args.patch_px, model=args.model, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                              max_frames=args.max_frames)
+                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -544,11 +558,17 @@ def _run_train(args: argparse.Namespace) -> int:
     return args.handler(args)
 
 
+_FPS_SOURCES = {"override": "--fps", "sps": "from the SPS timing info", "guessed": "FFmpeg's guess",
+                "container": "from the container", "default": "assumed"}
+
+
 @_command("inspect")
 def _run_inspect(args: argparse.Namespace) -> int:
     from .stream import VideoSource
 
-    src = VideoSource(args.input)
+    src = VideoSource(args.input, fps=args.fps, audio=True)
+    audio = src.audio and {"codec": src.audio.codec_name, "sample_rate": src.audio.sample_rate,
+                           "layout": src.audio.layout}
     rows, size = [], None
     for frame in src:
         size = size or [frame.width, frame.height]
@@ -559,8 +579,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
                      "intra_share": round(m.intra_fraction, 4),
                      "mean_abs_mv_px": round(float(abs(m.mv[~m.intra]).mean() / 4) if (~m.intra).any() else 0.0, 3)})
     src.close()
-    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps,
-            "size": size,
+    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps, "fps_source": src.fps_source,
+            "size": size, "audio": audio,
             "transcoded": src.stats.transcoded, "transcode_reason": src.stats.transcode_reason,
             "frames_read": len(rows), "key_frames": sum(r["kind"] == "I" for r in rows),
             "corrupt_packets": src.stats.corrupt_packets, "lost_frames": src.stats.lost_frames, "frames": rows}
@@ -568,6 +588,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1))
     else:
         print(f"{args.input}: {info['codec']} {info['size'][0]}x{info['size'][1]} at {info['fps']:.2f} fps"
+              + f" ({_FPS_SOURCES[src.fps_source]})"
+              + (f", audio {audio['codec']} {audio['sample_rate']} Hz {audio['layout']}" if audio else ", no audio")
               + (f" (would be transcoded: {info['transcode_reason']})" if info["transcoded"] else ""))
         print(f"{len(rows)} frames read, {info['key_frames']} key frames")
         for r in rows[:20]:

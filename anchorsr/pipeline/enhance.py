@@ -69,7 +69,8 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     get_scheduler(options.scheduler)  # fail fast on an unknown name
     patch_source = make_patch_source(options.model, options.scale)
     summary = EnhanceSummary(output=output)
-    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s)
+    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s, fps=options.fps,
+                      audio=options.audio)
     summary.transcoded = src.stats.transcoded
     writer: VideoWriter | None = None
     start = time.perf_counter()
@@ -79,8 +80,9 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     try:
         for hr in enhance_frames(frames, options, patch_source, summary):
             if writer is None:
-                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1))
-                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings)
+                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1),
+                                          time_base=src.time_base, key_interval_s=2.0)
+                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings, audio=src.audio)
                 summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
             planes = (hr.y, hr.u, hr.v)
             if (hr.y.shape[1], hr.y.shape[0]) != summary.sizes[0]:
@@ -89,7 +91,7 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
                     log.warning("input resolution changed; output frames rescaled to %dx%d", *summary.sizes[0])
                     summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
                 planes = resize_yuv(*planes, *summary.sizes[0])
-            writer.write(*planes)
+            writer.write(*planes, time=hr.time)  # the input's timestamps, so VFR and audio sync hold
             summary.seconds = time.perf_counter() - start
             if on_frame is not None:
                 on_frame(summary)

@@ -35,7 +35,10 @@ _SCHEMES = ("tcp", "udp", "rtmp")
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go."""
+    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go.
+
+    live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
+    """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
     out_dir: str = "hls"
@@ -140,7 +143,8 @@ class Server:
         session = 0
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode,
+                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
+                                  fps=self.options.live.fps,
                                   options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
                                   timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
@@ -150,8 +154,8 @@ class Server:
             name = f"{li.name}-{session}"
             folder = os.path.join(self.options.out_dir, name)
             log.info("%s: publisher on %s, HLS in %s", name, li.url, folder)
-            pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder: hls_sink(
-                folder, w, h, s, self.options.live.segment_s), self.pool, self.options.live, name=name)
+            pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder, src=src: hls_sink(
+                folder, w, h, s, self.options.live.segment_s, src.audio), self.pool, self.options.live, name=name)
             pipeline.start()
             self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
             while not pipeline.wait(0.2):
