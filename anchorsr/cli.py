@@ -212,6 +212,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default",
                    help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
                         "no network) or a .safetensors model file")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the SR network runs (default cpu; cuda is never picked silently)")
     p.add_argument("--no-transcode", action="store_true",
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
 
@@ -246,7 +248,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
-                           audio=not args.no_audio, fps=args.fps)
+                           audio=not args.no_audio, fps=args.fps, device=args.device)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -320,7 +322,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
     options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                              patch_px=args.patch_px, model=args.model, plan_path=args.plan,
+                              patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                               max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),

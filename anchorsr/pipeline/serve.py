@@ -119,7 +119,7 @@ class Server:
         for li in self.listeners:
             li.check_free()
         os.makedirs(self.options.out_dir, exist_ok=True)
-        source = make_patch_source(self.options.model, self.options.live.scale)
+        source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
         warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
         self.pool = SRPool(source, self.options.sr_workers)
         handler = functools.partial(_Handler, self, directory=os.path.abspath(self.options.out_dir))
