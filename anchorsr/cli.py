@@ -17,44 +17,26 @@ log = logging.getLogger("anchorsr")
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {text!r}") from None
-    if value not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {value}")
-    return value
+def _number(kind: type, expected: str, ok):
+    """An argparse type: a ``kind`` (int or float) value for which ``ok(value)`` holds."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _crf(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51, got {text!r}") from None
-    if not 0.0 <= value <= 51.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51 (x264 CRF), got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
-    return value
+_scale = _number(int, "2, 3 or 4", lambda v: v in (2, 3, 4))
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+_crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 51.0)
+_port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
+_positive_float = _number(float, "a positive number", lambda v: v > 0)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -196,16 +178,6 @@ BENCHMARKS = {
     "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
                "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -539,20 +511,9 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 def _check_plan_output(path: str) -> None:
     """The plan file's folder must exist and be writable, before any decoding."""
-    import tempfile
+    from .stream.encode import check_output_folder
 
-    if os.path.isdir(path):
-        raise SinkError(f"cannot write {path!r}: it is a folder, expected a plan file name")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise SinkError(f"output folder does not exist: {parent!r}" if not os.path.exists(parent)
-                        else f"cannot write {path!r}: {parent!r} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise SinkError(f"cannot write to the output folder {parent!r}: {exc.strerror or exc}") from None
+    check_output_folder(path, "a plan file name")
 
 
 @_command("train")
