@@ -31,12 +31,12 @@ greedy, nested across budgets, and the one tested pick for pick against the exha
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..graph import DependencyGraph
 from ..types import AnchorPlan, Chunk
 from .base import budget_area, make_plan, register
 from .dag_greedy import DagGreedyPlain, dag_greedy
-from .palantir import Palantir
 
 # Budgets (shares of the chunk's LR pixels) at which prefixes of a plan are guaranteed.
 CHECKPOINTS = (0.0167, 0.05, 0.10, 0.20)
@@ -50,14 +50,51 @@ J_RTOL = 1e-9
 LAST_CHOICE: dict[str, object] = {}
 
 
+@njit(cache=True)
+def _preselect(w, beta, e_in, k):  # pragma: no cover - compiled
+    """``palantir.preselect_frames`` compiled (same arithmetic, same order): the k frames kept
+    greedily on the frame-level DAG (weights w, biases beta), sorted."""
+    n_frames = w.size
+    keep = np.ones(n_frames)
+    chosen = np.zeros(n_frames, np.bool_)
+    out = np.empty(k, np.int64)
+    total = np.empty(n_frames)
+    for i in range(k):
+        for c in range(n_frames):  # frame-level J with frame c also kept
+            e, acc = e_in, 0.0
+            for t in range(n_frames):
+                e = (0.0 if t == c else keep[t]) * (beta[t] + w[t] * e)
+                acc += e
+            total[c] = np.inf if chosen[c] else acc
+        best = 0
+        for c in range(1, n_frames):
+            if total[c] < total[best]:
+                best = c
+        out[i] = best
+        chosen[best] = True
+        keep[best] = 0.0
+    return np.sort(out)
+
+
+def palantir_candidates(graph: DependencyGraph, frames_kept: int = 8, carry_in=None) -> np.ndarray:
+    """int64: the node ids of the frames Palantír's preselection keeps (``Palantir.candidates``,
+    compiled)."""
+    n_frames, n = graph.n_frames, graph.n_patches
+    k = min(max(1, int(round(frames_kept * n_frames / 60))), n_frames)
+    w = np.array([m.sum() / n for m in graph.weights])
+    beta = graph.bias.sum(axis=1)
+    e_in = 0.0 if carry_in is None else float(np.sum(carry_in))
+    kept = _preselect(w, beta, e_in, k)
+    return (kept[:, None] * n + np.arange(n)[None, :]).ravel()
+
+
 def palantir_fast(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
                   frames_kept: int = 8, cost_aware: bool = False):
     """Palantír's plan (frame preselection, then the patch greedy over the kept frames) with the
     fast kernel: the same picks as ``Palantir(frames_kept=frames_kept).plan`` up to ties.
     Returns dag_greedy's (frames, patches, gains, e_last)."""
-    cands = Palantir(frames_kept=frames_kept).candidates(graph, carry_in)
     return dag_greedy(graph, budget_area_px, carry_in=carry_in, cost_aware=cost_aware,
-                      candidates=cands)
+                      candidates=palantir_candidates(graph, frames_kept, carry_in))
 
 
 def _drops_at(areas: np.ndarray, gains: np.ndarray, points: np.ndarray) -> np.ndarray:

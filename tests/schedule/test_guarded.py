@@ -8,6 +8,7 @@ import pytest
 from anchorsr.graph import DependencyGraph, build_graph, objective
 from anchorsr.schedule import (CHECKPOINTS, Palantir, dag_greedy, exhaustive_greedy, get_scheduler,
                                palantir_fast)
+from anchorsr.schedule.guarded import palantir_candidates
 from anchorsr.types import Chunk
 
 from sched_graphs import pan_chunk, random_graph
@@ -44,6 +45,16 @@ def test_fast_palantir_is_palantir(rng):
         f2, p2, _, _ = palantir_fast(graph, limit, carry_in=carry)
         np.testing.assert_array_equal(f, f2)
         np.testing.assert_array_equal(p, p2)
+
+
+def test_compiled_preselection_is_palantirs():
+    for seed in range(6):
+        r = np.random.default_rng(seed)
+        graph = random_graph(r, int(r.integers(3, 70)), 8, 8, density=float(r.choice([0.05, 0.5])))
+        carry = r.random(graph.n_patches) * 3 if seed % 2 else None
+        for kept in (1, 8, 30):
+            np.testing.assert_array_equal(palantir_candidates(graph, kept, carry),
+                                          Palantir(frames_kept=kept).candidates(graph, carry))
 
 
 def test_continuing_from_anchors_is_the_rest_of_the_greedy(rng):
