@@ -157,7 +157,8 @@ def _photo_figures(tmp: str, repeats: int) -> dict:
     graph = build_graph(chunk)
     live = _live_figures(chunk, graph, budget_area(chunk, BUDGET), repeats, max(1, repeats // 3), (1, 2))
     return {"clip": "astronaut photo, pan + zoom 1.001/frame, 1080p, crf 23",
-            "edges": int(sum(w.nnz for w in graph.weights)), **live}
+            "edges": int(sum(w.nnz for w in graph.weights)), **live,
+            "plans": _plan_quality(graph, chunk, exhaustive=False)}
 
 
 def _median_ms(fn: Callable[[], object], repeats: int,
@@ -373,6 +374,7 @@ def run_schedule_bench(quick: bool = False) -> dict:
         "dag_greedy_plain_work": live["dag_greedy_plain_work"],
         "build_plus_greedy_ms": build["graph_build_ms"] + greedy_ms,
         "build_plus_greedy_share_of_chunk": (build["graph_build_ms"] + greedy_ms) / chunk_ms,
+        "plans": _plan_quality(graph, chunk, exhaustive=False),
         "per_frame_graph_work": live["per_frame_graph_work"],
         "chunk_end": chunk_end,
         "live_chunk_end_latency_ms": chunk_end["latency_ms"],
