@@ -1,4 +1,6 @@
-"""``dag-greedy``: anchorsr's scheduler, exact greedy gains in O(edges) per pick.
+"""``dag-greedy-plain``: the exact greedy, gains in O(edges) per pick; the kernel of
+anchorsr's scheduler ``dag-greedy`` (``guarded.py`` runs it, and Palantír's restricted greedy
+on it, and keeps the plan that is not worse than Palantír's).
 
 Source: algorithms.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
 Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
