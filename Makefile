@@ -32,11 +32,18 @@ train-data: $(STAMP)
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mate-backgrounds ) || \
 	  echo "note: Debian's mate-backgrounds is not installed (needs root and apt-get); SR training uses scikit-image's photos only and 'anchorsr bench sr' will refuse to run"
 
-# Train the shipped x2 network on the CPU (hours; resumable: run it again to continue).
+# Train the shipped weights on the CPU, in the stages they were made in (the cosine learning rate
+# runs over each stage's --iterations, so the stages are part of the recipe). Every stage resumes
+# from the checkpoint W.ckpt when there is one, so running it again continues after a stop.
+TRAIN = nice -n 10 $(BIN)/anchorsr train --channels 16 --body 2 --batch 16 --learning-rate 1e-3 --seed 0
+WEIGHTS := anchorsr/sr/weights
 train: train-data
-	nice -n 10 $(BIN)/anchorsr train --scale 2 --channels 16 --body 4 --iterations 40000 \
-	  --val-every 1000 --batch 32 --learning-rate 2e-3 --seed 0 -o anchorsr/sr/weights/repsr_x2 \
-	  $$(test -e anchorsr/sr/weights/repsr_x2.ckpt && echo --resume)
+	$(TRAIN) --scale 2 --iterations 1000 --val-every 250 -o $(WEIGHTS)/repsr_x2 $$(test -e $(WEIGHTS)/repsr_x2.ckpt && echo --resume)
+	$(TRAIN) --scale 2 --iterations 6000 --val-every 500 -o $(WEIGHTS)/repsr_x2 --resume
+	$(TRAIN) --scale 2 --iterations 16000 --val-every 1000 -o $(WEIGHTS)/repsr_x2 --resume
+	for s in 3 4; do \
+	  $(TRAIN) --scale $$s --iterations 2000 --val-every 250 -o $(WEIGHTS)/repsr_x$$s $$(test -e $(WEIGHTS)/repsr_x$$s.ckpt && echo --resume) && \
+	  $(TRAIN) --scale $$s --iterations 6000 --val-every 500 -o $(WEIGHTS)/repsr_x$$s --resume || exit 1; done
 
 # The quality benchmark's corpus. Two of its sources are Debian packages (opencv-doc's vtest.avi,
 # mate-backgrounds' photographs); they are installed here when apt-get can, else skipped with a note.
