@@ -92,8 +92,11 @@ class VideoSource:
     Opening fails fast with a one-line error; while iterating, a corrupt packet is logged,
     counted in ``stats.corrupt_packets`` and skipped. ``timeout_s`` is one limit for opening and
     for each read, or an (open, read) pair; ``options`` are FFmpeg format/protocol options (e.g.
-    ``{"listen": "1"}`` to wait for an RTMP publisher).
+    ``{"listen": "1"}`` to wait for an RTMP publisher). ``on_packet``, when set, is called with
+    every sound video packet as demuxed (before decoding), e.g. to remux the input as it is.
     """
+
+    on_packet = None
 
     def __init__(self, source: str | os.PathLike, *, transcode: bool = True,
                  timeout_s: float | tuple[float, float] = 10.0, transcode_crf: int = 16,
@@ -143,7 +146,10 @@ class VideoSource:
         return self._fps
 
     def _demux(self) -> Iterator[av.Packet]:
-        yield from self._pending
+        for pkt in self._pending:
+            if self.on_packet is not None:
+                self.on_packet(pkt)
+            yield pkt
         self._pending = []
         while True:
             try:
@@ -161,6 +167,8 @@ class VideoSource:
                 log.warning("skipping corrupt packet in %s (pts %s)", self.source, pkt.pts)
                 continue
             if pkt.size:  # demux ends with an empty flush packet; callers flush themselves
+                if self.on_packet is not None:
+                    self.on_packet(pkt)
                 yield pkt
 
     def _decode(self, ctx: av.CodecContext, packets: Iterator[av.Packet | None]) -> Iterator[av.VideoFrame]:
