@@ -304,14 +304,14 @@ def test_sessions_never_overwrite_and_retention_from_a_config_file(tmp_path, med
     first = run([], "serve1.log", {"cam": url})
     assert first["name"] == "cam-2"
     folder = out / "cam-2"
-    before = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    before = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert "index.m3u8" in before and "master.m3u8" in before and len(before) > 4
     # second run: listeners, retention and a wrong --out from the config file; the flag overrides --out
     config = tmp_path / "serve.toml"
     config.write_text(f'out = "{tmp_path / "elsewhere"}"\nretention = 2\nread-timeout = 1.5\n\n[listen]\ncam = "{url}"\n')
     second = run(["--config", str(config)], "serve2.log", {})
     assert second["name"] == "cam-3"
-    assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # untouched
+    assert {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # untouched
     assert len(playlist_frames(str(folder / "index.m3u8"))) == first["frames_out"]
     assert len(playlist_frames(str(out / "cam-3" / "index.m3u8"))) == second["frames_out"]
     assert sorted(p.name for p in out.iterdir()) == ["cam-2", "cam-3"]  # cam-1 beyond the last 2: removed
