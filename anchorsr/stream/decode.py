@@ -9,6 +9,7 @@ that into an :class:`UnsupportedStreamError` instead.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections import deque
@@ -159,6 +160,10 @@ class VideoSource:
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:
+                if self.source.startswith(("rtmp://", "rtmps://")) and getattr(exc, "errno", None) == errno.EIO:
+                    # how FFmpeg's RTMP reader reports a publisher that closed its stream: a normal end
+                    log.info("input %s ended (the publisher closed the stream)", self.source)
+                    return
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return

@@ -132,6 +132,9 @@ def test_rtmp_and_udp_publishers(server, name, fmt):
     playlist = os.path.join(server.out, s["name"], "index.m3u8")
     assert open(playlist).read().rstrip().endswith("#EXT-X-ENDLIST")
     assert len(playlist_frames(playlist)) == s["frames_out"]
+    if fmt == "flv":  # the publisher closing its stream is a normal end, not a warning
+        warnings = [ln for ln in open(server.log) if "WARNING" in ln and server.urls[name] in ln]
+        assert not warnings, warnings
 
 
 def test_corrupt_and_missing_packets_then_disconnect(server, media):
