@@ -43,6 +43,9 @@ def watch_page(status: dict) -> bytes:
         state = "live" if s["running"] else "finished"
         items.append(f'<li class="{state}">{html.escape(s["name"])} ({state}, {s["frames_out"]} frames): '
                      + ", ".join(links) + "</li>")
+    for s in status.get("earlier_sessions", []):
+        items.append(f'<li class="earlier">{html.escape(s["name"])} (earlier run): '
+                     f'<a href="{html.escape(s["master"])}">master playlist</a></li>')
     listing = '<ul id="index">' + "".join(items) + "</ul>" if items else '<p id="index">No sessions yet.</p>'
     page = resources.files(__package__).joinpath("watch.html").read_text(encoding="utf-8")
     return page.replace("<!--SESSIONS-->", listing, 1).encode()

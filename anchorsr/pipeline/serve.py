@@ -25,7 +25,7 @@ from .http import Handler
 from .live import LivePipeline
 from .options import PipelineOptions
 from .runners import warm_up
-from .session import Session, apply_retention
+from .session import Session, apply_retention, earlier_sessions
 from .srpool import SRPool
 from .steps import make_patch_source
 
@@ -192,7 +192,8 @@ class Server:
         return {"listening": [li.url for li in self.listeners], "streams": streams,
                 "active_streams": len(active),
                 "sr_budget_in_use": round(sum(s["budget_fraction"] for s in active), 4),
-                "sr_pool": self.pool.stats() if self.pool else None}
+                "sr_pool": self.pool.stats() if self.pool else None,
+                "earlier_sessions": earlier_sessions(self.options.out_dir, set(self.sessions))}
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, end every stream (HLS finalised), shut the HTTP server down."""

@@ -43,6 +43,28 @@ def sessions_on_disk(out_dir: str, name: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def earlier_sessions(out_dir: str, exclude: set[str]) -> list[dict]:
+    """Session folders in ``out_dir`` with a playlist that are not in ``exclude`` (earlier runs'),
+    newest first, described as ``Session.info`` does (sizes unknown: None)."""
+    found = []
+    try:
+        entries = os.listdir(out_dir)
+    except OSError:
+        return []
+    for entry in entries:
+        m = _SESSION.match(entry)
+        folder = os.path.join(out_dir, entry)
+        if not m or entry in exclude or not os.path.isfile(os.path.join(folder, "index.m3u8")):
+            continue
+        rend = {"uhd": {"playlist": f"/{entry}/index.m3u8", "size": None}}
+        if os.path.isfile(os.path.join(folder, LR_FOLDER, "index.m3u8")):
+            rend["lr"] = {"playlist": f"/{entry}/{LR_FOLDER}/index.m3u8", "size": None}
+        master = f"/{entry}/{MASTER}" if os.path.isfile(os.path.join(folder, MASTER)) else f"/{entry}/index.m3u8"
+        found.append((os.path.getmtime(folder), {"name": entry, "stream": m["name"], "session": entry,
+                                                 "master": master, "renditions": rend}))
+    return [info for _, info in sorted(found, key=lambda x: x[0], reverse=True)]
+
+
 def new_session_folder(out_dir: str, name: str) -> tuple[str, str]:
     """Create and return (session name, folder) for the next session of ``name``; never an existing one."""
     existing = sessions_on_disk(out_dir, name)

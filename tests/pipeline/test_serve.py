@@ -132,6 +132,8 @@ def test_rtmp_and_udp_publishers(server, name, fmt):
     playlist = os.path.join(server.out, s["name"], "index.m3u8")
     assert open(playlist).read().rstrip().endswith("#EXT-X-ENDLIST")
     assert len(playlist_frames(playlist)) == s["frames_out"]
+    lr = playlist_frames(os.path.join(server.out, s["name"], "lr", "index.m3u8"))  # the input copied into HLS
+    assert len(lr) >= s["frames_out"] and lr[0][1].shape == (LR_H, LR_W)
     if fmt == "flv":  # the publisher closing its stream is a normal end, not a warning
         warnings = [ln for ln in open(server.log) if "WARNING" in ln and server.urls[name] in ln]
         assert not warnings, warnings
