@@ -30,7 +30,7 @@ FPS = 30
 
 
 class ServeProcess:
-    def __init__(self, tmp, ports, extra=(), log_name="serve.log"):
+    def __init__(self, tmp, ports, extra=(), log_name="serve.log", start_timeout_s=90):
         self.out = str(tmp / "hls")
         debug = ["-v"] if os.environ.get("ANCHORSR_TEST_DEBUG") else []
         args = [sys.executable, "-m", "anchorsr.cli", *debug, "serve", "--out", self.out, "--port", "0",
@@ -43,7 +43,7 @@ class ServeProcess:
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         try:
-            line = wait_for(lambda: next((ln for ln in self.lines if ln.startswith("serving")), None), 90,
+            line = wait_for(lambda: next((ln for ln in self.lines if ln.startswith("serving")), None), start_timeout_s,
                             "the server to start")
         except AssertionError:  # never leave a server running past a failed start
             self.proc.kill()
@@ -295,7 +295,7 @@ def test_sessions_never_overwrite_and_retention_from_a_config_file(tmp_path, med
     (out / "cam-1" / "index.m3u8").write_text("#EXTM3U\n")
 
     def run(extra, log_name, ports):
-        srv = ServeProcess(tmp_path, ports, extra, log_name)
+        srv = ServeProcess(tmp_path, ports, extra, log_name, start_timeout_s=240)  # starts on a busy machine
         try:
             pusher(int(url.split(":")[2]), data[: len(data) // 3], 1.0).join(30)
             s = wait_for(lambda: srv.status()["streams"] and srv.status()["streams"][0]["running"] is False
