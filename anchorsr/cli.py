@@ -10,7 +10,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import AnchorsrError, ConfigError
+from .errors import AnchorsrError, ConfigError, SinkError
 
 log = logging.getLogger("anchorsr")
 
@@ -47,14 +47,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _crf(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51, got {text!r}") from None
+    if not 0.0 <= value <= 51.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51 (x264 CRF), got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
+    return value
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
 def _add_reuse_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_scale, default=2, help="upscaling factor: 2, 3 or 4 (default 2)")
     p.add_argument("--loop", choices=("closed", "open"), default="closed",
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line, ``anchorsr: error: ...``, like every other error (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"anchorsr: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anchorsr",
         description="UHD live video from low-resolution H.264 streams: super-resolution on a few "
                     "anchor patches, codec-motion reuse for every other pixel.")
@@ -77,16 +108,17 @@ def _build_parser() -> argparse.ArgumentParser:
                        epilog="example: anchorsr enhance input_720p.mp4 -o output_1440p.mp4 --scale 2")
     p.add_argument("input", help="video file or URL")
     p.add_argument("-o", "--output", required=True,
-                   help="output: a video file (.mp4, .mkv, .ts), an HLS folder (ending in / or .m3u8) "
-                        "or an rtmp://, udp://, tcp:// URL")
+                   help="output: a video file (.mp4, .mkv, .mov, .ts, .avi, .flv, .h264), an HLS folder "
+                        "(ending in / or .m3u8) or an rtmp://, udp://, tcp:// URL; never the input")
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
                    help="client mode: take anchors from a plan file made by 'anchorsr plan'")
-    p.add_argument("--crf", type=float, default=18.0, help="x264 CRF of the output (default 18)")
+    p.add_argument("--crf", type=_crf, default=18.0, help="x264 CRF of the output, 0-51 (default 18)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
     p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds to wait for a network source")
+    _add_av_options(p)
     _add_live_options(p)
 
     p = sub.add_parser("serve", help="accept live streams, enhance them, publish HLS over HTTP",
@@ -105,11 +137,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="hls", help="folder for the HLS output (default: hls)")
     p.add_argument("--host", default="127.0.0.1",
                    help="HTTP address (default 127.0.0.1; another address exposes the server)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8080, help="HTTP port (default 8080; 0 picks a free one)")
     p.add_argument("--sr-workers", type=_positive_int, default=1, help="SR worker threads shared by all streams")
     p.add_argument("--read-timeout", type=_positive_float, default=5.0,
                    help="seconds without data after which a publisher counts as gone (default 5)")
-    p.add_argument("--crf", type=float, default=23.0, help="x264 CRF of the output (default 23)")
+    p.add_argument("--crf", type=_crf, default=23.0, help="x264 CRF of the output, 0-51 (default 23)")
     p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
                    help="keep the last N finished sessions of each stream name in OUT, delete older ones "
                         "(default 0: keep all)")
@@ -119,6 +151,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
+    _add_av_options(p)
     _add_live_options(p)
     parser.serve_parser = p
 
@@ -137,6 +170,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                    "motion-vector statistics per frame.")
     p.add_argument("input", help="video file or URL")
     p.add_argument("--max-frames", type=_positive_int, default=120, help="frames to read (default 120)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="override the input's frame rate (frames re-timed at it)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures",
@@ -154,6 +189,9 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="where the network runs (default cpu; cuda is never picked silently)")
             b.add_argument("--model", default=None,
                            help="an x2 .safetensors model file to measure instead of the shipped one")
+            b.add_argument("--compare", nargs="+", metavar="MODEL", default=None,
+                           help="instead: compare x2 model files (gains from their contracts, "
+                                "patches/s measured in turns)")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -172,6 +210,8 @@ BENCHMARKS = {
             "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
     "corpus": "assemble the quality benchmark's clips (HR ground truth + live-profile LR encodings) from "
               "installed packages; missing sources are skipped with a note",
+    "startup": "time from process start to the first output frame of anchorsr enhance, warm numba cache "
+               "against cold (empty cache), and whether a warm start recompiles anything",
     "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
                "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
@@ -195,12 +235,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
 
 
+def _add_av_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-audio", action="store_true",
+                   help="drop the input's audio (by default it is passed through in sync: copied when the "
+                        "output container takes its codec, else encoded to AAC)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="override the input's frame rate: frames are re-timed at it (default: the input's "
+                        "timestamps; a raw .h264 stream's rate comes from its SPS timing info)")
+
+
 def _add_live_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live pipeline (URL input, HLS or URL output, serve)")
     g.add_argument("--max-latency", type=_positive_float, default=None, metavar="SECONDS",
                    help="added-latency target: a frame whose SR is not ready by then is rebuilt by reuse "
                         "alone (default: chunk duration + 1 s)")
-    g.add_argument("--preset", default="ultrafast",
+    g.add_argument("--preset", default="ultrafast", choices=X264_PRESETS, metavar="PRESET",
                    help="x264 preset of the live output (default ultrafast: at 1440p it took 19 ms of "
                         "CPU per frame against 30 for superfast, for files about 1.5x larger at one CRF)")
     g.add_argument("--segment-seconds", type=_positive_float, default=2.0,
@@ -215,7 +264,8 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
-                           realtime=realtime, max_frames=getattr(args, "max_frames", None))
+                           realtime=realtime, max_frames=getattr(args, "max_frames", None),
+                           audio=not args.no_audio, fps=args.fps)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -277,6 +327,13 @@ def _run_enhance(args: argparse.Namespace) -> int:
     from .schedule import parse_budget
     from .stream import is_hls_target
 
+    from .stream.encode import check_output_file
+
+    _check_outputs(args.input, args.output, plan=args.plan)
+    if args.plan is not None:
+        _check_plan_file(args.plan)
+    if "://" not in args.output and not is_hls_target(args.output):
+        check_output_file(args.output)
     if "://" in args.input or "://" in args.output or is_hls_target(args.output):
         return _run_enhance_live(args)
 
@@ -284,7 +341,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                               patch_px=args.patch_px, model=args.model, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                              max_frames=args.max_frames)
+                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -292,13 +349,74 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
         def on_frame(summary) -> None:
             progress.update(task, completed=summary.frames, fps=summary.fps, share=summary.sr_share)
+            if summary.frames == 1:
+                _mark_first_frame()
 
         summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
     w, h = summary.sizes[0]
     print(f"wrote {summary.output}: {summary.frames} frames at {w}x{h}, {summary.fps:.1f} fps, "
-          f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped"
-          + (", input transcoded" if summary.transcoded else ""))
+          f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped, "
+          f"{summary.lost_frames} frames lost" + (", input transcoded" if summary.transcoded else ""))
     return 0
+
+
+def _mark_first_frame() -> None:
+    """For ``anchorsr bench startup``: record when the first output frame was written."""
+    path = os.environ.get(FIRST_FRAME_MARK)
+    if path:
+        import time
+
+        with open(path, "w") as fh:
+            fh.write(repr(time.time()))
+
+
+# Environment variable naming a file where `enhance` writes the wall-clock time of its first
+# output frame (read by the startup benchmark).
+FIRST_FRAME_MARK = "ANCHORSR_FIRST_FRAME_MARK"
+
+
+def _check_outputs(source: str, output: str, plan: str | None = None, partial: str | None = None) -> None:
+    """Refuse an output that would overwrite what the user gave us: the input or the plan file
+    (the same file under another name or through a link counts), before any work starts.
+    ``partial``: the temporary name the output is written under (default: a video file's)."""
+    from .stream import HLS_PLAYLIST, is_hls_target
+    from .stream.encode import partial_path
+
+    if "://" in output:
+        return
+    if is_hls_target(output):
+        written = [output if output.endswith(".m3u8") else os.path.join(output, HLS_PLAYLIST)]
+    else:
+        written = [output, partial or partial_path(output)]
+    for what, given in (("input", source), ("plan file", plan)):
+        if given is None or "://" in given or not os.path.exists(given):
+            continue
+        for path in written:
+            same = os.path.realpath(path) == os.path.realpath(given)
+            try:
+                same = same or (os.path.exists(path) and os.path.samefile(path, given))
+            except OSError:
+                pass
+            if same:
+                raise ConfigError(f"output {output!r} is the {what} {given!r}: it would be overwritten; "
+                                  "expected another output path")
+
+
+def _check_plan_file(path: str) -> None:
+    """A plan given with --plan must exist and parse, before any work starts."""
+    from .errors import PlanFormatError
+    from .schedule import read_plans
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"plan file not found: expected a file written by 'anchorsr plan', got {path!r}")
+    try:
+        plans = read_plans(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the plan file {path!r}: {exc.strerror or exc}") from None
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"{path!r} is not a plan written by 'anchorsr plan': {exc}") from None
+    if not plans:
+        raise ConfigError(f"the plan file {path!r} holds no plans (empty file)")
 
 
 def _live_progress(label: str, total: int | None):
@@ -310,13 +428,36 @@ def _live_progress(label: str, total: int | None):
                     TimeElapsedColumn(), transient=False)
 
 
-def _sigterm_as_interrupt() -> None:
-    import signal
+class _FinaliseOnSignals:
+    """SIGTERM (``timeout``, systemd, container stops) and SIGHUP (a closed terminal) end a run
+    the way Ctrl-C does: KeyboardInterrupt, so what was produced is finalised. Only the first
+    signal interrupts; later ones are ignored, so they cannot cut that finalisation short.
+    The previous handlers come back on exit. Only the main thread can set handlers."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
 
-    signal.signal(signal.SIGTERM, handler)
+    def _handler(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            raise KeyboardInterrupt
+        print("anchorsr: still finalising the output", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_FinaliseOnSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_enhance_live(args: argparse.Namespace) -> int:
@@ -325,7 +466,6 @@ def _run_enhance_live(args: argparse.Namespace) -> int:
     from .pipeline import enhance_stream
 
     options = _live_options(args, realtime="://" in args.input)
-    _sigterm_as_interrupt()
     with _live_progress("enhance", args.max_frames) as progress:
         task = progress.add_task("enhance", total=args.max_frames, fps=0.0, share=0.0, late=0, dropped=0)
 
@@ -340,7 +480,7 @@ def _run_enhance_live(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {info['frames_out']} frames at {w}x{h}, {info['fps']:.1f} fps, "
           f"SR share {info['sr_share']:.1%}, {info['late']} late, {info['dropped']} dropped, "
           f"{info['sr_late_frames']} rebuilt without SR (deadline), {info['corrupt_packets']} corrupt packets "
-          f"skipped; added latency median {lat['median']} ms, p95 {lat['p95']} ms")
+          f"skipped, {info.get('lost_frames', 0) + info.get('missing_frames', 0)} frames lost; added latency median {lat['median']} ms, p95 {lat['p95']} ms")
     return 0
 
 
@@ -356,7 +496,6 @@ def _run_serve(args: argparse.Namespace) -> int:
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
                            retention=args.retention, live=_live_options(args, realtime=True))
     server = Server(options)
-    _sigterm_as_interrupt()
     try:
         server.start()
         print(f"serving {server.http_url} (watch page; status: {server.http_url}/status, metrics: "
@@ -385,6 +524,8 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     budget = parse_budget(args.budget)
     PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
+    _check_outputs(args.input, args.output, partial=args.output + ".partial")
+    _check_plan_output(args.output)
     src = VideoSource(args.input)
     frames = itertools.islice(src, args.max_frames) if args.max_frames else src
     stats = {"chunks": 0, "anchors": 0, "area": 0.0}
@@ -401,14 +542,36 @@ def _run_plan(args: argparse.Namespace) -> int:
     tmp = args.output + ".partial"
     try:
         write_plans(tmp, plans())
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise SinkError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    os.replace(tmp, args.output)
     print(f"wrote {args.output}: {stats['chunks']} chunk plans, {stats['anchors']} anchors ({args.scheduler}, "
           f"budget {budget:.2%})")
     return 0
+
+
+def _check_plan_output(path: str) -> None:
+    """The plan file's folder must exist and be writable, before any decoding."""
+    import tempfile
+
+    if os.path.isdir(path):
+        raise SinkError(f"cannot write {path!r}: it is a folder, expected a plan file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SinkError(f"output folder does not exist: {parent!r}" if not os.path.exists(parent)
+                        else f"cannot write {path!r}: {parent!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SinkError(f"cannot write to the output folder {parent!r}: {exc.strerror or exc}") from None
 
 
 @_command("train")
@@ -416,11 +579,17 @@ def _run_train(args: argparse.Namespace) -> int:
     return args.handler(args)
 
 
+_FPS_SOURCES = {"override": "--fps", "sps": "from the SPS timing info", "guessed": "FFmpeg's guess",
+                "container": "from the container", "default": "assumed"}
+
+
 @_command("inspect")
 def _run_inspect(args: argparse.Namespace) -> int:
     from .stream import VideoSource
 
-    src = VideoSource(args.input)
+    src = VideoSource(args.input, fps=args.fps, audio=True)
+    audio = src.audio and {"codec": src.audio.codec_name, "sample_rate": src.audio.sample_rate,
+                           "layout": src.audio.layout}
     rows, size = [], None
     for frame in src:
         size = size or [frame.width, frame.height]
@@ -431,15 +600,17 @@ def _run_inspect(args: argparse.Namespace) -> int:
                      "intra_share": round(m.intra_fraction, 4),
                      "mean_abs_mv_px": round(float(abs(m.mv[~m.intra]).mean() / 4) if (~m.intra).any() else 0.0, 3)})
     src.close()
-    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps,
-            "size": size,
+    info = {"input": args.input, "codec": src.codec_name, "fps": src.fps, "fps_source": src.fps_source,
+            "size": size, "audio": audio,
             "transcoded": src.stats.transcoded, "transcode_reason": src.stats.transcode_reason,
             "frames_read": len(rows), "key_frames": sum(r["kind"] == "I" for r in rows),
-            "corrupt_packets": src.stats.corrupt_packets, "frames": rows}
+            "corrupt_packets": src.stats.corrupt_packets, "lost_frames": src.stats.lost_frames, "frames": rows}
     if args.json:
         print(json.dumps(info, indent=1))
     else:
         print(f"{args.input}: {info['codec']} {info['size'][0]}x{info['size'][1]} at {info['fps']:.2f} fps"
+              + f" ({_FPS_SOURCES[src.fps_source]})"
+              + (f", audio {audio['codec']} {audio['sample_rate']} Hz {audio['layout']}" if audio else ", no audio")
               + (f" (would be transcoded: {info['transcode_reason']})" if info["transcoded"] else ""))
         print(f"{len(rows)} frames read, {info['key_frames']} key frames")
         for r in rows[:20]:
@@ -460,6 +631,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.live_bench import run_live_bench
 
         result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+    elif args.bench == "startup":
+        from .bench.startup_bench import run_startup_bench
+
+        result = run_startup_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench in ("corpus", "quality"):
         result = _run_quality_bench(args, getattr(args, "argv", None))
     elif args.bench == "schedule":
@@ -469,7 +644,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     else:
         from .sr.bench import run_sr_bench
 
-        result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
+        if args.compare:
+            from .sr.bench import compare_models
+
+            result = compare_models(args.compare, device=args.device, quick=args.quick)
+        else:
+            result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
     text = json.dumps(result, indent=1)
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
@@ -557,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    signals = _FinaliseOnSignals() if args.command in _FINALISING else None
     try:
         if args.command == "serve" and args.config:  # the file's settings as defaults, then the flags again
             from .pipeline.config import load_serve_config
@@ -564,15 +745,36 @@ def main(argv: list[str] | None = None) -> int:
             parser.serve_parser.set_defaults(**load_serve_config(args.config))
             args = parser.parse_args(argv)
             args.argv = argv
-        return _COMMANDS[args.command](args)
+        if signals is None:
+            return _COMMANDS[args.command](args)
+        with signals:
+            return _COMMANDS[args.command](args)
     except AnchorsrError as exc:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("anchorsr: interrupted; outputs written so far were finalised", file=sys.stderr)
-        return 130
+        import signal
+
+        signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
+        name = signal.Signals(signum).name
+        done = "no plan file written" if args.command == "plan" else "outputs written so far were finalised"
+        print(f"anchorsr: interrupted ({name}); {done}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         os._exit(1)
+    except Exception as exc:
+        # An I/O failure (OSError, or an FFmpeg error from PyAV) that no stage turned into an
+        # AnchorsrError still ends with one line; anything else is a bug and keeps its traceback.
+        if not isinstance(exc, OSError) and not type(exc).__module__.startswith("av."):
+            raise
+        log.debug("I/O error", exc_info=True)
+        where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"anchorsr: error: {getattr(exc, 'strerror', None) or exc}{where}", file=sys.stderr)
+        return 1
+
+
+# Commands whose SIGTERM / SIGHUP finalise their output like Ctrl-C (see _FinaliseOnSignals).
+_FINALISING = ("enhance", "serve", "plan", "demo")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class EnhanceSummary(SRCounts):
     frames: int = 0
+    lost_frames: int = 0  # input frames lost to corrupt or missing data (see DecodeStats)
     transcoded: bool = False
     seconds: float = 0.0
     output: str = ""
@@ -68,7 +69,8 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     get_scheduler(options.scheduler)  # fail fast on an unknown name
     patch_source = make_patch_source(options.model, options.scale)
     summary = EnhanceSummary(output=output)
-    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s)
+    src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s, fps=options.fps,
+                      audio=options.audio)
     summary.transcoded = src.stats.transcoded
     writer: VideoWriter | None = None
     start = time.perf_counter()
@@ -78,8 +80,9 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     try:
         for hr in enhance_frames(frames, options, patch_source, summary):
             if writer is None:
-                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1))
-                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings)
+                settings = EncodeSettings(fps=src.fps, crf=options.crf, keyint=max(int(round(src.fps * 2)), 1),
+                                          time_base=src.time_base, key_interval_s=2.0)
+                writer = VideoWriter(output, hr.y.shape[1], hr.y.shape[0], settings, audio=src.audio)
                 summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
             planes = (hr.y, hr.u, hr.v)
             if (hr.y.shape[1], hr.y.shape[0]) != summary.sizes[0]:
@@ -88,7 +91,7 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
                     log.warning("input resolution changed; output frames rescaled to %dx%d", *summary.sizes[0])
                     summary.sizes.append((hr.y.shape[1], hr.y.shape[0]))
                 planes = resize_yuv(*planes, *summary.sizes[0])
-            writer.write(*planes)
+            writer.write(*planes, time=hr.time)  # the input's timestamps, so VFR and audio sync hold
             summary.seconds = time.perf_counter() - start
             if on_frame is not None:
                 on_frame(summary)
@@ -105,6 +108,7 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     finally:
         src.close()
     summary.corrupt_packets = src.stats.corrupt_packets
+    summary.lost_frames = src.stats.lost_frames
     summary.seconds = time.perf_counter() - start
     if writer is None:
         raise ConfigError(f"no frames decoded from {source!r}")

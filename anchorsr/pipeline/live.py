@@ -339,11 +339,13 @@ class LivePipeline:
                     h, w = hr.y.shape
                     settings = EncodeSettings(fps=self.fps, crf=self.options.crf, preset=self.options.preset,
                                               keyint=max(int(round(self.fps * self.options.segment_s)), 1),
-                                              threads=self.options.encoder_threads)
+                                              threads=self.options.encoder_threads,
+                                              time_base=getattr(self.frames, "time_base", None),
+                                              key_interval_s=self.options.segment_s)
                     sink = self.make_sink(w, h, settings)
                     self.stats.output_size = (w, h)
                 began = self.clock()
-                sink.write(hr.y, hr.u, hr.v, index)
+                sink.write(hr.y, hr.u, hr.v, index, time=item.time)
                 now = self.clock()
                 self._enc_s = 0.9 * self._enc_s + 0.1 * (now - began)
                 self.stats.first_out = self.stats.first_out or now

@@ -22,6 +22,10 @@ class PipelineOptions:
         frame waits for its SR patches and nothing is dropped.
     kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
         x264 encoder in the real-time runner; None leaves the libraries' defaults.
+    audio: pass the input's first audio track through to the output, in sync (copied when the
+        output container takes its codec, else encoded to AAC); False drops it.
+    fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
+        the input's timestamps.
     """
 
     scale: int = 2
@@ -43,8 +47,12 @@ class PipelineOptions:
     queue_frames: int | None = None
     kernel_threads: int | None = None
     encoder_threads: int | None = None
+    audio: bool = True
+    fps: float | None = None
 
     def __post_init__(self) -> None:
+        if self.fps is not None and not self.fps > 0:
+            raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0.0 <= self.budget_fraction <= 1.0:

@@ -41,6 +41,9 @@ def enhance_stream(source: str, output: str, options: PipelineOptions, *, model:
                    on_frame: Callable[[LiveStats], None] | None = None) -> dict:
     """``anchorsr enhance`` through the live pipeline (URL input, or HLS/URL output).
 
+    ``options.audio``: the input's audio passes through (its packets come from the video's
+    demuxer); ``options.fps``: overrides the input's frame rate.
+
     Returns the stream's figures (``LivePipeline.snapshot``) once the input ends.
     """
     from ..stream import VideoSource, open_sink
@@ -51,12 +54,13 @@ def enhance_stream(source: str, output: str, options: PipelineOptions, *, model:
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
     patch_source = make_patch_source(model, options.scale)
-    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s)  # fail fast, then warm up
+    # fail fast, then warm up
+    src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=options.fps, audio=options.audio)
     pool = None
     try:
         warm_up(options, patch_source)
         pool = SRPool(patch_source)
-        pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s),
+        pipeline = LivePipeline(src, src.fps, lambda w, h, s: open_sink(output, w, h, s, options.segment_s, src.audio),
                                 pool, options, name=source, on_frame=on_frame)
         pipeline.run()
         return pipeline.snapshot()

@@ -36,7 +36,10 @@ _SCHEMES = ("tcp", "udp", "rtmp")
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go."""
+    """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go.
+
+    live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
+    """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
     out_dir: str = "hls"
@@ -144,7 +147,8 @@ class Server:
     def _accept_loop(self, li: Listener) -> None:
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode,
+                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
+                                  fps=self.options.live.fps,
                                   options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
                                   timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start

@@ -177,6 +177,7 @@ class Session:
         self.segment_s = segment_s
         self.fps = float(getattr(source, "fps", 0.0) or 0.0)
         self.uhd: tuple[int, int] | None = None
+        self.audio = getattr(source, "audio", None)  # the input's audio, passed through to the UHD rendition
         self.lr: LRCopy | None = None
         template = getattr(source, "stream", None)
         if template is not None:
@@ -188,7 +189,7 @@ class Session:
                 self.lr = None
 
     def make_sink(self, width: int, height: int, settings: EncodeSettings):
-        sink = hls_sink(self.folder, width, height, settings, self.segment_s)
+        sink = hls_sink(self.folder, width, height, settings, self.segment_s, self.audio)
         self.uhd = (width, height)
         self.write_master()
         return sink

@@ -160,48 +160,61 @@ def _mc_span(prev_hr, out, Y0, Y1, X0, X1, iy, ix, fy, fx, denom):
                 o[i] = np.uint8(np.int32(v * inv))
 
 
-def _make_plane_kernel(s: int):
-    """Compile the plane kernel for one scale: a constant ``s`` lets LLVM unroll the s x s cells."""
-    inv_area = np.float32(1.0 / (s * s))
+# The row helpers below take the scale ``s`` as an argument and are inlined into the plane
+# kernel (numba IR inlining), where ``s`` is a constant, so LLVM still unrolls the s x s cells.
+# They are module-level functions, not closures: numba keys a cached closure by the pickled
+# contents of its cells, and a cell holding another jitted function pickles with a per-process
+# UUID, so such a kernel missed its disk cache on every start and was recompiled (seconds).
 
-    @njit(cache=True)
-    def open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift):
-        """Open loop: res = lr - bilinear MC of the previous LR plane (the codec's residual)."""
-        h, w = lr.shape
-        iy, fy = mvy >> shift, mvy & (denom - 1)
-        ix, fx = mvx >> shift, mvx & (denom - 1)
-        for ly in range(ly0, ly1):
-            ya, yb = _clampi(ly + iy, h - 1), _clampi(ly + iy + 1, h - 1)
-            for lx in range(lx0, lx1):
-                xa, xb = _clampi(lx + ix, w - 1), _clampi(lx + ix + 1, w - 1)
-                q = ((denom - fx) * (denom - fy) * np.int32(lr_prev[ya, xa])
-                     + fx * (denom - fy) * np.int32(lr_prev[ya, xb])
-                     + (denom - fx) * fy * np.int32(lr_prev[yb, xa])
-                     + fx * fy * np.int32(lr_prev[yb, xb]) + (1 << (2 * shift - 1))) >> (2 * shift)
-                res[ly, lx] = np.float32(lr[ly, lx]) - np.float32(q)
 
-    @njit(cache=True)
-    def closed_loop_residual_row(lrow, cells, rrow):
-        """rrow = lrow - box-average of each LR pixel's s x s HR cell (one LR row, all columns)."""
-        for i in range(lrow.shape[0]):
-            acc = np.float32(0.0)
-            for ky in range(s):
-                for kx in range(s):
-                    acc += np.float32(cells[ky, i * s + kx])
-            rrow[i] = np.float32(lrow[i]) - acc * inv_area
+@njit(cache=True, inline="always")
+def _open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift):
+    """Open loop: res = lr - bilinear MC of the previous LR plane (the codec's residual)."""
+    h, w = lr.shape
+    iy, fy = mvy >> shift, mvy & (denom - 1)
+    ix, fx = mvx >> shift, mvx & (denom - 1)
+    for ly in range(ly0, ly1):
+        ya, yb = _clampi(ly + iy, h - 1), _clampi(ly + iy + 1, h - 1)
+        for lx in range(lx0, lx1):
+            xa, xb = _clampi(lx + ix, w - 1), _clampi(lx + ix + 1, w - 1)
+            q = ((denom - fx) * (denom - fy) * np.int32(lr_prev[ya, xa])
+                 + fx * (denom - fy) * np.int32(lr_prev[ya, xb])
+                 + (denom - fx) * fy * np.int32(lr_prev[yb, xa])
+                 + fx * fy * np.int32(lr_prev[yb, xb]) + (1 << (2 * shift - 1))) >> (2 * shift)
+            res[ly, lx] = np.float32(lr[ly, lx]) - np.float32(q)
 
-    @njit(cache=True)
-    def add_nearest_row(rrow, cells):
-        """Add each LR residual to every sample of its HR cell (rounded, clamped to 0..255)."""
-        n = rrow.shape[0]
+
+@njit(cache=True, inline="always")
+def _closed_loop_residual_row(lrow, cells, rrow, s, inv_area):
+    """rrow = lrow - box-average of each LR pixel's s x s HR cell (one LR row, all columns)."""
+    for i in range(lrow.shape[0]):
+        acc = np.float32(0.0)
         for ky in range(s):
-            crow = cells[ky]
-            for i in range(n):
-                r = rrow[i] + np.float32(0.5)
-                for kx in range(s):
-                    v = np.float32(crow[i * s + kx]) + r
-                    v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                    crow[i * s + kx] = np.uint8(v)
+            for kx in range(s):
+                acc += np.float32(cells[ky, i * s + kx])
+        rrow[i] = np.float32(lrow[i]) - acc * inv_area
+
+
+@njit(cache=True, inline="always")
+def _add_nearest_row(rrow, cells, s):
+    """Add each LR residual to every sample of its HR cell (rounded, clamped to 0..255)."""
+    n = rrow.shape[0]
+    for ky in range(s):
+        crow = cells[ky]
+        for i in range(n):
+            r = rrow[i] + np.float32(0.5)
+            for kx in range(s):
+                v = np.float32(crow[i * s + kx]) + r
+                v = min(max(v, np.float32(0.0)), np.float32(255.0))
+                crow[i * s + kx] = np.uint8(v)
+
+
+def _make_plane_kernel(s: int):
+    """Compile the plane kernel for one scale: a constant ``s`` lets LLVM unroll the s x s cells.
+
+    The kernel's only closure cell is the int ``s`` (see above: no jitted function in a cell),
+    so its disk-cache key is the same in every process.
+    """
 
     @njit(cache=True, parallel=True, nogil=True)
     def reconstruct_plane(prev_hr, lr, lr_prev, mv, intra, block, denom, closed_loop, res_mode,
@@ -221,6 +234,7 @@ def _make_plane_kernel(s: int):
         """
         h, w = lr.shape
         bh, bw = intra.shape
+        inv_area = np.float32(1.0 / (s * s))
         shift = 0
         while (1 << shift) < denom:
             shift += 1
@@ -248,7 +262,7 @@ def _make_plane_kernel(s: int):
                 span_v[nsp, 2], span_v[nsp, 3] = dy & (denom - 1), dx & (denom - 1)
                 nsp += 1
                 if not closed_loop:
-                    open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift)
+                    _open_loop_residual(lr, lr_prev, res, ly0, ly1, lx0, lx1, mvx, mvy, denom, shift)
                 bx = bx1
             for k in range(nsp):
                 _mc_span(prev_hr, out, ly0 * s, ly1 * s, span_x[k, 0], span_x[k, 1],
@@ -257,9 +271,9 @@ def _make_plane_kernel(s: int):
                 for ly in range(ly0, ly1):
                     cells = out[ly * s:(ly + 1) * s]
                     if closed_loop:
-                        closed_loop_residual_row(lr[ly], cells, res[ly])
+                        _closed_loop_residual_row(lr[ly], cells, res[ly], s, inv_area)
                     if res_mode == RES_NEAREST:
-                        add_nearest_row(res[ly], cells)
+                        _add_nearest_row(res[ly], cells, s)
             if n_intra:  # runs of intra blocks: bicubic, residual zero
                 tmp = np.empty((block + 4, w * s), np.float32)
                 pad = np.empty(w + 4, np.float32)

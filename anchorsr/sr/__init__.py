@@ -12,11 +12,26 @@ Public API:
   ``anchorsr.sr.bench.run_sr_bench``; CLI: ``anchorsr.sr.cli.add_parsers``.
 
 Colour handling: the network works on luma (Y/255); chroma is bicubic. See ``nets``.
+
+The names are imported on first use (PEP 562): importing ``anchorsr.sr.cli`` to register the
+``train`` sub-command must not import torch, which costs seconds at every CLI start even when
+no network runs (``--model bicubic``, ``plan``, ``inspect``).
 """
 
-from .model import SRModel, load_model, save_model
-from .nets import EDSRNet, PlainSRNet, RepSRNet
-from .patches import SRPatchSource, SRRunner, upscale_frame
+import importlib
+
+_WHERE = {"SRModel": "model", "load_model": "model", "save_model": "model", "EDSRNet": "nets",
+          "PlainSRNet": "nets", "RepSRNet": "nets", "SRPatchSource": "patches", "SRRunner": "patches",
+          "upscale_frame": "patches"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["SRModel", "load_model", "save_model", "EDSRNet", "PlainSRNet", "RepSRNet",
            "SRPatchSource", "SRRunner", "upscale_frame"]

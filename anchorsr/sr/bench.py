@@ -165,6 +165,33 @@ def fine_tune_gain(model: SRModel, quick: bool) -> dict:
             "gain_db": round(after["psnr_y_db"] - before["psnr_y_db"], 3)}
 
 
+def compare_models(paths: list[str], device: str = "cpu", quick: bool = False) -> dict:
+    """Candidate x2 networks side by side: validation and held-out gains (from their contracts,
+    measured at the end of training) and patch throughput through ``SRPatchSource``, measured
+    in turns in this one process so that the ratios between them hold on a busy machine."""
+    models = {str(p): load_model(2, p, device=device) for p in paths}
+    rng = np.random.default_rng(0)
+    lr = rng.integers(16, 236, (8 * PATCH_PX, 8 * PATCH_PX), dtype=np.uint8)
+    frame = _frame(lr, lr[::2, ::2].copy(), lr[1::2, 1::2].copy())
+    boxes = PatchGrid(PATCH_PX, *lr.shape).boxes()
+    sources = {p: SRPatchSource(m) for p, m in models.items()}
+    best = dict.fromkeys(models, 0.0)
+    for _ in range(3 if quick else 8):  # interleaved rounds: load changes hit every candidate
+        for p, src in sources.items():
+            best[p] = max(best[p], _best_rate(lambda: src(frame, boxes, 2), len(boxes), 0.5))
+    rows = []
+    for p, m in models.items():
+        c, measured = m.contract, m.contract.get("measured", {})
+        rows.append({"model": p, "channels": c.get("channels"), "body": c.get("body"), "skip": c.get("skip"),
+                     "parameters": sum(t.numel() for t in m.net.parameters()),
+                     "iterations": c.get("training", {}).get("iterations_done"),
+                     "validation_gain_db": measured.get("validation", {}).get("gain_db"),
+                     "clean_gain_db": measured.get("clean", {}).get("gain_db"),
+                     "h264_crf23_gain_db": measured.get("h264_crf23", {}).get("gain_db"),
+                     "patch_source_patches_per_s": round(best[p], 1)})
+    return {"candidates": rows, "device": device, "environment": environment(cpu_bf16=cpu_has_bf16())}
+
+
 def run_sr_bench(quick: bool = False, device: str = "cpu", model_path: str | None = None) -> dict:
     """Run the whole benchmark on the x2 model (the shipped one, or ``model_path``), and the
     quality part on the shipped x3 and x4 models; return a JSON-ready dict."""

@@ -53,8 +53,9 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
     p.add_argument("--channels", type=int, default=16, help="network width (default 16)")
     p.add_argument("--body", type=int, default=4, help="body convolutions (default 4)")
-    p.add_argument("--skip", choices=("bicubic", "nearest"), default="bicubic",
-                   help="the network predicts a residual over this upsampling (default bicubic)")
+    p.add_argument("--skip", choices=("linear", "bicubic", "nearest"), default="linear",
+                   help="the network predicts a residual over this upsampling (default linear: a "
+                        "learnt filter, started at the training set's least-squares filter)")
     p.add_argument("--arch", choices=("repsr", "edsr"), default="repsr",
                    help="network: 'repsr' (the fast default) or 'edsr' (the EDSR-style reference)")
     p.add_argument("--size", choices=("low", "medium", "high"), default="medium",

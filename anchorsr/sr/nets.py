@@ -129,29 +129,60 @@ class ECB(nn.Module):
         return k, b
 
 
-SKIPS = ("nearest", "bicubic")
+SKIPS = ("nearest", "bicubic", "linear")
+LINEAR_SKIP_PX = 7  # kernel side of the learnt linear skip (LR pixels)
 
 
-def _residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int, skip: str = "nearest") -> torch.Tensor:
-    """Pixel-shuffle the network's ``scale**2`` sub-pixel channels and add the upsampled input.
+class Skip(nn.Module):
+    """The upsampling the network's output is a residual over.
 
-    skip "nearest": the LR input is added to every sub-pixel channel (ECBSR's form);
-    "bicubic": the bicubic upsampling of the input is added after the shuffle, so an untrained
-    network starts at bicubic quality and the convolutions only learn the detail bicubic misses.
+    "nearest": the LR input added to every sub-pixel channel (ECBSR's form; no parameters).
+    "bicubic": bicubic upsampling of the input (no parameters).
+    "linear": a learnt linear filter, one ``LINEAR_SKIP_PX``-square kernel per sub-pixel phase
+    on the edge-replicated input, then pixel shuffle: one plain convolution. Training starts it
+    at the least-squares filter for the training data (``anchorsr.sr.linear``), so the
+    untrained network already beats bicubic and the 3x3 stack learns only what no linear
+    filter can restore.
+
     The skip is computed in float32 outside autocast (the LR signal is never rounded to bf16)
     and on contiguous tensors (pixel_shuffle on channels-last is several times slower).
     """
-    if skip == "nearest":
-        return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
-    with torch.autocast(x.device.type, enabled=False):
-        base = bicubic_planes(x.contiguous().float(), scale)
-    return F.pixel_shuffle(y.contiguous().float(), scale) + base
+
+    def __init__(self, kind: str, scale: int):
+        super().__init__()
+        if kind not in SKIPS:
+            raise ValueError(f"skip must be one of {SKIPS}, got {kind!r}")
+        self.kind, self.scale = kind, scale
+        if kind == "linear":
+            k = LINEAR_SKIP_PX
+            self.weight = nn.Parameter(torch.zeros(scale * scale, 1, k, k))
+            self.bias = nn.Parameter(torch.zeros(scale * scale))
+            with torch.no_grad():  # start as nearest upsampling until a fitted filter is loaded
+                self.weight[:, 0, k // 2, k // 2] = 1.0
+
+    @property
+    def radius(self) -> int:
+        return {"nearest": 0, "bicubic": BICUBIC_RADIUS_PX, "linear": LINEAR_SKIP_PX // 2}[self.kind]
+
+    def combine(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Shuffle the network's ``scale**2`` channels ``y`` and add the upsampled input ``x``."""
+        s = self.scale
+        if self.kind == "nearest":
+            return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), s)
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.contiguous().float()
+            if self.kind == "bicubic":
+                base = bicubic_planes(x, s)
+            else:
+                r = LINEAR_SKIP_PX // 2
+                base = F.pixel_shuffle(F.conv2d(F.pad(x, (r, r, r, r), mode="replicate"),
+                                                self.weight.float(), self.bias.float()), s)
+        return F.pixel_shuffle(y.contiguous().float(), s) + base
 
 
-def _check_skip(skip: str) -> str:
-    if skip not in SKIPS:
-        raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
-    return skip
+def _residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The nearest skip without a module (the EDSR reference's form)."""
+    return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
 
 
 class PlainSRNet(nn.Module):
@@ -162,14 +193,15 @@ class PlainSRNet(nn.Module):
 
     def __init__(self, scale: int, channels: int = 16, body: int = 3, skip: str = "nearest"):
         super().__init__()
-        self.scale, self.channels, self.body, self.skip = scale, channels, body, _check_skip(skip)
+        self.scale, self.channels, self.body, self.skip = scale, channels, body, skip
+        self.skip_path = Skip(skip, scale)
         widths = [1] + [channels] * (body + 1) + [scale * scale]
         self.convs = nn.ModuleList(
             nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
 
     @property
     def receptive_radius(self) -> int:
-        return max(len(self.convs), BICUBIC_RADIUS_PX if self.skip == "bicubic" else 0)
+        return max(len(self.convs), self.skip_path.radius)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -177,7 +209,7 @@ class PlainSRNet(nn.Module):
             y = conv(y)
             if i < len(self.convs) - 1:
                 y = F.relu(y)
-        return _residual_shuffle(y, x, self.scale, self.skip)
+        return self.skip_path.combine(y, x)
 
 
 class RepSRNet(nn.Module):
@@ -185,20 +217,30 @@ class RepSRNet(nn.Module):
 
     def __init__(self, scale: int, channels: int = 16, body: int = 3, skip: str = "nearest"):
         super().__init__()
-        self.scale, self.channels, self.body, self.skip = scale, channels, body, _check_skip(skip)
+        self.scale, self.channels, self.body, self.skip = scale, channels, body, skip
         widths = [1] + [channels] * (body + 1) + [scale * scale]
         # No identity branch in the tail: its output is sub-pixel residuals, not features (at
         # x4 with 16 channels, 16 -> 16 would qualify, and the skip made training collapse).
         self.blocks = nn.ModuleList(ECB(a, b, identity=i < body + 1)
                                     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
         self.branches = False  # True: evaluate every branch separately (see ECB.forward)
-        with torch.no_grad():  # start near the nearest-upsampling identity
-            for p in self.blocks[-1].parameters():
-                p.mul_(0.1)
+        with torch.no_grad():
+            tail = self.blocks[-1]
+            if skip == "nearest":  # start near the nearest-upsampling identity
+                for p in tail.parameters():
+                    p.mul_(0.1)
+            else:  # start exactly at the skip: the tail's output is zero, every branch still
+                # gets gradients (the second factor of each two-factor branch is the zero one)
+                for p in (tail.conv3.weight, tail.conv3.bias, tail.conv1.weight, tail.conv1.bias):
+                    p.zero_()
+                for branch in tail.seq:
+                    branch.b1.zero_()
+                    (branch.scale if branch.mask_mode else branch.k1).zero_()
+        self.skip_path = Skip(skip, scale)
 
     @property
     def receptive_radius(self) -> int:
-        return max(len(self.blocks), BICUBIC_RADIUS_PX if self.skip == "bicubic" else 0)
+        return max(len(self.blocks), self.skip_path.radius)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -206,13 +248,14 @@ class RepSRNet(nn.Module):
             y = block(y, self.branches)
             if i < len(self.blocks) - 1:
                 y = F.relu(y)
-        return _residual_shuffle(y, x, self.scale, self.skip)
+        return self.skip_path.combine(y, x)
 
     @torch.no_grad()
     def load_plain(self, plain: PlainSRNet) -> "RepSRNet":
         """Warm start from a deployed net: the 3x3 branch takes its kernels, every other
         branch starts at zero output (its second factor zeroed, so it still gets gradients).
         The result computes exactly ``plain``'s function; returns self."""
+        self.skip_path.load_state_dict(plain.skip_path.state_dict())
         for block, conv in zip(self.blocks, plain.convs):
             k = conv.weight.clone()
             if block.identity:
@@ -232,6 +275,7 @@ class RepSRNet(nn.Module):
     def deploy(self) -> PlainSRNet:
         """The plain 3x3 stack computing the same function (to float rounding)."""
         plain = PlainSRNet(self.scale, self.channels, self.body, self.skip)
+        plain.skip_path.load_state_dict(self.skip_path.state_dict())
         for block, conv in zip(self.blocks, plain.convs):
             k, b = block.fold()
             conv.weight.copy_(k)

@@ -41,7 +41,7 @@ class TrainConfig:
     scale: int = 2
     channels: int = 16
     body: int = 4
-    skip: str = "bicubic"  # what the network's output is a residual over (nets.SKIPS)
+    skip: str = "linear"  # what the network's output is a residual over (nets.SKIPS)
     photos: tuple[str, ...] = TRAIN_PHOTOS
     eval_photos: tuple[str, ...] = EVAL_PHOTOS
     eval_crf: int = 23
@@ -226,6 +226,7 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
     torch.manual_seed(cfg.seed)
     net = cfg.net().to(cfg.device)
     init_training = None
+    val_history = [tuple(v) for v in state["val_history"]] if state else []
     if cfg.init_from and state is None:
         from .model import load_model
 
@@ -235,7 +236,18 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
                          "warm_start_from": init.contract.get("warm_start_from")}
     if state is not None:
         net.load_state_dict(state["net"])
-    val_history = [tuple(v) for v in state["val_history"]] if state else []
+    elif cfg.arch == "repsr" and cfg.skip == "linear" and init_training is None:
+        from .linear import fit_linear_filter
+        from .nets import LINEAR_SKIP_PX
+
+        weight, bias = fit_linear_filter(sets.train, cfg.scale, LINEAR_SKIP_PX)
+        with torch.no_grad():
+            net.skip_path.weight.copy_(weight)
+            net.skip_path.bias.copy_(bias)
+        val = evaluate(_deployed(net.cpu(), cfg.scale), sets.val)
+        net.to(cfg.device)
+        val_history.append((0, round(val["gain_db"], 4)))  # the least-squares filter's own gain
+
     clock = {"t": time.perf_counter(), "it": int(state["iteration"]) if state else 0, "loss": float("nan")}
 
     def report(it: int, val: dict | None) -> None:

@@ -2,11 +2,18 @@
 
 The file is written under a temporary name and renamed into place only when it is complete, so
 an interrupted run never leaves a file that looks finished.
+
+Timestamps: a frame written with its input ``time`` (seconds) keeps it, relative to the first
+frame, in ``EncodeSettings.time_base`` (the input's, so variable frame rate survives exactly);
+a frame written with only an ``index`` is placed at ``index / fps``. With ``key_interval_s``
+key frames are forced by output time (an HLS segment is cut at the first key frame after each
+``hls_time`` seconds), not by a frame count.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +26,49 @@ from ..errors import ConfigError, SinkError
 from .frames import yuv_to_frame
 
 log = logging.getLogger(__name__)
+
+# File outputs: containers that take libx264's H.264 (no extension: MP4). Anything else, e.g.
+# .webm (VP8/VP9/AV1 only), is refused before any work starts.
+OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".flv", ".ts", ".h264", ".264")
+
+
+def partial_path(path: str | os.PathLike) -> str:
+    """The temporary name a file output is written under until it is complete."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.partial{ext or '.mp4'}"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Fail with a one-line :class:`SinkError` on a file output that cannot be written (unknown
+    container, missing, non-folder or read-only folder), before any work is done.
+
+    Writability is probed by creating and removing a file in the folder, so a read-only file
+    system is caught for every user, root included.
+    """
+    import tempfile
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext and ext not in OUTPUT_EXTENSIONS:
+        raise SinkError(f"cannot write {path!r}: expected a file ending in {', '.join(OUTPUT_EXTENSIONS)} "
+                        f"(H.264 video), got {ext!r}")
+    if os.path.isdir(path):
+        raise SinkError(f"cannot write {path!r}: it is a folder, expected a video file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(parent):
+        raise SinkError(f"output folder does not exist: {parent!r}")
+    if not os.path.isdir(parent):
+        raise SinkError(f"cannot write {path!r}: {parent!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SinkError(f"cannot write to the output folder {parent!r}: {_reason(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -36,18 +86,30 @@ class EncodeSettings:
     preset: str = "veryfast"
     zerolatency: bool = True
     threads: int | None = None  # encoder threads (None: FFmpeg's choice)
+    time_base: Fraction | None = None  # of the output timestamps (None: 1/fps)
+    key_interval_s: float | None = None  # key frames forced every this many seconds of output time
+
+    @property
+    def rate(self) -> Fraction:
+        return Fraction(self.fps).limit_denominator(1001)
 
     def codec_options(self) -> dict[str, str]:
+        keyint = self.keyint
+        if self.key_interval_s is not None:
+            # key frames come by time; x264's own interval is only a ceiling (a rate far above fps)
+            keyint = max(keyint, 4 * int(round(self.fps * self.key_interval_s)), 1)
         if self.codec != "libx264":
-            opts = {"g": str(self.keyint)}
+            opts = {"g": str(keyint)}
             if self.bitrate_bps is None and self.qp is not None:
                 opts["qscale"] = str(max(self.qp, 1))
             return opts
-        params = [f"keyint={self.keyint}", f"min-keyint={self.keyint}", f"bframes={self.bframes}",
+        params = [f"keyint={keyint}", f"min-keyint={keyint}", f"bframes={self.bframes}",
                   f"ref={self.refs}", "scenecut=0"]
         opts = {"preset": self.preset, "x264-params": ":".join(params)}
         if self.threads is not None:
             opts["threads"] = str(self.threads)
+        if self.key_interval_s is not None:
+            opts["forced-idr"] = "1"
         if self.zerolatency:
             opts["tune"] = "zerolatency"
         if self.bitrate_bps is not None:
@@ -61,30 +123,80 @@ class EncodeSettings:
         return opts
 
 
+class FrameClock:
+    """Output timestamps of one video stream, from input times or from frame numbers."""
+
+    def __init__(self, settings: EncodeSettings) -> None:
+        self.fps = settings.fps
+        self._settings = settings
+        # frames numbered at a nominal rate: 1/rate; frames that come with their times and no
+        # time base of their own: a 90 kHz clock (MPEG's), fine enough for any frame rate
+        self.time_base: Fraction = settings.time_base or 1 / settings.rate
+        self.key_interval_s = settings.key_interval_s
+        self.origin_s: float | None = None  # input time of the first frame
+        self.last_pts: int | None = None
+        self.count = 0
+        self._next_key = 0.0
+        self.frame_ticks = max(int(round(1 / (settings.fps * self.time_base))), 1)
+
+    def _choose_time_base(self, timed: bool) -> None:
+        if timed and self._settings.time_base is None:
+            self.time_base = Fraction(1, 90000)
+            self.frame_ticks = max(int(round(1 / (self.fps * self.time_base))), 1)
+
+    def stamp(self, frame: av.VideoFrame, index: int | None = None, time: float | None = None) -> float:
+        """Set ``frame``'s pts, time base, duration and (by time) key-frame request; returns its
+        output time in seconds. ``time``: input time in seconds; else ``index`` (default: the
+        next frame number) at the nominal rate. The first call settles ``time_base``."""
+        if self.last_pts is None:
+            self._choose_time_base(time is not None)
+        if time is not None:
+            if self.origin_s is None:
+                self.origin_s = time
+            rel = time - self.origin_s
+        else:
+            rel = (self.count if index is None else index) / self.fps
+        pts = int(round(rel / self.time_base))
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1  # timestamps must increase (duplicates, rounding)
+        self.last_pts, self.count = pts, self.count + 1
+        frame.pts, frame.time_base = pts, self.time_base
+        frame.duration = self.frame_ticks
+        out_s = float(pts * self.time_base)
+        if self.key_interval_s is not None and out_s >= self._next_key - 1e-6:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._next_key = (math.floor(out_s / self.key_interval_s + 1e-6) + 1) * self.key_interval_s
+        return out_s
+
+    @property
+    def end_s(self) -> float | None:
+        """Output time where the last frame ends (None before the first)."""
+        if self.last_pts is None:
+            return None
+        return float((self.last_pts + self.frame_ticks) * self.time_base)
+
+
 class VideoWriter:
     """Write frames (Y, U, V planes) to ``path``; ``close()`` finalises and renames into place.
 
     Odd sizes are padded to even (4:2:0 encoders need even sizes) by edge replication.
+    ``audio`` (an :class:`~anchorsr.stream.audio.AudioFeed`) adds the input's audio track.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int,
-                 settings: EncodeSettings = EncodeSettings()) -> None:
+                 settings: EncodeSettings = EncodeSettings(), audio=None) -> None:
         if width < 2 or height < 2:
             raise ConfigError(f"output size must be at least 2x2, got {width}x{height}")
         self.path = os.fspath(path)
         self.width, self.height = width + (width & 1), height + (height & 1)
-        root, ext = os.path.splitext(self.path)
-        self._tmp = f"{root}.partial{ext or '.mp4'}"
-        parent = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            raise SinkError(f"output folder does not exist: {parent!r}")
+        self._tmp = partial_path(self.path)
+        check_output_file(self.path)
         try:
             self._container = av.open(self._tmp, mode="w")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SinkError(f"cannot write {self.path!r}: {exc}") from None
-        rate = Fraction(settings.fps).limit_denominator(1001)
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
         try:
-            self._stream = self._container.add_stream(settings.codec, rate=rate)
+            self._stream = self._container.add_stream(settings.codec, rate=settings.rate)
         except (av.error.FFmpegError, ValueError) as exc:
             self._container.close()
             os.unlink(self._tmp)
@@ -94,37 +206,61 @@ class VideoWriter:
         if settings.bitrate_bps and settings.codec != "libx264":
             self._stream.bit_rate = settings.bitrate_bps
         self._stream.options = settings.codec_options()
+        self._clock = FrameClock(settings)
+        from .audio import attach_audio
+
+        self.audio = attach_audio(self._container, audio, self._container.format.name.split(",")[0])
         self._count = 0
         self._closed = False
 
-    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None) -> None:
-        """Encode one frame; ``index`` is its frame number in output time (default: the next),
-        so a live stream that dropped frames keeps its timing."""
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None,
+              time: float | None = None) -> None:
+        """Encode one frame at its input ``time`` (seconds), or else at frame number ``index``
+        (default: the next), so a stream that dropped frames or has a variable rate keeps its
+        timing."""
         if y.shape[0] > self.height or y.shape[1] > self.width:
             raise SinkError(f"frame size changed: expected at most {self.width}x{self.height}, "
                             f"got {y.shape[1]}x{y.shape[0]}")
         if y.shape != (self.height, self.width):
             y = np.pad(y, ((0, self.height - y.shape[0]), (0, self.width - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
-        frame.pts = self._count if index is None else index
-        frame.time_base = self._stream.codec_context.time_base or Fraction(1, 30)
+        out_s = self._clock.stamp(frame, index, time)
+        if not self._count:
+            self._stream.codec_context.time_base = self._clock.time_base
+        if self.audio is not None and self.audio.origin_s is None:
+            self.audio.origin_s = time if time is not None else (self.audio.feed.video_start or 0.0)
         self._count += 1
-        for pkt in self._stream.encode(frame):
-            self._container.mux(pkt)
+        try:
+            for pkt in self._stream.encode(frame):
+                self._container.mux(pkt)
+        except (av.error.FFmpegError, OSError) as exc:  # disk full, file size limit, I/O error
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
+        if self.audio is not None:
+            self.audio.write_until(out_s + 1 / self._clock.fps)
 
     @property
     def frames_written(self) -> int:
         return self._count
 
     def close(self) -> None:
-        """Flush the encoder, finalise the file and move it to its final name."""
+        """Flush the encoder, finalise the file and move it to its final name.
+
+        If that fails (disk full, I/O error), the partial file is removed and a SinkError raised.
+        """
         if self._closed:
             return
-        self._closed = True
-        for pkt in self._stream.encode(None):
-            self._container.mux(pkt)
-        self._container.close()
-        os.replace(self._tmp, self.path)
+        try:
+            for pkt in self._stream.encode(None):
+                self._container.mux(pkt)
+            if self.audio is not None:
+                self.audio.finish(self._clock.end_s)
+            self._closed = True
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            self._closed = False
+            self.abort()
+            raise SinkError(f"cannot write {self.path!r}: {_reason(exc)}") from None
 
     def abort(self) -> None:
         """Discard the partial file."""
@@ -133,6 +269,8 @@ class VideoWriter:
         self._closed = True
         try:
             self._container.close()
+        except (av.error.FFmpegError, OSError) as exc:  # e.g. the disk is full: nothing to keep
+            log.debug("closing %s failed: %s", self._tmp, exc)
         finally:
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)

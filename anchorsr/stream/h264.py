@@ -1,13 +1,16 @@
-"""Just enough H.264 bitstream parsing to tell whether motion reuse can use a stream as it is.
+"""Just enough H.264 bitstream parsing to tell whether motion reuse can use a stream as it is,
+and at what frame rate a stream without timestamps (raw Annex B .h264) runs.
 
 Reuse needs one reference frame and no reordering. The sequence parameter set (SPS) states
-``max_num_ref_frames``; we read it from the codec extradata (avcC, as in MP4) or from in-band
-Annex B NAL units (as in MPEG-TS, RTMP after the first key frame, raw .h264).
+``max_num_ref_frames``, and its VUI the timing (``num_units_in_tick``, ``time_scale``); we read
+it from the codec extradata (avcC, as in MP4) or from in-band Annex B NAL units (as in MPEG-TS,
+RTMP after the first key frame, raw .h264).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 
@@ -17,6 +20,18 @@ class SpsInfo:
     profile_idc: int
     level_idc: int
     max_num_ref_frames: int
+    # VUI timing_info (0 when absent): one frame lasts 2 ticks, so fps = time_scale / (2 * num_units_in_tick)
+    num_units_in_tick: int = 0
+    time_scale: int = 0
+
+    @property
+    def frame_rate(self) -> Fraction | None:
+        """The frame rate the VUI states, or None (no timing info, or an implausible one)."""
+        if not (self.num_units_in_tick and self.time_scale):
+            return None
+        rate = Fraction(self.time_scale, 2 * self.num_units_in_tick)
+        # encoders that pass a timestamp clock (e.g. 1/90000) as the tick write no frame rate
+        return rate if Fraction(1, 2) <= rate <= 300 else None
 
 
 class _Bits:
@@ -61,7 +76,8 @@ def _skip_scaling_list(bits: _Bits, size: int) -> None:
 
 
 def parse_sps(nal: bytes) -> SpsInfo:
-    """Parse an SPS NAL unit (first byte = NAL header) up to ``max_num_ref_frames``."""
+    """Parse an SPS NAL unit (first byte = NAL header) up to ``max_num_ref_frames`` and, when
+    the VUI carries one, its timing info (a truncated VUI leaves the timing at 0)."""
     bits = _Bits(_rbsp(nal[1:]))
     profile = bits.u(8)
     bits.u(8)  # constraint flags
@@ -88,7 +104,42 @@ def parse_sps(nal: bytes) -> SpsInfo:
         bits.se()
         for _ in range(bits.ue()):
             bits.se()
-    return SpsInfo(profile, level, bits.ue())
+    refs = bits.ue()
+    try:
+        tick, scale = _vui_timing(bits)
+    except (IndexError, ValueError):
+        tick, scale = 0, 0
+    return SpsInfo(profile, level, refs, tick, scale)
+
+
+def _vui_timing(bits: _Bits) -> tuple[int, int]:
+    """From after ``max_num_ref_frames`` to the VUI's (num_units_in_tick, time_scale), or (0, 0)."""
+    bits.u(1)  # gaps_in_frame_num_value_allowed_flag
+    bits.ue()  # pic_width_in_mbs_minus1
+    bits.ue()  # pic_height_in_map_units_minus1
+    if not bits.u(1):  # frame_mbs_only_flag
+        bits.u(1)  # mb_adaptive_frame_field_flag
+    bits.u(1)  # direct_8x8_inference_flag
+    if bits.u(1):  # frame_cropping_flag
+        for _ in range(4):
+            bits.ue()
+    if not bits.u(1):  # vui_parameters_present_flag
+        return 0, 0
+    if bits.u(1):  # aspect_ratio_info_present_flag
+        if bits.u(8) == 255:  # Extended_SAR
+            bits.u(32)
+    if bits.u(1):  # overscan_info_present_flag
+        bits.u(1)
+    if bits.u(1):  # video_signal_type_present_flag
+        bits.u(4)
+        if bits.u(1):  # colour_description_present_flag
+            bits.u(24)
+    if bits.u(1):  # chroma_loc_info_present_flag
+        bits.ue()
+        bits.ue()
+    if not bits.u(1):  # timing_info_present_flag
+        return 0, 0
+    return bits.u(32), bits.u(32)
 
 
 def _annexb_nals(data: bytes) -> list[bytes]:

@@ -7,20 +7,25 @@ what a file sink wrote.
 
 HLS is written by FFmpeg's ``hls`` muxer with ``temp_file``: each segment and each rewrite of
 the playlist goes to a ``.tmp`` name first and is renamed into place, so a player polling the
-folder never reads half a segment or half a playlist.
+folder never reads half a segment or half a playlist. Segments are cut by time: the encoder makes
+a key frame at every ``hls_time`` seconds of output time (``EncodeSettings.key_interval_s``).
+
+Frames written with their input ``time`` keep the input's timestamps (see ``encode.py``); an
+``audio`` feed adds the input's audio track, copied or encoded to AAC (see ``audio.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from fractions import Fraction
+from dataclasses import replace
 
 import av
 import numpy as np
 
 from ..errors import ConfigError, SinkError
-from .encode import EncodeSettings, VideoWriter
+from .audio import AudioFeed, attach_audio
+from .encode import EncodeSettings, FrameClock, VideoWriter
 from .frames import resize_yuv, yuv_to_frame
 
 log = logging.getLogger(__name__)
@@ -41,18 +46,25 @@ class Sink:
         self.frames_written = 0
         self.resized_frames = 0
 
-    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None) -> None:
-        """Write one frame; ``index`` is its frame number in output time (default: the next one;
-        a live stream that dropped frames passes its own, leaving a gap in the timestamps)."""
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None,
+              time: float | None = None) -> None:
+        """Write one frame at its input ``time`` in seconds (the output keeps the input's
+        timestamps, relative to the first frame), or else at ``index``, its frame number in
+        output time (default: the next one). A live stream that dropped frames passes its own,
+        leaving a gap in the timestamps."""
         if y.shape != (self.height, self.width):
             if not self.resized_frames:
                 log.warning("input resolution changed; output frames rescaled to %dx%d", self.width, self.height)
             self.resized_frames += 1
             y, u, v = resize_yuv(y, u, v, self.width, self.height)
-        self._write(y, u, v, self.frames_written if index is None else index)
+        index = self.frames_written if index is None else index
+        if time is None:
+            self._write(y, u, v, index)
+        else:  # positional: a subclass names it as it likes
+            self._write(y, u, v, index, time)
         self.frames_written += 1
 
-    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int, time: float | None = None) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -66,30 +78,37 @@ class MuxSink(Sink):
     """libx264 into one FFmpeg muxer: an HLS folder (``hls``) or a live URL (``mpegts``/``flv``)."""
 
     def __init__(self, target: str, fmt: str, width: int, height: int, settings: EncodeSettings,
-                 options: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None, audio: AudioFeed | None = None) -> None:
         super().__init__(width, height)
         self.target = target
         try:
             self._container = av.open(target, mode="w", format=fmt, options=options or {})
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise SinkError(f"cannot write {target!r}: {exc}") from None
-        rate = Fraction(settings.fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(settings.codec, rate=rate)
+        self._stream = self._container.add_stream(settings.codec, rate=settings.rate)
         # 4:2:0 needs even sizes: odd ones are padded by edge replication.
         self._stream.width, self._stream.height = width + (width & 1), height + (height & 1)
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = settings.codec_options()
-        self._time_base = self._stream.codec_context.time_base or 1 / rate
+        self._clock = FrameClock(settings)
+        self.audio = attach_audio(self._container, audio, fmt)
         self._closed = False
 
-    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int) -> None:
+    def _write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int, time: float | None = None) -> None:
         h, w = self._stream.height, self._stream.width
         if y.shape != (h, w):
             y = np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
-        frame.pts, frame.time_base = index, self._time_base
+        first = self._clock.last_pts is None
+        out_s = self._clock.stamp(frame, index, time)
+        if first:
+            self._stream.codec_context.time_base = self._clock.time_base
+        if self.audio is not None and self.audio.origin_s is None:
+            self.audio.origin_s = time if time is not None else (self.audio.feed.video_start or 0.0)
         try:
             self._container.mux(self._stream.encode(frame))
+            if self.audio is not None:
+                self.audio.write_until(out_s + 1 / self._clock.fps)
         except (av.error.FFmpegError, OSError) as exc:
             raise SinkError(f"cannot write to {self.target!r}: {exc}") from None
 
@@ -100,6 +119,8 @@ class MuxSink(Sink):
         self._closed = True
         try:
             self._container.mux(self._stream.encode(None))
+            if self.audio is not None:
+                self.audio.finish(self._clock.end_s)
         except (av.error.FFmpegError, OSError) as exc:
             log.warning("flushing %s failed: %s", self.target, exc)
         finally:
@@ -112,12 +133,13 @@ class MuxSink(Sink):
 class FileSink(Sink):
     """A video file, written under a temporary name and renamed into place by ``close()``."""
 
-    def __init__(self, path: str, width: int, height: int, settings: EncodeSettings) -> None:
+    def __init__(self, path: str, width: int, height: int, settings: EncodeSettings,
+                 audio: AudioFeed | None = None) -> None:
         super().__init__(width, height)
-        self._writer = VideoWriter(path, width, height, settings)
+        self._writer = VideoWriter(path, width, height, settings, audio)
 
-    def _write(self, y, u, v, index) -> None:
-        self._writer.write(y, u, v, index)
+    def _write(self, y, u, v, index, time=None) -> None:
+        self._writer.write(y, u, v, index, time)
 
     def close(self) -> None:
         self._writer.close()
@@ -132,8 +154,9 @@ def is_hls_target(target: str) -> bool:
 
 
 def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
-             segment_s: float = 2.0) -> MuxSink:
-    """An HLS event playlist ``folder/index.m3u8`` with ``seg00000.ts``... (the folder is created)."""
+             segment_s: float = 2.0, audio: AudioFeed | None = None) -> MuxSink:
+    """An HLS event playlist ``folder/index.m3u8`` with ``seg00000.ts``... (the folder is created),
+    cut into segments of ``segment_s`` seconds of output time (a key frame starts each)."""
     playlist = folder if folder.endswith(".m3u8") else os.path.join(folder, HLS_PLAYLIST)
     parent = os.path.dirname(os.path.abspath(playlist))
     try:
@@ -143,7 +166,8 @@ def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
     options = {"hls_time": f"{segment_s:g}", "hls_list_size": "0", "hls_playlist_type": "event",
                "hls_flags": "temp_file+independent_segments",
                "hls_segment_filename": os.path.join(parent, "seg%05d.ts")}
-    return MuxSink(playlist, "hls", width, height, settings, options)
+    settings = replace(settings, key_interval_s=segment_s)
+    return MuxSink(playlist, "hls", width, height, settings, options, audio)
 
 
 def check_target(target: str) -> None:
@@ -156,12 +180,13 @@ def check_target(target: str) -> None:
 
 
 def open_sink(target: str, width: int, height: int, settings: EncodeSettings = EncodeSettings(),
-              segment_s: float = 2.0) -> Sink:
-    """The sink ``target`` names: an HLS folder/playlist, an rtmp/udp/tcp/srt URL, or a file."""
+              segment_s: float = 2.0, audio: AudioFeed | None = None) -> Sink:
+    """The sink ``target`` names: an HLS folder/playlist, an rtmp/udp/tcp/srt URL, or a file;
+    ``audio``: the input's audio feed (None: no audio track)."""
     check_target(target)
     for scheme, fmt in _URL_FORMATS.items():
         if target.startswith(scheme):
-            return MuxSink(target, fmt, width, height, settings)
+            return MuxSink(target, fmt, width, height, settings, audio=audio)
     if is_hls_target(target):
-        return hls_sink(target, width, height, settings, segment_s)
-    return FileSink(target, width, height, settings)
+        return hls_sink(target, width, height, settings, segment_s, audio)
+    return FileSink(target, width, height, settings, audio)

@@ -38,7 +38,7 @@ class ListSink(Sink):
         super().__init__(w, h)
         self.planes, self.indices, self.delay_s, self.closed = [], [], delay_s, False
 
-    def _write(self, y, u, v, index):
+    def _write(self, y, u, v, index, at=None):
         time.sleep(self.delay_s)
         self.planes.append((y.copy(), u.copy(), v.copy()))
         self.indices.append(index)

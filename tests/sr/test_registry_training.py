@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ from anchorsr.sr.nets import ARCHS, RepSRNet, register_arch
 from anchorsr.sr.train import TrainConfig, checkpoint_path, train
 
 TOY_FIELDS = {"repsr-plain": {"channels": 4, "body": 1, "skip": "bicubic"},
-              "repsr-train": {"channels": 4, "body": 1, "skip": "nearest"},
+              "repsr-train": {"channels": 4, "body": 1, "skip": "linear"},
               "edsr": {"size": "low"}}
 REPARAM_TOL = 1e-4
 
@@ -125,12 +126,34 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "run"
     first = train(_tiny(4), out=out)
     assert first.finished and checkpoint_path(out).is_file()
-    assert [it for it, _ in first.val_history] == [2, 4]
+    assert [it for it, _ in first.val_history] == [0, 2, 4]  # 0: the least-squares skip alone
     more = train(_tiny(6), out=out, resume=True)
-    assert more.iterations == 6 and [it for it, _ in more.val_history] == [2, 4, 6]
+    assert more.iterations == 6 and [it for it, _ in more.val_history] == [0, 2, 4, 6]
     stopped = train(_tiny(8, time_budget_s=1e-9), out=out, resume=True)
     assert not stopped.finished and stopped.iterations == 6
     with pytest.raises(ConfigError, match="other settings"):
         train(TrainConfig(**{**_tiny(8).__dict__, "channels": 5}), out=out, resume=True)
     with pytest.raises(ConfigError, match="expected a checkpoint"):
         train(_tiny(4), out=tmp_path / "none", resume=True)
+
+
+def test_least_squares_filter_recovers_a_linear_upsampling():
+    """HR made from LR by a known linear filter (bilinear-like taps per phase): the fit finds it."""
+    from anchorsr.sr.data import Pair
+    from anchorsr.sr.linear import fit_linear_filter
+    from anchorsr.sr.nets import LINEAR_SKIP_PX, Skip
+
+    rng = np.random.default_rng(0)
+    true = Skip("linear", 2)
+    with torch.no_grad():
+        true.weight.normal_(0, 0.05)
+        true.weight[:, 0, 3, 3] += 0.6
+        true.bias.fill_(0.01)
+    pairs = []
+    for _ in range(3):
+        lr = rng.integers(0, 256, (40, 56), dtype=np.uint8)
+        with torch.no_grad():
+            hr = true.combine(torch.zeros(1, 4, 40, 56), torch.from_numpy(lr).float()[None, None] / 255)
+        pairs.append(Pair("noise", None, lr, (hr[0, 0] * 255).numpy()))  # float HR: no rounding
+    weight, bias = fit_linear_filter(pairs, 2, LINEAR_SKIP_PX, stride=1)
+    assert torch.allclose(weight, true.weight, atol=1e-4) and torch.allclose(bias, true.bias, atol=1e-4)
