@@ -221,7 +221,8 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
                                   {"Origin": "http://example.com", "Access-Control-Request-Method": "GET",
                                    "Access-Control-Request-Headers": "range"})
     assert status == 204 and body == b"" and headers["Access-Control-Allow-Origin"] == "*"
-    assert "GET" in headers["Access-Control-Allow-Methods"] and "range" in headers["Access-Control-Allow-Headers"].lower()
+    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert "range" in headers["Access-Control-Allow-Headers"].lower()
     sender.join(30)
     done = wait_for(lambda: server.finished("web-1"), 30, "the web stream to end")
     m = metric_samples(server.url)
@@ -229,7 +230,8 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
     assert m[("anchorsr_stream_frames_out_total", labels)] == done["frames_out"] == 90
     # the master playlist: the enhanced rendition and the input copied, both decodable
     master_url = server.url + "/web-1/master.m3u8"
-    found = {attrs["RESOLUTION"]: (int(attrs["BANDWIDTH"]), uri) for attrs, uri in variants(fetch(master_url)[2].decode())}
+    found = {attrs["RESOLUTION"]: (int(attrs["BANDWIDTH"]), uri)
+             for attrs, uri in variants(fetch(master_url)[2].decode())}
     assert set(found) == {f"{2 * LR_W}x{2 * LR_H}", f"{LR_W}x{LR_H}"}
     assert all(bw > 1000 for bw, _ in found.values())
     lr_frames = playlist_frames(urljoin(master_url, found[f"{LR_W}x{LR_H}"][1]))
@@ -313,7 +315,8 @@ def test_sessions_never_overwrite_and_retention_from_a_config_file(tmp_path, med
     assert "index.m3u8" in before and "master.m3u8" in before and len(before) > 4
     # second run: listeners, retention and a wrong --out from the config file; the flag overrides --out
     config = tmp_path / "serve.toml"
-    config.write_text(f'out = "{tmp_path / "elsewhere"}"\nretention = 2\nread-timeout = 1.5\n\n[listen]\ncam = "{url}"\n')
+    config.write_text(f'out = "{tmp_path / "elsewhere"}"\nretention = 2\nread-timeout = 1.5\n\n'
+                      f'[listen]\ncam = "{url}"\n')
     second = run(["--config", str(config)], "serve2.log", {})
     assert second["name"] == "cam-3"
     assert {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # untouched
