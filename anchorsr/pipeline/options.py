@@ -14,7 +14,8 @@ class PipelineOptions:
     """What ``anchorsr enhance``/``serve`` do with one stream (the CLI's options).
 
     plan_path (client mode) replaces the scheduler. model: "default" (the shipped SR network for
-    ``scale``), "bicubic" (stand-in, no network), or a path to a model file.
+    ``scale``), "bicubic" (stand-in, no network), or a path to a model file; device: where the
+    network runs, "cpu" or "cuda" (never picked silently).
     crf: x264 CRF of the output. preset / segment_s: x264 preset and HLS segment length
     (key-frame interval) of a live output (HLS or URL); a file output keeps the file profile.
     max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
@@ -35,6 +36,7 @@ class PipelineOptions:
     chunk_frames: int = 60
     patch_px: int = 64
     model: str = "default"
+    device: str = "cpu"
     plan_path: str | None = None
     transcode: bool = True
     timeout_s: float = 10.0
@@ -51,6 +53,8 @@ class PipelineOptions:
     fps: float | None = None
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.fps is not None and not self.fps > 0:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:

@@ -53,7 +53,7 @@ def enhance_stream(source: str, output: str, options: PipelineOptions, *, model:
     check_target(output)
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
-    patch_source = make_patch_source(model, options.scale)
+    patch_source = make_patch_source(model, options.scale, options.device)
     # fail fast, then warm up
     src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=options.fps, audio=options.audio)
     pool = None

@@ -34,13 +34,14 @@ class SRCounts:
         return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
 
 
-def make_patch_source(model: str, scale: int) -> HRPatchSource:
-    """The HR patch source named by ``--model`` (the SR network, or the bicubic stand-in)."""
+def make_patch_source(model: str, scale: int, device: str = "cpu") -> HRPatchSource:
+    """The HR patch source named by ``--model`` (the SR network on ``device``, or the bicubic
+    stand-in)."""
     if model == "bicubic":
         return BicubicPatchSource()
     from ..sr import SRPatchSource, load_model
 
-    return SRPatchSource(load_model(scale, None if model == "default" else model))
+    return SRPatchSource(load_model(scale, None if model == "default" else model, device=device))
 
 
 def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,

@@ -56,6 +56,8 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--skip", choices=("linear", "bicubic", "nearest"), default="linear",
                    help="the network predicts a residual over this upsampling (default linear: a "
                         "learnt filter, started at the training set's least-squares filter)")
+    p.add_argument("--freeze-skip", action="store_true",
+                   help="keep the linear skip at its least-squares filter (train the convolutions only)")
     p.add_argument("--arch", choices=("repsr", "edsr"), default="repsr",
                    help="network: 'repsr' (the fast default) or 'edsr' (the EDSR-style reference)")
     p.add_argument("--size", choices=("low", "medium", "high"), default="medium",
@@ -109,7 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
 
             resolve_device(args.device)
             cfg = train.TrainConfig(
-                scale=args.scale, channels=args.channels, body=args.body, skip=args.skip,
+                scale=args.scale, channels=args.channels, body=args.body, skip=args.skip, train_skip=not args.freeze_skip,
                 photos=tuple(args.data) if args.data else data.TRAIN_PHOTOS,
                 iterations=args.iterations or 60000, time_budget_s=args.time_budget_s or 1e9,
                 batch=args.batch, seed=args.seed, threads=args.threads,

@@ -21,7 +21,6 @@ path, SHA-256 of the file and licence.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 MATE_DIR = "/usr/share/backgrounds/mate"
@@ -100,11 +99,9 @@ def licence(name: str) -> str:
 
 
 def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from ..envinfo import sha256_file
+
+    return sha256_file(path)
 
 
 def records(names) -> list[dict]:

@@ -42,6 +42,7 @@ class TrainConfig:
     channels: int = 16
     body: int = 4
     skip: str = "linear"  # what the network's output is a residual over (nets.SKIPS)
+    train_skip: bool = True  # False: a linear skip keeps its least-squares filter
     photos: tuple[str, ...] = TRAIN_PHOTOS
     eval_photos: tuple[str, ...] = EVAL_PHOTOS
     eval_crf: int = 23
@@ -273,6 +274,8 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
             _save_checkpoint(ckpt, cfg, net, opt, it, val_history)
         report(it, val)
 
+    if cfg.arch == "repsr" and not cfg.train_skip:
+        net.skip_path.requires_grad_(False)  # Adam skips parameters without gradients
     losses, its, secs = fit(net, sets.train, cfg.scale, cfg.iterations, cfg.time_budget_s, cfg.batch,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log,
                             weights=sets.weights(), state=state, on_window=on_window)

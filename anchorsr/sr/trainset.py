@@ -68,7 +68,7 @@ def moving_window(img: np.ndarray, frames: int, side: int, rng: np.random.Genera
 def sequence_pairs(img: np.ndarray, scale: int, crf: int, name: str, rng: np.random.Generator) -> list[Pair]:
     """The P-frame pairs of one moving window over ``img`` coded at ``crf``."""
     step = 4 * scale
-    side = min(SEQ_WINDOW_HR_PX, (min(img.shape[:2]) - 6 * SEQ_FRAMES) // step * step)
+    side = min(SEQ_WINDOW_HR_PX, min(img.shape[:2]) - 6 * SEQ_FRAMES) // step * step
     if side < MIN_TRAIN_LR_PX * scale:
         return []
     crops = moving_window(img, SEQ_FRAMES, side, rng)

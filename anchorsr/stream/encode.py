@@ -56,8 +56,16 @@ def check_output_file(path: str | os.PathLike) -> None:
     if ext and ext not in OUTPUT_EXTENSIONS:
         raise SinkError(f"cannot write {path!r}: expected a file ending in {', '.join(OUTPUT_EXTENSIONS)} "
                         f"(H.264 video), got {ext!r}")
+    check_output_folder(path, "a video file name")
+
+
+def check_output_folder(path: str, expected: str) -> None:
+    """One-line :class:`SinkError` unless ``path`` names a file (``expected`` says which kind)
+    in an existing, writable folder."""
+    import tempfile
+
     if os.path.isdir(path):
-        raise SinkError(f"cannot write {path!r}: it is a folder, expected a video file name")
+        raise SinkError(f"cannot write {path!r}: it is a folder, expected {expected}")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.exists(parent):
         raise SinkError(f"output folder does not exist: {parent!r}")
