@@ -177,7 +177,7 @@ BENCHMARKS = {
              "bicubic upscale of the same frames, and measures drift over a 60-frame GOP "
              "(closed vs open loop)",
     "schedule": "graph build and scheduler latency per 60-frame 1080p chunk, dag-greedy vs palantir "
-                "speed-up, same_plan check",
+                "speed-up and J of the plans (vs palantir and the exhaustive greedy), kernel exactness check",
     "sr": "SR quality over bicubic on held-out photos, patch throughput, seams, fine-tuning gain",
     "live": "end to end: a 720p and a 1080p stream pushed at real-time pace over loopback through the "
             "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",

@@ -1,6 +1,7 @@
 """anchorsr.schedule: anchor schedulers behind one interface, and stream-level planning.
 
-Registered names: ``dag-greedy`` (anchorsr's), ``palantir`` (published), ``neuroscaler``,
+Registered names: ``dag-greedy`` (anchorsr's, guarded never to end above Palantír's J),
+``dag-greedy-plain`` (the unguarded exact greedy), ``palantir`` (published), ``neuroscaler``,
 ``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (algorithms.md §3); the ablations
 ``dag-greedy-noweights`` and ``dag-greedy-notexture``; ``nemo`` (offline, evaluation only).
 """
@@ -8,7 +9,8 @@ Registered names: ``dag-greedy`` (anchorsr's), ``palantir`` (published), ``neuro
 from .base import (Scheduler, available_schedulers, budget_area, check_budget, get_scheduler,
                    register)
 from .baselines import neuroscaler_order
-from .dag_greedy import DagGreedy, dag_greedy
+from .dag_greedy import DagGreedyPlain, dag_greedy
+from .guarded import CHECKPOINTS, DagGreedy, guarded_greedy, palantir_fast
 from .nemo import Nemo
 from .palantir import Palantir, exhaustive_greedy, preselect_frames
 from .planning import (chunks_of, pair_plans, parse_budget, plan_stream, plan_to_file, read_plans,
@@ -16,7 +18,8 @@ from .planning import (chunks_of, pair_plans, parse_budget, plan_stream, plan_to
 
 __all__ = [
     "Scheduler", "available_schedulers", "budget_area", "check_budget", "get_scheduler",
-    "register", "neuroscaler_order", "DagGreedy", "dag_greedy", "Nemo", "Palantir", "exhaustive_greedy",
+    "register", "neuroscaler_order", "CHECKPOINTS", "DagGreedy", "DagGreedyPlain", "dag_greedy",
+    "guarded_greedy", "palantir_fast", "Nemo", "Palantir", "exhaustive_greedy",
     "preselect_frames", "chunks_of", "pair_plans", "parse_budget", "plan_stream", "plan_to_file", "read_plans",
     "write_plans",
 ]

@@ -1,4 +1,6 @@
-"""``dag-greedy``: anchorsr's scheduler, exact greedy gains in O(edges) per pick.
+"""``dag-greedy-plain``: the exact greedy, gains in O(edges) per pick; the kernel of
+anchorsr's scheduler ``dag-greedy`` (``guarded.py`` runs it, and Palantír's restricted greedy
+on it, and keeps the plan that is not worse than Palantír's).
 
 Source: algorithms.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
 Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
@@ -221,17 +223,18 @@ def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
 
 # error_model="numpy": no zero-division check per key (costs are > 0), so the key pass vectorises.
 @njit(cache=True, error_model="numpy")
-def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
-    """Exact best and runner-up (key, patch) of frame t's free nodes (-inf, -1 when none).
+def _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
+    """Exact best and runner-up (key, patch) of frame t's open nodes (-inf, -1 when none).
+    closed: bool (T, N), True at anchors and at nodes that may not be picked.
     keys: work array (N,); the keys are computed in one vectorised pass, then scanned."""
     n = e.shape[1]
-    e_t, g_t, a_t = e[t], g[t], anchored[t]
+    e_t, g_t, a_t = e[t], g[t], closed[t]
     for p in range(n):
         keys[p] = -np.inf if a_t[p] else e_t[p] * g_t[p] / cost[p]
     b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
     for p in range(n):
         key = keys[p]
-        if key > b2:  # anchored nodes have key -inf
+        if key > b2:  # closed nodes have key -inf
             if key > b1:
                 b2, q2, b1, q1 = b1, q1, key, p
             else:
@@ -240,8 +243,9 @@ def _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys):  # pragma: no co
 
 
 @njit(cache=True)
-def _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry):  # pragma: no cover
-    """Errors e (T, N) and adjoints g (T, N) with no anchors: one forward, one backward pass."""
+def _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, free):  # pragma: no cover
+    """Errors e (T, N) and adjoints g (T, N) under the anchors where ``free`` (T, N) is 0:
+    one forward, one backward pass."""
     n_frames, n = bias.shape
     e = np.zeros((n_frames, n))
     g = np.ones((n_frames, n))
@@ -251,13 +255,13 @@ def _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, ca
             s = bias[t, p]
             for j in range(indptr[t, p], indptr[t, p + 1]):
                 s += data[j] * prev[indices[j]]
-            e[t, p] = s
+            e[t, p] = s * free[t, p]
         prev = e[t]
     for t in range(n_frames - 2, -1, -1):
         for q in range(n):
             s = 1.0
             for j in range(t_indptr[t + 1, q], t_indptr[t + 1, q + 1]):
-                s += t_data[j] * g[t + 1, t_indices[j]]
+                s += t_data[j] * free[t + 1, t_indices[j]] * g[t + 1, t_indices[j]]
             g[t, q] = s
     return e, g
 
@@ -298,10 +302,11 @@ def _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, p
 
 
 @njit(cache=True)
-def _anchor(t, p, indptr, indices, data, anchored, free, e, g, pf, pb):  # pragma: no cover - compiled
+def _anchor(t, p, indptr, indices, data, anchored, closed, free, e, g, pf, pb):  # pragma: no cover - compiled
     """Anchor node (t, p) whose e and g are exact, recording its effect as pending deltas."""
     n_frames = e.shape[0]
     anchored[t, p] = True
+    closed[t, p] = True
     free[t, p] = 0.0
     # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
     # still on their way to (t, p) are masked when they arrive.
@@ -350,12 +355,16 @@ def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
-                  budget, max_picks, prune_eps, dense_k, stats):  # pragma: no cover - compiled
+                  budget, max_picks, prune_eps, dense_k, stats, anchored, closed):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
 
     Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
     errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
     would exceed ``budget``, when no positive gain is left, or after ``max_picks``.
+
+    anchored: bool (T, N), the anchors already chosen (their area is not counted in
+    ``budget``); closed: bool (T, N), True there and at nodes that may not be picked. Both are
+    updated in place with the picks.
 
     Errors keep a pending delta per frame and are exact up to frame ``lo`` (all that is pending
     sits at frames >= lo); adjoints likewise down to frame ``hi``. Per frame, (k1, p1) and
@@ -366,9 +375,12 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     fewest pushes is refreshed first (the picks are the same in any order; the work is not).
     """
     n_frames, n = bias.shape
-    e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry)
-    anchored = np.zeros((n_frames, n), np.bool_)
     free = np.ones((n_frames, n))
+    for t in range(n_frames):
+        for p in range(n):
+            if anchored[t, p]:
+                free[t, p] = 0.0
+    e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, free)
     acc = np.empty(n)
     keys = np.empty(n)
     fwd_dia = _dia(indptr, indices, data)
@@ -381,7 +393,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
     k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
     for t in range(n_frames):
-        _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
+        _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k, spent = 0, 0.0
@@ -402,7 +414,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
                              prune, dense_k, stats, acc)
             hi = _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, prune,
                               dense_k, stats, acc)
-            _frame_best(e, g, cost, anchored, t, k1, p1, k2, p2, keys)
+            _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys)
             runner[t] = True
             if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
                 best = t
@@ -414,7 +426,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
         spent += area[p]
         nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
         k += 1
-        _anchor(t, p, indptr, indices, data, anchored, free, e, g, pf, pb)
+        _anchor(t, p, indptr, indices, data, anchored, closed, free, e, g, pf, pb)
         lo, hi = min(lo, t), max(hi, t - 1)
         # Every other frame's keys may have dropped: only frame t can stay exact, as a pick
         # changes no key of its own frame.
@@ -433,36 +445,47 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
 
 def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
                cost_aware: bool = True, max_picks: int | None = None, prune_eps: float = 0.0,
-               dense_from: float = DENSE_FROM):
+               dense_from: float = DENSE_FROM, candidates=None, anchors=None):
     """Run the exact greedy on ``graph``.
 
     budget_area_px: anchor area allowed (LR luma pixels). cost_aware: rank by gain per pixel of
     patch area (edge patches are cheaper); else by gain. prune_eps: drop pushed contributions
     below this share of the mean node error (0: exact). dense_from: share of a frame's nodes
     pending above which a push is a dense product rather than a scatter (work only: the picks
-    are the same).
+    are the same). candidates: int64 node ids ``t * N + p`` the greedy may pick (None: all).
+    anchors: bool (T, N), anchors already chosen: the greedy continues from them, and
+    ``budget_area_px`` counts only the new picks.
     Returns (frames int32 (K,), patches int32 (K,), gains float64 (K,), e_last float64 (N,)):
     picks in order, the exact drop in J of each pick, and the last frame's final errors.
     """
     pk = graph.packed
-    n = graph.n_patches
+    n_frames, n = graph.n_frames, graph.n_patches
     area = graph.grid.areas().astype(np.float64)
     cost = area if cost_aware else np.ones(n)
     carry = np.zeros(n) if carry_in is None else np.ascontiguousarray(carry_in, np.float64)
-    limit = graph.n_frames * n if max_picks is None else int(max_picks)
+    limit = n_frames * n if max_picks is None else int(max_picks)
+    anchored = (np.zeros((n_frames, n), np.bool_) if anchors is None
+                else np.array(anchors, np.bool_).reshape(n_frames, n))
+    if candidates is None:
+        closed = anchored.copy()
+    else:
+        closed = np.ones(n_frames * n, np.bool_)
+        closed[np.asarray(candidates, np.int64)] = False
+        closed = closed.reshape(n_frames, n) | anchored
     stats = np.zeros(3, np.int64)
     nodes, gains, e_last = greedy_kernel(
         pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
         np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
-        float(prune_eps), int(dense_from * n), stats)
+        float(prune_eps), int(dense_from * n), stats, anchored, closed)
     frames, patches = np.divmod(nodes, n)
     LAST_STATS.update(refreshes=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))
     return frames.astype(np.int32), patches.astype(np.int32), gains, e_last
 
 
-@register("dag-greedy")
-class DagGreedy(Scheduler):
-    """anchorsr's scheduler: exact greedy over all (frame, patch) nodes (algorithms.md §3.2).
+@register("dag-greedy-plain")
+class DagGreedyPlain(Scheduler):
+    """The plain exact greedy over all (frame, patch) nodes (algorithms.md §3.2), without the
+    guard against Palantír's plan that ``dag-greedy`` adds (``schedule/guarded.py``).
 
     cost_aware: rank by gain per unit of patch area (default), so smaller edge patches compete
     fairly. After ``plan`` the attributes ``last_gains`` (exact drop in J per pick) and
@@ -482,19 +505,3 @@ class DagGreedy(Scheduler):
             graph, budget_area(chunk, budget_fraction), carry_in=carry_in,
             cost_aware=self.cost_aware)
         return make_plan(chunk, frames, patches)
-
-
-@register("dag-greedy-noweights")
-class DagGreedyNoWeights(DagGreedy):
-    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without edge weights (each
-    inter-coded patch depends on the same patch of the previous frame, weight 1)."""
-
-    graph_options = {"edge_weights": False}
-
-
-@register("dag-greedy-notexture")
-class DagGreedyNoTexture(DagGreedy):
-    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without texture complexity
-    (every node bias 1)."""
-
-    graph_options = {"texture": False}

@@ -17,3 +17,20 @@ def random_graph(rng: np.random.Generator, n_frames: int, height: int, width: in
         weights.append(w)
     bias = rng.random((n_frames, n)) * (rng.random((n_frames, n)) >= zero_bias)
     return DependencyGraph.from_arrays(grid, weights, bias)
+
+
+def pan_chunk(seed: int, n_frames: int = 30, height: int = 96, width: int = 160, patch_px: int = 32):
+    """A chunk of P frames with realistic pan motion (varied speed and intra share per frame)
+    and textures from flat to busy: long, strong reference chains, where Palantír's frame
+    preselection often beats the plain greedy."""
+    from anchorsr.graph.synthetic import coded_frame, pan_motion
+    from anchorsr.types import Chunk
+
+    r = np.random.default_rng(seed)
+    frames = [coded_frame(0, r.integers(0, 256, (height, width)), size_bytes=5000)]
+    for i in range(1, n_frames):
+        mv, intra = pan_motion(height, width, r, pan_px=float(r.uniform(1, 8)),
+                               intra_share=float(r.uniform(0, 0.1)))
+        y = r.integers(0, 256, (height, width)) // int(r.choice([1, 4, 32]))
+        frames.append(coded_frame(i, y, mv, intra, size_bytes=1000))
+    return Chunk(tuple(frames), PatchGrid(patch_px, height, width))

@@ -78,7 +78,7 @@ def test_registry_rejects_duplicates_and_unknown_names():
         get_scheduler("uniform").plan(_chunk(["I"]), 1.5)
 
 
-@pytest.mark.parametrize("name", ["dag-greedy", "palantir", "neuroscaler"])
+@pytest.mark.parametrize("name", ["dag-greedy-plain", "palantir", "neuroscaler"])
 def test_plans_are_nested(name):
     rng = np.random.default_rng(5)
     h, w = 24, 32
