@@ -37,6 +37,7 @@ _positive_int = _number(int, "a positive integer", lambda v: v >= 1)
 _crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 51.0)
 _port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
 _positive_float = _number(float, "a positive number", lambda v: v > 0)
+_non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -96,11 +97,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="accept live streams, enhance them, publish HLS over HTTP",
                        description="Listen for incoming streams (MPEG-TS over TCP or UDP, RTMP), enhance "
                                    "each with its own pipeline (one shared SR worker pool) and publish "
-                                   "HLS under OUT/NAME-N/index.m3u8, served over HTTP with a JSON "
-                                   "/status endpoint. Ctrl-C or SIGTERM finalises every stream.",
+                                   "HLS under OUT/NAME-N/ (a new folder per publisher session: master.m3u8 "
+                                   "lists the enhanced index.m3u8 and the input copied as lr/index.m3u8), "
+                                   "served over HTTP with a watch page at /, JSON /status and Prometheus "
+                                   "/metrics. Ctrl-C or SIGTERM finalises every stream.",
                        epilog="example: anchorsr serve --listen tcp://127.0.0.1:9000 --out hls; then "
                               "ffmpeg -re -i in.mp4 -c copy -f mpegts tcp://127.0.0.1:9000 and play "
-                              "http://127.0.0.1:8080/s0-1/index.m3u8")
+                              "http://127.0.0.1:8080/ (or the playlist http://127.0.0.1:8080/s0-1/master.m3u8)")
     p.add_argument("--listen", action="append", metavar="[NAME=]URL",
                    help="input to listen on, repeatable: tcp://HOST:PORT, udp://HOST:PORT, "
                         "rtmp://HOST:PORT/APP/NAME (default tcp://127.0.0.1:9000)")
@@ -112,11 +115,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-timeout", type=_positive_float, default=5.0,
                    help="seconds without data after which a publisher counts as gone (default 5)")
     p.add_argument("--crf", type=_crf, default=23.0, help="x264 CRF of the output, 0-51 (default 23)")
+    p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
+                   help="keep the last N finished sessions of each stream name in OUT, delete older ones "
+                        "(default 0: keep all)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
+                        "budget, retention...); options given here override it")
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
     _add_av_options(p)
     _add_live_options(p)
+    parser.serve_parser = p
 
     p = sub.add_parser("plan", help="schedule anchors for a stream and write the plan file",
                        description="Decode INPUT, build the patch dependency graph of each chunk and "
@@ -445,15 +455,17 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from .pipeline.serve import Server, ServeOptions
 
-    options = ServeOptions(listen=tuple(args.listen or ["tcp://127.0.0.1:9000"]), out_dir=args.out,
+    listen = args.listen or getattr(args, "config_listen", None) or ["tcp://127.0.0.1:9000"]
+    options = ServeOptions(listen=tuple(listen), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
-                           live=_live_options(args, realtime=True))
+                           retention=args.retention, live=_live_options(args, realtime=True))
     server = Server(options)
     try:
         server.start()
-        print(f"serving {server.http_url} (status: {server.http_url}/status); HLS of each stream at "
-              f"{server.http_url}/NAME-N/index.m3u8; listening on " + ", ".join(li.url for li in server.listeners),
+        print(f"serving {server.http_url} (watch page; status: {server.http_url}/status, metrics: "
+              f"{server.http_url}/metrics); HLS of each stream at {server.http_url}/NAME-N/master.m3u8; "
+              "listening on " + ", ".join(li.url for li in server.listeners),
               flush=True)
         while True:
             time.sleep(0.5)
@@ -681,6 +693,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signals = _FinaliseOnSignals() if args.command in _FINALISING else None
     try:
+        if args.command == "serve" and args.config:  # the file's settings as defaults, then the flags again
+            from .pipeline.config import load_serve_config
+
+            parser.serve_parser.set_defaults(**load_serve_config(args.config))
+            args = parser.parse_args(argv)
+            args.argv = argv
         if signals is None:
             return _COMMANDS[args.command](args)
         with signals:

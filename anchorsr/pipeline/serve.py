@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import logging
 import os
 import socket
@@ -21,10 +20,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..errors import AnchorsrError, ConfigError
-from ..stream import VideoSource, hls_sink
+from ..stream import VideoSource
+from .http import Handler
 from .live import LivePipeline
 from .options import PipelineOptions
 from .runners import warm_up
+from .session import Session, apply_retention, earlier_sessions
 from .srpool import SRPool
 from .steps import make_patch_source
 
@@ -50,6 +51,7 @@ class ServeOptions:
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
     transcode: bool = True
+    retention: int = 0  # finished sessions kept per stream name (0: all)
     live: PipelineOptions = field(default_factory=PipelineOptions)
 
 
@@ -105,6 +107,7 @@ class Server:
         if len(set(names)) != len(names):
             raise ConfigError(f"expected distinct stream names, got {names}")
         self.pipelines: dict[str, LivePipeline] = {}
+        self.sessions: dict[str, Session] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.pool: SRPool | None = None
@@ -119,10 +122,12 @@ class Server:
         for li in self.listeners:
             li.check_free()
         os.makedirs(self.options.out_dir, exist_ok=True)
+        for li in self.listeners:
+            self._retain(li.name)
         source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
         warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
         self.pool = SRPool(source, self.options.sr_workers)
-        handler = functools.partial(_Handler, self, directory=os.path.abspath(self.options.out_dir))
+        handler = functools.partial(Handler, self, directory=os.path.abspath(self.options.out_dir))
         try:
             self.httpd = http.server.ThreadingHTTPServer((self.options.host, self.options.http_port), handler)
         except OSError as exc:
@@ -140,7 +145,6 @@ class Server:
         self._threads.append(t)
 
     def _accept_loop(self, li: Listener) -> None:
-        session = 0
         while not self._stop.is_set():
             try:
                 src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
@@ -150,30 +154,50 @@ class Server:
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
                 log.debug("%s: %s", li.name, exc)
                 continue
-            session += 1
-            name = f"{li.name}-{session}"
-            folder = os.path.join(self.options.out_dir, name)
-            log.info("%s: publisher on %s, HLS in %s", name, li.url, folder)
-            pipeline = LivePipeline(src, src.fps, lambda w, h, s, folder=folder, src=src: hls_sink(
-                folder, w, h, s, self.options.live.segment_s, src.audio), self.pool, self.options.live, name=name)
+            try:
+                session = Session(self.options.out_dir, li.name, src, self.options.live.segment_s)
+            except OSError as exc:
+                log.error("%s: cannot create a session folder in %s: %s", li.name, self.options.out_dir, exc)
+                src.close()
+                time.sleep(1.0)
+                continue
+            name = session.name
+            log.info("%s: publisher on %s, HLS in %s", name, li.url, session.folder)
+            pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
             pipeline.start()
+            self.sessions[name] = session
             self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
             while not pipeline.wait(0.2):
                 if self._stop.is_set():
                     pipeline.stop()
+            session.close()
             error = pipeline.snapshot()["error"]
             if error:
                 log.warning("%s ended with an error: %s", name, error)
+            else:
+                log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
+            self._retain(li.name)
+
+    def _retain(self, stream: str) -> None:
+        """Apply ``--retention`` to the finished sessions of ``stream`` (this run's and earlier ones)."""
+        live = {n for n, p in list(self.pipelines.items()) if p.running}
+        for removed in apply_retention(self.options.out_dir, stream, self.options.retention, live):
+            self.pipelines.pop(removed, None)
+            self.sessions.pop(removed, None)
 
     def status(self) -> dict:
         streams = [p.snapshot() for p in list(self.pipelines.values())]
         for s in streams:
             s["playlist"] = f"/{s['name']}/index.m3u8"
+            session = self.sessions.get(s["name"])
+            if session is not None:
+                s.update(session.info())
         active = [s for s in streams if s["running"]]
         return {"listening": [li.url for li in self.listeners], "streams": streams,
                 "active_streams": len(active),
                 "sr_budget_in_use": round(sum(s["budget_fraction"] for s in active), 4),
-                "sr_pool": self.pool.stats() if self.pool else None}
+                "sr_pool": self.pool.stats() if self.pool else None,
+                "earlier_sessions": earlier_sessions(self.options.out_dir, set(self.sessions))}
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, end every stream (HLS finalised), shut the HTTP server down."""
@@ -189,25 +213,3 @@ class Server:
             self.httpd.server_close()
         if self.pool is not None:
             self.pool.close()
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
-
-    def __init__(self, server_obj: Server, *args, **kwargs) -> None:
-        self.anchorsr = server_obj
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if self.path.split("?")[0].rstrip("/") != "/status":
-            return super().do_GET()
-        body = json.dumps(self.anchorsr.status(), indent=1).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt: str, *args) -> None:
-        log.debug("http: " + fmt, *args)

@@ -18,6 +18,7 @@ them from (with ``audio=True``; by default it is not read).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections import deque
@@ -123,8 +124,11 @@ class VideoSource:
     for each read, or an (open, read) pair; ``options`` are FFmpeg format/protocol options (e.g.
     ``{"listen": "1"}`` to wait for an RTMP publisher). ``fps`` overrides the input's frame rate
     (frames re-timed at it); ``audio=True`` routes the input's audio to ``self.audio`` (for a
-    sink to take; left unread, up to ``MAX_QUEUED_PACKETS`` are held).
+    sink to take; left unread, up to ``MAX_QUEUED_PACKETS`` are held). ``on_packet``, when set, is
+    called with every sound video packet as demuxed (before decoding), e.g. to remux the input.
     """
+
+    on_packet = None
 
     def __init__(self, source: str | os.PathLike, *, transcode: bool = True,
                  timeout_s: float | tuple[float, float] = 10.0, transcode_crf: int = 16,
@@ -228,7 +232,10 @@ class VideoSource:
 
     def _demux(self) -> Iterator[av.Packet]:
         self.stats.packets += len(self._pending)
-        yield from self._pending
+        for pkt in self._pending:
+            if self.on_packet is not None:
+                self.on_packet(pkt)
+            yield pkt
         self._pending = []
         while True:
             try:
@@ -238,6 +245,10 @@ class VideoSource:
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:
+                if self.source.startswith(("rtmp://", "rtmps://")) and getattr(exc, "errno", None) == errno.EIO:
+                    # how FFmpeg's RTMP reader reports a publisher that closed its stream: a normal end
+                    log.info("input %s ended (the publisher closed the stream)", self.source)
+                    return
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return
@@ -250,6 +261,8 @@ class VideoSource:
                 log.warning("skipping corrupt packet in %s (pts %s)", self.source, pkt.pts)
                 continue
             if pkt.size:  # demux ends with an empty flush packet; callers flush themselves
+                if self.on_packet is not None:
+                    self.on_packet(pkt)
                 yield pkt
 
     def _decode(self, ctx: av.CodecContext, packets: Iterator[av.Packet | None]) -> Iterator[av.VideoFrame]:
