@@ -64,7 +64,7 @@ def test_every_shipped_weight_file_meets_its_contract(path):
     assert contract["measured"]["clean"]["gain_db"] > 0
     assert contract["measured"]["clean"]["n_images"] == len(photos.EVAL_PHOTOS)
     if contract["arch"] == "repsr-plain":  # the training form folds back into exactly this net
-        rep = RepSRNet(model.scale, model.net.channels, model.net.body).load_plain(model.net)
+        rep = RepSRNet(model.scale, model.net.channels, model.net.body, model.net.skip).load_plain(model.net)
         rep.branches = True
         x = torch.rand(1, 1, 19, 23)
         with torch.no_grad():
