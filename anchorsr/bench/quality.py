@@ -1,5 +1,5 @@
 """``anchorsr bench quality``: every scheduler at every budget through one reuse + SR path,
-measured against the HR ground truth (evaluation.md "Quality protocol").
+measured against the HR ground truth (docs/evaluation.md §1).
 
 Per clip: the LR stream is decoded once; the SR network upscales every whole frame once (cached:
 it is the ``all`` result, and anchors are cut from it, which equals SR on the patch with its
@@ -8,7 +8,7 @@ the reuse path rebuilds every frame with those anchors, and the output is compar
 ground truth (MSE Y+U+V and Y on every frame, SSIM-Y and VMAF on a frame subsample). A run's PSNR
 is that of its mean MSE over the frames (``anchorsr.metrics.clip_psnr``), so an exact frame (MSE 0)
 counts as one frame, not as an infinite or capped PSNR. The
-derived figures (gain kept, anchor-size saving, estimator fidelity) follow evaluation.md §4.
+derived figures (gain kept, anchor-size saving, estimator fidelity) follow docs/evaluation.md §4.
 """
 
 from __future__ import annotations

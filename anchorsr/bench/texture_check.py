@@ -1,6 +1,6 @@
 """Does the texture term rank patches like the real error of plain upsampling?
 
-Question: the node bias ``b_t[p]`` (algorithms.md §2) stands in for "how much error plain
+Question: the node bias ``b_t[p]`` (docs/method.md §2) stands in for "how much error plain
 upsampling leaves in patch p". On clips filmed from real photographs, how well do the exact
 ``b_t`` and its sampled estimate (``frame_texture(..., sample=s)``) rank patches like the
 true per-patch squared error of bicubic upsampling against the HR ground truth?

@@ -1,4 +1,4 @@
-"""anchorsr.graph: the dependency graph (DAG) of a chunk and its error recursion (algorithms.md §2)."""
+"""anchorsr.graph: the dependency graph (DAG) of a chunk and its error recursion (docs/method.md §2)."""
 
 from .dag import (DependencyGraph, GraphBuilder, PackedGraph, adjoint, build_graph, carry_out,
                   forward_errors, objective)

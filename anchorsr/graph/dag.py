@@ -1,4 +1,4 @@
-"""The dependency graph of a chunk and its error recursion (algorithms.md §2).
+"""The dependency graph of a chunk and its error recursion (docs/method.md §2).
 
 Nodes are (frame t, patch p) pairs. ``W_t`` (N x N, sparse) says how much of each patch of frame
 t is copied from each patch of frame t-1; ``b_t`` (N,) how much error plain upsampling adds for

@@ -2,7 +2,7 @@
 
 ``W_t[p, q]`` = LR luma pixels of patch ``p`` in frame ``t`` that are motion-compensated from
 pixels inside patch ``q`` of frame ``t-1``, divided by the area of patch ``p``
-(algorithms.md §2). Computed at the granularity of the motion field (4x4 luma blocks) with array
+(docs/method.md §2). Computed at the granularity of the motion field (4x4 luma blocks) with array
 operations: every block contributes at most 2 x 2 (patch row, patch column) pieces when
 ``patch_px`` is a multiple of 4, and 4 x 4 one-pixel pieces otherwise.
 

@@ -1,6 +1,6 @@
 """Node biases of the dependency graph: texture complexity of the newly coded signal.
 
-``b_t[p]`` (algorithms.md §2) sums, over the pixels of patch ``p`` in Y, U and V, the squared
+``b_t[p]`` (docs/method.md §2) sums, over the pixels of patch ``p`` in Y, U and V, the squared
 error ``(x - up2(down2(x)))^2`` of the signal the codec newly sent there: the LR value for intra
 pixels, the residual ``LR_t - MC(LR_{t-1}, mv)`` (whole-pel, each sample clamped to the plane)
 for inter pixels. The round trip runs on each 4x4 block of the plane on its own (so a block's

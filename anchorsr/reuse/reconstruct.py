@@ -1,4 +1,4 @@
-"""Reuse-based HR reconstruction in decode order (algorithms.md section 1).
+"""Reuse-based HR reconstruction in decode order (docs/method.md §1).
 
 Each HR frame is rebuilt from the previous HR frame moved by ``scale`` x the codec's motion
 vectors plus an upsampled LR residual; intra blocks and key frames are upsampled; the HR anchor

@@ -2,7 +2,7 @@
 
 Registered names: ``dag-greedy`` (anchorsr's, guarded never to end above Palantír's J),
 ``dag-greedy-plain`` (the unguarded exact greedy), ``palantir`` (published), ``neuroscaler``,
-``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (algorithms.md §3); the ablations
+``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (docs/method.md §3); the ablations
 ``dag-greedy-noweights`` and ``dag-greedy-notexture``; ``nemo`` (offline, evaluation only).
 """
 

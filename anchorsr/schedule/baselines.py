@@ -1,4 +1,4 @@
-"""Baseline schedulers (algorithms.md §3.3), all behind the same interface.
+"""Baseline schedulers (docs/method.md §3.3), all behind the same interface.
 
 ``none``, ``all`` and ``keyframes`` have a fixed cost and ignore the budget; ``uniform``,
 ``key-uniform`` and ``neuroscaler`` spend it.
@@ -15,7 +15,7 @@ from .base import (Scheduler, budget_area, check_budget, frames_for_budget, key_
 
 @register("none")
 class NoAnchors(Scheduler):
-    """No SR at all: every pixel comes from upsampling and reuse (algorithms.md §3.3)."""
+    """No SR at all: every pixel comes from upsampling and reuse (docs/method.md §3.3)."""
 
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph=None, carry_in=None) -> AnchorPlan:
         check_budget(budget_fraction)
@@ -24,7 +24,7 @@ class NoAnchors(Scheduler):
 
 @register("all")
 class AllFrames(Scheduler):
-    """SR on every full frame: the quality ceiling at 100% cost (algorithms.md §3.3)."""
+    """SR on every full frame: the quality ceiling at 100% cost (docs/method.md §3.3)."""
 
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph=None, carry_in=None) -> AnchorPlan:
         check_budget(budget_fraction)
@@ -76,7 +76,7 @@ class KeyUniform(Scheduler):
 
 
 def neuroscaler_order(sizes, is_key, n_anchors: int) -> list[int]:
-    """NeuroScaler's anchor frames in pick order (SIGCOMM 2022; algorithms.md §3.3).
+    """NeuroScaler's anchor frames in pick order (SIGCOMM 2022; docs/method.md §3.3).
 
     sizes: coded bytes per frame (the residual proxy; key frames count 0). is_key: bool per frame.
     Key frames come first; then the frame j maximising ``(next_j - j) * acc_j`` repeatedly, where
@@ -109,7 +109,7 @@ def neuroscaler_order(sizes, is_key, n_anchors: int) -> list[int]:
 
 @register("neuroscaler")
 class NeuroScaler(Scheduler):
-    """NeuroScaler's frame-level real-time scheduler (SIGCOMM 2022; algorithms.md §3.3)."""
+    """NeuroScaler's frame-level real-time scheduler (SIGCOMM 2022; docs/method.md §3.3)."""
 
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph=None, carry_in=None) -> AnchorPlan:
         sizes = [0 if f.is_key else f.size_bytes for f in chunk.frames]

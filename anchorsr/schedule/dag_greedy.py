@@ -2,7 +2,7 @@
 anchorsr's scheduler ``dag-greedy`` (``guarded.py`` runs it, and Palantír's restricted greedy
 on it, and keeps the plan that is not worse than Palantír's).
 
-Source: algorithms.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
+Source: docs/method.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
 Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
 ``e_t[p] * g_t[p]`` with the adjoint ``g_t = 1 + W_{t+1}^T (m_{t+1} * g_{t+1})``. One forward
 and one backward pass score every node; after a pick only the errors of later frames and the
@@ -484,7 +484,7 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
 
 @register("dag-greedy-plain")
 class DagGreedyPlain(Scheduler):
-    """The plain exact greedy over all (frame, patch) nodes (algorithms.md §3.2), without the
+    """The plain exact greedy over all (frame, patch) nodes (docs/method.md §3.2), without the
     guard against Palantír's plan that ``dag-greedy`` adds (``schedule/guarded.py``).
 
     cost_aware: rank by gain per unit of patch area (default), so smaller edge patches compete

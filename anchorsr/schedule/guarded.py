@@ -157,7 +157,7 @@ def guarded_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=No
 
 @register("dag-greedy")
 class DagGreedy(DagGreedyPlain):
-    """anchorsr's scheduler: the exact greedy over all (frame, patch) nodes (algorithms.md
+    """anchorsr's scheduler: the exact greedy over all (frame, patch) nodes (docs/method.md
     §3.2), guarded so that at every checkpoint budget its plan's prefix has a J no higher than
     Palantír's plan (``schedule/guarded.py``).
 
@@ -186,7 +186,7 @@ class DagGreedy(DagGreedyPlain):
 
 @register("dag-greedy-noweights")
 class DagGreedyNoWeights(DagGreedy):
-    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without edge weights (each
+    """Ablation (docs/method.md §2): ``dag-greedy`` on a graph without edge weights (each
     inter-coded patch depends on the same patch of the previous frame, weight 1)."""
 
     graph_options = {"edge_weights": False}
@@ -194,7 +194,7 @@ class DagGreedyNoWeights(DagGreedy):
 
 @register("dag-greedy-notexture")
 class DagGreedyNoTexture(DagGreedy):
-    """Ablation (algorithms.md §2): ``dag-greedy`` on a graph without texture complexity
+    """Ablation (docs/method.md §2): ``dag-greedy`` on a graph without texture complexity
     (every node bias 1)."""
 
     graph_options = {"texture": False}

@@ -1,7 +1,7 @@
 """``nemo``: NEMO's offline anchor-frame scheduler, measured by decoding (evaluation only).
 
 Source: Yeo et al., "NEMO: Enabling Neural-enhanced Video Streaming on Commodity Mobile
-Devices", MobiCom 2020; algorithms.md §3.3. For each frame j of a chunk, the chunk is rebuilt
+Devices", MobiCom 2020; docs/method.md §3.3. For each frame j of a chunk, the chunk is rebuilt
 with only frame j as an anchor frame (SR on the whole frame, reuse elsewhere) and every frame's
 quality is measured against the ground truth (MSE over Y, U and V). A set of anchor frames is then
 estimated to give each frame the lowest error any of its members gives it alone; frames are ordered

@@ -1,6 +1,6 @@
 """``palantir``: the published two-stage greedy, kept as the faithful reference.
 
-Source: Palantír (Jin et al., arXiv 2408.06152, MMSys 2025), as described in algorithms.md §3.1:
+Source: Palantír (Jin et al., arXiv 2408.06152, MMSys 2025), as described in docs/method.md §3.1:
 1. frame preselection on the DAG collapsed to one node per frame (weight ``sum(W_t) / N``, bias
    ``sum(b_t)``): greedily keep ``frames_kept`` frames (8 per 60-frame chunk) that most reduce
    the frame-level J;
@@ -104,7 +104,7 @@ def exhaustive_greedy(graph: DependencyGraph, budget_area_px: float, candidates=
 
 @register("palantir")
 class Palantir(Scheduler):
-    """Palantír's published scheduler (arXiv 2408.06152; algorithms.md §3.1).
+    """Palantír's published scheduler (arXiv 2408.06152; docs/method.md §3.1).
 
     frames_kept: frames kept by the preselection per 60-frame chunk (scaled to the chunk length;
     8 in the paper); None turns preselection off (exhaustive greedy over every node).
