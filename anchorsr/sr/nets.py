@@ -180,11 +180,6 @@ class Skip(nn.Module):
         return F.pixel_shuffle(y.contiguous().float(), s) + base
 
 
-def _residual_shuffle(y: torch.Tensor, x: torch.Tensor, scale: int) -> torch.Tensor:
-    """The nearest skip without a module (the EDSR reference's form)."""
-    return F.pixel_shuffle(y.contiguous().to(x.dtype) + x.contiguous(), scale)
-
-
 class PlainSRNet(nn.Module):
     """Deployed RepSR: ``body + 2`` plain 3x3 convs, ReLU between, pixel shuffle at the end.
 
@@ -321,6 +316,7 @@ class EDSRNet(nn.Module):
         self.blocks = nn.Sequential(*(_ResBlock(channels) for _ in range(blocks)))
         self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
         self.tail = nn.Conv2d(channels, scale * scale, 3, padding=1)
+        self.skip_path = Skip("nearest", scale)  # no parameters: older EDSR files still load
 
     @property
     def receptive_radius(self) -> int:
@@ -329,7 +325,7 @@ class EDSRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(x)
         h = h + self.body_tail(self.blocks(h))
-        return _residual_shuffle(self.tail(h), x, self.scale)
+        return self.skip_path.combine(self.tail(h), x)
 
 
 # ---------------------------------------------------------------------------------------------

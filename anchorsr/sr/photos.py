@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 
+from ..envinfo import sha256_file
+
 MATE_DIR = "/usr/share/backgrounds/mate"
 MATE_LICENCE = "GPL-2+ (Debian mate-backgrounds; /usr/share/doc/mate-backgrounds/copyright)"
 SKIMAGE_LICENCES = {  # from each sample's docstring in skimage.data
@@ -98,15 +100,9 @@ def licence(name: str) -> str:
     return "unknown (a file given by the user)"
 
 
-def sha256(path: str) -> str:
-    from ..envinfo import sha256_file
-
-    return sha256_file(path)
-
-
 def records(names) -> list[dict]:
     """name, path, SHA-256 and licence of every available photo in ``names``."""
-    return [{"name": n, "path": photo_path(n), "sha256": sha256(photo_path(n)), "licence": licence(n)}
+    return [{"name": n, "path": photo_path(n), "sha256": sha256_file(photo_path(n)), "licence": licence(n)}
             for n in names if photo_available(n)]
 
 
