@@ -215,6 +215,21 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> dict:
     return state
 
 
+def _start_linear_skip(net: RepSRNet, sets: trainset.TrainingSet, cfg: TrainConfig) -> float:
+    """Set the linear skip to the training pairs' least-squares filter; return the validation
+    gain (dB) of the network as it now stands (its 3x3 stack starts at zero output)."""
+    from .linear import fit_linear_filter
+    from .nets import LINEAR_SKIP_PX
+
+    weight, bias = fit_linear_filter(sets.train, cfg.scale, LINEAR_SKIP_PX)
+    with torch.no_grad():
+        net.skip_path.weight.copy_(weight)
+        net.skip_path.bias.copy_(bias)
+    gain = evaluate(_deployed(net.cpu(), cfg.scale), sets.val)["gain_db"]
+    net.to(cfg.device)
+    return round(gain, 4)
+
+
 def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
           resume: bool = False) -> TrainResult:
     """Train RepSR (or the EDSR reference) for ``cfg.scale``; return the deployed model with
@@ -238,18 +253,10 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
     if state is not None:
         net.load_state_dict(state["net"])
     elif cfg.arch == "repsr" and cfg.skip == "linear" and init_training is None:
-        from .linear import fit_linear_filter
-        from .nets import LINEAR_SKIP_PX
-
-        weight, bias = fit_linear_filter(sets.train, cfg.scale, LINEAR_SKIP_PX)
-        with torch.no_grad():
-            net.skip_path.weight.copy_(weight)
-            net.skip_path.bias.copy_(bias)
-        val = evaluate(_deployed(net.cpu(), cfg.scale), sets.val)
-        net.to(cfg.device)
-        val_history.append((0, round(val["gain_db"], 4)))  # the least-squares filter's own gain
+        val_history.append((0, _start_linear_skip(net, sets, cfg)))
 
     clock = {"t": time.perf_counter(), "it": int(state["iteration"]) if state else 0, "loss": float("nan")}
+    latest_val: dict = {}  # the last validation, by step (the final one is reused for the contract)
 
     def report(it: int, val: dict | None) -> None:
         now = time.perf_counter()
@@ -269,6 +276,8 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
             return  # this step was validated and saved already
         val = evaluate(_deployed(net, cfg.scale), sets.val)
         net.train()
+        latest_val.clear()
+        latest_val[it] = val
         val_history.append((it, round(val["gain_db"], 4)))
         if ckpt is not None:
             _save_checkpoint(ckpt, cfg, net, opt, it, val_history)
@@ -280,7 +289,7 @@ def train(cfg: TrainConfig, on_progress=None, out: str | Path | None = None,
                             cfg.lr_px, cfg.learning_rate, cfg.seed, on_log=on_log,
                             weights=sets.weights(), state=state, on_window=on_window)
     model = _deployed(net, cfg.scale)
-    measured = {"validation": evaluate(model, sets.val)}
+    measured = {"validation": latest_val.get(its) or evaluate(model, sets.val)}
     for label, crf in (("clean", None), (f"h264_crf{cfg.eval_crf}", cfg.eval_crf)):
         ev = data.make_pairs(cfg.eval_photos, cfg.scale, (crf,))
         if ev:
