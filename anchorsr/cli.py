@@ -38,6 +38,7 @@ _crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 
 _port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
 _positive_float = _number(float, "a positive number", lambda v: v > 0)
 _non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
+_share = _number(float, "a share from 0 to 1", lambda v: 0.0 < v <= 1.0)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -157,6 +158,10 @@ def _build_parser() -> argparse.ArgumentParser:
         b.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
         if name in ("corpus", "quality"):
             _add_quality_options(b, name)
+        if name == "cluster":
+            b.add_argument("--streams", type=_positive_int, default=4, help="streams sharing the SR workers (default 4)")
+            b.add_argument("--budget", type=_share, default=0.05,
+                           help="SR capacity as a share of all streams' LR pixels (default 0.05)")
         if name == "sr":
             b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                            help="where the network runs (default cpu; cuda is never picked silently)")
@@ -185,6 +190,8 @@ BENCHMARKS = {
               "installed packages; missing sources are skipped with a note",
     "startup": "time from process start to the first output frame of anchorsr enhance, warm numba cache "
                "against cold (empty cache), and whether a warm start recompiles anything",
+    "cluster": "one SR budget across live streams (greedy by estimated gain per pixel over all streams) "
+               "against equal per-stream budgets at the same SR compute: mean PSNR-Y over streams",
     "quality": "every scheduler at every budget through the reuse + SR path against the HR ground truth: "
                "PSNR, SSIM, VMAF, gain kept, anchor-size saving, estimator fidelity; writes a report",
 }
@@ -591,6 +598,11 @@ def _run_bench(args: argparse.Namespace) -> int:
         result = run_startup_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench in ("corpus", "quality"):
         result = _run_quality_bench(args, getattr(args, "argv", None))
+    elif args.bench == "cluster":
+        from .bench.cluster_bench import run_cluster_bench
+
+        result = run_cluster_bench(args.streams, args.budget, quick=args.quick,
+                                   progress=None if args.json else _stderr_progress)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 

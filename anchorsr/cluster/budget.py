@@ -101,6 +101,7 @@ class Allocation:
     placement: dict[str, list[str]]  # stream -> worker name per kept anchor, in plan order
     gain: float  # sum of the kept anchors' gains (model's drop in J)
     area: float  # LR pixels sent through the network
+    late: int = 0  # anchors within the capacity that no worker could finish before their deadline
 
     def finish_times(self, workers: list[Worker]) -> dict[tuple[str, int], float]:
         """(stream, pick) -> finish time, with the workers run earliest-deadline-first."""
@@ -140,6 +141,7 @@ def allocate_global(offers: list[Offer], workers: list[Worker], capacity_px: flo
     heap = [(-o.gains[0] / o.areas[0], i) for i, o in enumerate(offers) if len(o)]
     heapq.heapify(heap)
     gain = area = 0.0
+    late = 0
     while heap:
         _, i = heapq.heappop(heap)
         o = offers[i]
@@ -148,6 +150,7 @@ def allocate_global(offers: list[Offer], workers: list[Worker], capacity_px: flo
             continue  # nothing left to gain there, or no capacity: the stream's offer closes
         w = _place(workers, o, k)
         if w is None:
+            late += 1
             continue
         kept[o.stream] = k + 1
         placement[o.stream].append(w.name)
@@ -155,7 +158,7 @@ def allocate_global(offers: list[Offer], workers: list[Worker], capacity_px: flo
         area += float(o.areas[k])
         if k + 1 < len(o):
             heapq.heappush(heap, (-o.gains[k + 1] / o.areas[k + 1], i))
-    return Allocation(kept, placement, gain, area)
+    return Allocation(kept, placement, gain, area, late)
 
 
 def allocate_equal(offers: list[Offer], workers: list[Worker], capacity_px: float) -> Allocation:
@@ -166,6 +169,7 @@ def allocate_equal(offers: list[Offer], workers: list[Worker], capacity_px: floa
     kept = {o.stream: 0 for o in offers}
     placement: dict[str, list[str]] = {o.stream: [] for o in offers}
     gain = area = 0.0
+    late = 0
     for o in offers:
         spent = 0.0
         for k in range(len(o)):
@@ -173,10 +177,11 @@ def allocate_equal(offers: list[Offer], workers: list[Worker], capacity_px: floa
                 break
             w = _place(workers, o, k)
             if w is None:
+                late += 1
                 break
             spent += float(o.areas[k])
             kept[o.stream] = k + 1
             placement[o.stream].append(w.name)
             gain += float(o.gains[k])
         area += spent
-    return Allocation(kept, placement, gain, area)
+    return Allocation(kept, placement, gain, area, late)

@@ -66,6 +66,7 @@ def test_an_impossible_deadline_keeps_nothing_and_a_fast_worker_takes_more():
     workers = [Worker("slow", 4096.0), Worker("fast", 4096.0 * 8)]  # 1 s and 1/8 s per patch
     alloc = allocate_global([late, fine], workers)
     assert alloc.kept == {"late": 0, "fine": 4}
+    assert alloc.late == 1  # its first anchor was refused, which closed its offer
     assert alloc.placement["fine"].count("fast") >= 3
 
 
