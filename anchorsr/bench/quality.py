@@ -384,6 +384,8 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
                 out.setdefault("notes", []).append(f"nemo skipped: LR {out['lr']} is above the "
                                                    f"{settings.nemo_max_lr_pixels} px limit for the offline scheduler")
                 continue
+            from . import nemo  # noqa: F401  (registers the benchmark-only scheduler)
+
             sched = get_scheduler("nemo", reference=cb.ref, patch_source=cb.patch_source, config=cb.config,
                                   on_step=lambda: tick(f"{cb.name}: nemo measuring"))
         else:

@@ -10,7 +10,7 @@ from anchorsr.graph import build_graph
 from anchorsr.reuse import GroundTruthPatchSource, ReuseConfig
 from anchorsr.schedule import chunks_of, get_scheduler, guarded_greedy, plan_stream
 from anchorsr.metrics import planes_mse
-from anchorsr.schedule.nemo import greedy_frame_order
+from anchorsr.bench.nemo import greedy_frame_order
 from anchorsr.stream import EncodeSettings, open_frames, resize_yuv, write_clip
 from tests.conftest import pan_frames
 

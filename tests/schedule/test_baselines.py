@@ -94,3 +94,14 @@ def test_plans_are_nested(name):
     pre = big.prefix_for_budget(0.1) if name != "neuroscaler" else big.prefix(len(small))
     np.testing.assert_array_equal(pre.frames, small.frames)
     np.testing.assert_array_equal(pre.patches, small.patches)
+
+
+def test_schedulers_read_metadata_only_and_never_import_the_reuse_path():
+    import subprocess
+    import sys
+
+    code = ("import sys, anchorsr.schedule; "
+            "bad = sorted(m for m in sys.modules if m.startswith(('anchorsr.reuse', 'anchorsr.sr', 'torch'))); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -9,7 +9,10 @@ greedily by the summed estimate (the chunk's mean-MSE PSNR, as the benchmark mea
 budget takes the prefix it can pay for (whole frames).
 
 It needs the ground-truth HR frames and the SR output, so it runs only inside the quality
-benchmark, never live: ``get_scheduler("nemo", reference=..., patch_source=...)``.
+benchmark, never live: ``get_scheduler("nemo", reference=..., patch_source=...)`` once this
+module is imported. It lives beside the benchmark, not in ``anchorsr.schedule``, because it must
+rebuild frames to measure them: the schedulers only read coded metadata and never import the
+reuse path.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..metrics import planes_mse
 from ..reuse import Reconstructor, ReuseConfig
+from ..schedule.base import Scheduler, frames_for_budget, register, whole_frames_plan
 from ..types import AnchorPlan, Chunk, HRPatchSource
-from .base import Scheduler, frames_for_budget, register, whole_frames_plan
 
 log = logging.getLogger(__name__)
 
