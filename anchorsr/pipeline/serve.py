@@ -190,18 +190,18 @@ class Server:
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
                 log.debug("%s: %s", li.name, exc)
                 continue
-            if not self._run_session(li.name, src, li.url):
+            if self._run_session(li.name, src, li.url) is None:
                 time.sleep(1.0)
 
-    def _run_session(self, stream: str, src: VideoSource, where: str) -> bool:
-        """Enhance one publisher's stream into a new session folder until it ends; False when
-        no session folder could be made."""
+    def _run_session(self, stream: str, src: VideoSource, where: str) -> str | None:
+        """Enhance one publisher's stream into a new session folder until it ends; the session's
+        name, or None when no session folder could be made."""
         try:
             session = Session(self.options.out_dir, stream, src, self.options.live.segment_s)
         except OSError as exc:
             log.error("%s: cannot create a session folder in %s: %s", stream, self.options.out_dir, exc)
             src.close()
-            return False
+            return None
         name = session.name
         log.info("%s: publisher on %s, HLS in %s", name, where, session.folder)
         pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
@@ -218,7 +218,7 @@ class Server:
         else:
             log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
         self._retain(stream)
-        return True
+        return name
 
     # -- RTMP: many publishers per port, with stream keys (rtmp.py) ----------------------------
     def _rtmp_gate(self, li: Listener) -> RtmpGate:
@@ -269,11 +269,13 @@ class Server:
                     log.info("%s: no stream from the SRT relay: %s%s", li.name, exc, relay.why())
                     time.sleep(0.5)
                 continue
+            began = time.monotonic()
             try:
-                self._run_session(li.name, src, li.url)
+                name = self._run_session(li.name, src, li.url)
             finally:
                 relay.close()
-                log.debug("%s: SRT relay used %.2f s of CPU", li.name, relay.cpu_s)
+            log.info("SRT relay of %s used %.2f s of CPU over %.1f s", name or li.name, relay.cpu_s,
+                     time.monotonic() - began)
 
     def _retain(self, stream: str) -> None:
         """Apply ``--retention`` to the finished sessions of ``stream`` (this run's and earlier ones)."""
