@@ -43,7 +43,8 @@ class Browser:
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
              "--no-first-run", "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
              "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=child_fds, pass_fds=(3, 4))
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds, pass_fds=(3, 4))
         for fd in (to_browser_r, from_browser_w, *high):
             os.close(fd)
         self._buf = b""
@@ -125,8 +126,8 @@ def test_a_published_stream_plays_in_chromium(tmp_path):
                        start_timeout_s=240)
     publisher = browser = None
     try:
-        publisher = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
-                                      "-f", "flv", f"rtmp://127.0.0.1:{port}/live/cam"],
+        publisher = subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip),
+                                      "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/live/cam"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(os.path.join(srv.out, "cam-1", "seg00001.ts")), 90, "two UHD segments")
         browser = Browser(str(tmp_path / "profile"))
