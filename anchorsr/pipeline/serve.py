@@ -1,10 +1,13 @@
 """``anchorsr serve``: accept live streams, enhance each one, publish HLS over HTTP.
 
-One listener thread per input URL waits for a publisher (FFmpeg's listen modes: ``tcp://HOST:PORT``
-as a server, ``rtmp://HOST:PORT/APP/NAME`` with ``listen=1``, ``udp://HOST:PORT``), runs a
-:class:`LivePipeline` for the stream, and when the source disconnects (no data for
-``read_timeout_s``) finalises its HLS and listens again. All streams share one SR worker pool.
-A small HTTP server (localhost unless told otherwise) serves the HLS folders and ``/status``.
+Ingest, one thread per ``--listen`` URL: TCP (``tcp://HOST:PORT``) and UDP use FFmpeg's listen
+modes, one publisher at a time; RTMP (``rtmp://HOST:PORT/APP[/KEY]``) accepts any number of
+publishers, each checked against the stream keys (``rtmp.py``); SRT (``srt://HOST:PORT``) runs
+an ffmpeg relay process per publisher (``srt.py``). Every publisher gets a :class:`Session`
+folder and a :class:`LivePipeline`; when its source ends (or sends nothing for
+``read_timeout_s``) the HLS is finalised. All streams share one SR worker pool. A small HTTP
+server (localhost unless told otherwise) serves the HLS folders, the watch page, ``/status``
+and ``/metrics``.
 """
 
 from __future__ import annotations
