@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench corpus quality quality-quick clean train-data train
+.PHONY: demo test tools bench corpus quality quality-quick clean train-data train
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,8 +17,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/anchorsr demo --out demo-out
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
+
+# Programs the serve tests use besides Python: Debian's ffmpeg (publishes test streams, relays SRT
+# input: PyAV's FFmpeg has no libsrt) and chromium (plays the watch page), installed when apt-get
+# can; hls.js from npm (the watch page's player where a browser has no native HLS). Nothing here
+# fails the build: a test whose program is missing skips and says why.
+tools:
+	@command -v ffmpeg >/dev/null && command -v chromium >/dev/null || \
+	  ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg chromium ) || \
+	  echo "note: Debian's ffmpeg / chromium are not installed (needs root and apt-get); the SRT, RTMP-key and browser tests will skip"
+	@test -f node_modules/hls.js/dist/hls.min.js || \
+	  ( { command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; }; } && npm install --no-save --no-package-lock --no-audit --no-fund --silent hls.js@1 ) || \
+	  echo "note: hls.js is not installed (needs npm); the watch page then plays HLS only in browsers that have it natively"
 
 bench: $(STAMP)
 	$(BIN)/anchorsr bench reuse --json
@@ -61,4 +75,4 @@ quality-quick: corpus
 	$(BIN)/anchorsr bench quality --quick --out bench-out/quality-quick
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache node_modules

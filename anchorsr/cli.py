@@ -96,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_live_options(p)
 
     p = sub.add_parser("serve", help="accept live streams, enhance them, publish HLS over HTTP",
-                       description="Listen for incoming streams (MPEG-TS over TCP or UDP, RTMP), enhance "
+                       description="Listen for incoming streams (MPEG-TS over TCP, UDP or SRT, RTMP with stream "
+                                   "keys, many publishers per RTMP port), enhance "
                                    "each with its own pipeline (one shared SR worker pool) and publish "
                                    "HLS under OUT/NAME-N/ (a new folder per publisher session: master.m3u8 "
                                    "lists the enhanced index.m3u8 and the input copied as lr/index.m3u8), "
@@ -106,8 +107,12 @@ def _build_parser() -> argparse.ArgumentParser:
                               "ffmpeg -re -i in.mp4 -c copy -f mpegts tcp://127.0.0.1:9000 and play "
                               "http://127.0.0.1:8080/ (or the playlist http://127.0.0.1:8080/s0-1/master.m3u8)")
     p.add_argument("--listen", action="append", metavar="[NAME=]URL",
-                   help="input to listen on, repeatable: tcp://HOST:PORT, udp://HOST:PORT, "
-                        "rtmp://HOST:PORT/APP/NAME (default tcp://127.0.0.1:9000)")
+                   help="input to listen on, repeatable: tcp://HOST:PORT, udp://HOST:PORT, srt://HOST:PORT, "
+                        "rtmp://HOST:PORT/APP (publishers use the stream keys of the config file: "
+                        "rtmp://HOST:PORT/APP/KEY) or rtmp://HOST:PORT/APP/KEY (that key too) "
+                        "(default tcp://127.0.0.1:9000)")
+    p.add_argument("--ffmpeg", default="ffmpeg", metavar="PROGRAM",
+                   help="the ffmpeg program that relays SRT input (needs libsrt, as Debian's has; default ffmpeg)")
     p.add_argument("--out", default="hls", help="folder for the HLS output (default: hls)")
     p.add_argument("--host", default="127.0.0.1",
                    help="HTTP address (default 127.0.0.1; another address exposes the server)")
@@ -121,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "(default 0: keep all)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
-                        "budget, retention...); options given here override it")
+                        "budget, retention...; [keys]: the RTMP stream keys); options given here override it")
     _add_reuse_options(p)
     _add_schedule_options(p)
     _add_model_options(p)
@@ -466,7 +471,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(listen=tuple(listen), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
-                           retention=args.retention, live=_live_options(args, realtime=True))
+                           retention=args.retention, keys=tuple(getattr(args, "keys", ())), ffmpeg=args.ffmpeg,
+                           live=_live_options(args, realtime=True))
     server = Server(options)
     try:
         server.start()

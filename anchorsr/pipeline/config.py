@@ -11,12 +11,18 @@ of NAME = URL::
     retention = 10
 
     [listen]
-    cam = "rtmp://0.0.0.0:1935/live/cam"
+    rtmp = "rtmp://0.0.0.0:1935/live"
     studio = "tcp://0.0.0.0:9000"
+
+    [keys]  # RTMP stream keys: NAME = "KEY" publishes rtmp://HOST:1935/live/KEY as stream NAME
+    cam = "k3y-for-the-camera"
+    stage = { key = "an0ther-key", allow = ["192.168.1.0/24"] }  # and only from these addresses
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 
 from ..errors import ConfigError
@@ -42,7 +48,10 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "device": ("device", (str,), "cpu or cuda"),
+    "keys": ("keys", (dict,), "a table of NAME = \"KEY\" or NAME = { key = \"KEY\", allow = [ADDRESSES] }"),
+    "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),
 }
+_KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
 _POSITIVE = {"sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
 
 
@@ -78,6 +87,8 @@ def load_serve_config(path: str) -> dict:
                                   f"{', '.join(available_schedulers())}, got {value!r}")
         if dest == "config_listen":
             value = _listeners(value, path)
+        elif dest == "keys":
+            value = _keys(value, path)
         elif dest == "budget":
             value = str(value)
         out[dest] = value
@@ -90,3 +101,35 @@ def _listeners(value, path: str) -> list[str]:
         raise ConfigError(f"config key 'listen' in {path!r}: expected a list of [NAME=]URL strings or a table "
                           f"of NAME = URL, got {value!r}")
     return items
+
+
+def _keys(table: dict, path: str) -> tuple:
+    """The [keys] table as StreamKey entries; every problem is one ConfigError line."""
+    from .rtmp import StreamKey
+    from .serve import check_stream_name
+
+    keys, seen = [], set()
+    for name, entry in table.items():
+        where = f"keys.{name} in {path!r}"
+        check_stream_name(name, where)
+        if isinstance(entry, str):
+            entry = {"key": entry}
+        if not isinstance(entry, dict) or set(entry) - {"key", "allow"} or not isinstance(entry.get("key"), str):
+            raise ConfigError(f"config key {where}: expected \"KEY\" or {{ key = \"KEY\", allow = [ADDRESSES] }}, "
+                              f"got {entry!r}")
+        key = entry["key"]
+        if not _KEY.match(key) or "/" in key or "?" in key:
+            raise ConfigError(f"config key {where}: expected a key of 1 to 256 printable characters without "
+                              f"spaces, '/' or '?'")
+        if key in seen:
+            raise ConfigError(f"config key {where}: the same key is given to two streams")
+        seen.add(key)
+        allow = entry.get("allow", [])
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise ConfigError(f"config key {where}: expected allow = a list of addresses or networks, got {allow!r}")
+        try:
+            nets = tuple(ipaddress.ip_network(a, strict=False) for a in allow)
+        except ValueError as exc:
+            raise ConfigError(f"config key {where}: {exc}") from None
+        keys.append(StreamKey(name, key, nets))
+    return tuple(keys)

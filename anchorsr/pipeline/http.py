@@ -12,6 +12,7 @@ import html
 import http.server
 import json
 import logging
+import os
 from importlib import resources
 from typing import TYPE_CHECKING, Callable
 
@@ -31,6 +32,21 @@ CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
                 "Access-Control-Expose-Headers": "Content-Length, Content-Range",
                 "Access-Control-Max-Age": "86400"}
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# hls.js, the watch page's player where a browser has no native HLS: installed from npm at
+# set-up (`make tools`), never committed; $ANCHORSR_HLS_JS names another copy.
+HLS_JS_PATHS = (os.environ.get("ANCHORSR_HLS_JS", ""),
+                os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "node_modules", "hls.js", "dist", "hls.min.js"),
+                os.path.join(os.getcwd(), "node_modules", "hls.js", "dist", "hls.min.js"))
+
+
+def hls_js() -> bytes | None:
+    """hls.js from the first place it is installed, or None."""
+    for path in HLS_JS_PATHS:
+        if path and os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+    return None
 
 
 def watch_page(status: dict) -> bytes:
@@ -63,7 +79,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def _routes(self) -> dict[str, Callable[[], tuple[bytes, str]]]:
         return {"/status": lambda: (json.dumps(self.anchorsr.status(), indent=1).encode(), "application/json"),
                 "/metrics": lambda: (render_metrics(self.anchorsr.status()).encode(), PROMETHEUS_TYPE),
-                "/": lambda: (watch_page(self.anchorsr.status()), CONTENT_TYPES[".html"])}
+                "/": lambda: (watch_page(self.anchorsr.status()), CONTENT_TYPES[".html"]),
+                "/hls.min.js": lambda: (hls_js(), CONTENT_TYPES[".js"])}
 
     def _route(self):
         path = self.path.split("?")[0].split("#")[0]
@@ -86,6 +103,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if route is None:
             return False
         body, ctype = route()
+        if body is None:
+            self.send_error(404, "hls.js is not installed on this server (make tools)")
+            return True
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

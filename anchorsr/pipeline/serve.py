@@ -1,15 +1,19 @@
 """``anchorsr serve``: accept live streams, enhance each one, publish HLS over HTTP.
 
-One listener thread per input URL waits for a publisher (FFmpeg's listen modes: ``tcp://HOST:PORT``
-as a server, ``rtmp://HOST:PORT/APP/NAME`` with ``listen=1``, ``udp://HOST:PORT``), runs a
-:class:`LivePipeline` for the stream, and when the source disconnects (no data for
-``read_timeout_s``) finalises its HLS and listens again. All streams share one SR worker pool.
-A small HTTP server (localhost unless told otherwise) serves the HLS folders and ``/status``.
+Ingest, one thread per ``--listen`` URL: TCP (``tcp://HOST:PORT``) and UDP use FFmpeg's listen
+modes, one publisher at a time; RTMP (``rtmp://HOST:PORT/APP[/KEY]``) accepts any number of
+publishers, each checked against the stream keys (``rtmp.py``); SRT (``srt://HOST:PORT``) runs
+an ffmpeg relay process per publisher (``srt.py``). Every publisher gets a :class:`Session`
+folder and a :class:`LivePipeline`; when its source ends (or sends nothing for
+``read_timeout_s``) the HLS is finalised. All streams share one SR worker pool. A small HTTP
+server (localhost unless told otherwise) serves the HLS folders, the watch page, ``/status``
+and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import logging
 import os
@@ -24,14 +28,17 @@ from ..stream import VideoSource
 from .http import Handler
 from .live import LivePipeline
 from .options import PipelineOptions
+from .rtmp import Publisher, RtmpGate, StreamKey
 from .runners import warm_up
 from .session import Session, apply_retention, earlier_sessions
 from .srpool import SRPool
+from .srt import SrtRelay, check_relay
 from .steps import make_patch_source
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = ("tcp", "udp", "rtmp")
+_SCHEMES = ("tcp", "udp", "rtmp", "srt")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # a stream name is a folder name too
 
 
 @dataclass(frozen=True)
@@ -50,37 +57,57 @@ class ServeOptions:
     accept_timeout_s: float = 1.0
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
+    handshake_timeout_s: float = 10.0  # an RTMP client that has not published by then is dropped
     transcode: bool = True
     retention: int = 0  # finished sessions kept per stream name (0: all)
+    keys: tuple[StreamKey, ...] = ()  # RTMP stream keys that may publish (each names its stream)
+    ffmpeg: str = "ffmpeg"  # the FFmpeg program that relays SRT (PyAV's FFmpeg has no libsrt)
     live: PipelineOptions = field(default_factory=PipelineOptions)
+
+
+def check_stream_name(name: str, what: str) -> str:
+    if not _NAME.match(name):
+        raise ConfigError(f"expected a stream name of letters, digits, '_', '.' and '-' (up to 64, not "
+                          f"starting with '.' or '-') for {what}, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
 class Listener:
+    """One ``--listen`` URL. RTMP: ``rtmp://HOST:PORT/APP`` takes the keys of the config file,
+    ``rtmp://HOST:PORT/APP/KEY`` also that one key (its stream named NAME, else KEY)."""
+
     name: str
     url: str
     scheme: str
     host: str
     port: int
+    app: str = ""
+    key: str = ""
 
     @staticmethod
     def parse(spec: str, index: int) -> "Listener":
         name, _, url = spec.partition("=") if "=" in spec.split("://")[0] else ("", "", spec)
         parts = urlsplit(url)
         if parts.scheme not in _SCHEMES or not parts.hostname or not parts.port:
-            raise ConfigError(f"expected a listen URL such as tcp://127.0.0.1:9000, udp://127.0.0.1:9001 or "
-                              f"rtmp://127.0.0.1:1935/live/NAME, got {spec!r}")
-        if not name:
-            path = parts.path.strip("/").split("/")
-            name = path[-1] if parts.scheme == "rtmp" and path[-1] else f"s{index}"
+            raise ConfigError(f"expected a listen URL such as tcp://127.0.0.1:9000, udp://127.0.0.1:9001, "
+                              f"srt://127.0.0.1:9002 or rtmp://127.0.0.1:1935/live[/KEY], got {spec!r}")
+        app, _, key = parts.path.strip("/").partition("/")
+        if parts.scheme == "rtmp" and not app:
+            raise ConfigError(f"expected an application name in the RTMP listen URL, as in "
+                              f"rtmp://{parts.netloc}/live, got {spec!r}")
+        name = name or (key if parts.scheme == "rtmp" and key else f"s{index}")
+        check_stream_name(name, spec)
         if parts.scheme == "tcp" and "listen" not in parts.query:
             url += ("&" if parts.query else "?") + "listen=1"
-        return Listener(name, url, parts.scheme, parts.hostname, parts.port)
+        return Listener(name, url, parts.scheme, parts.hostname, parts.port, app, key)
 
     def check_free(self) -> None:
         """Fail at start-up, not in the accept loop, when the port is taken."""
-        kind = socket.SOCK_DGRAM if self.scheme == "udp" else socket.SOCK_STREAM
+        kind = socket.SOCK_DGRAM if self.scheme in ("udp", "srt") else socket.SOCK_STREAM
         with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:  # as the listener itself: a closed connection's TIME_WAIT is no conflict
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((self.host, self.port))
             except OSError as exc:
@@ -110,6 +137,8 @@ class Server:
         self.sessions: dict[str, Session] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._gates: list[RtmpGate] = []
+        self._relays: dict[str, SrtRelay] = {}
         self.pool: SRPool | None = None
         self.httpd: http.server.ThreadingHTTPServer | None = None
 
@@ -121,9 +150,10 @@ class Server:
     def start(self) -> "Server":
         for li in self.listeners:
             li.check_free()
+        self._check_srt_relay()
         os.makedirs(self.options.out_dir, exist_ok=True)
-        for li in self.listeners:
-            self._retain(li.name)
+        for name in {li.name for li in self.listeners} | {k.name for k in self.options.keys}:
+            self._retain(name)
         source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
         warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
         self.pool = SRPool(source, self.options.sr_workers)
@@ -136,7 +166,13 @@ class Server:
         self.httpd.daemon_threads = True
         self._spawn(self.httpd.serve_forever, "http")
         for li in self.listeners:
-            self._spawn(functools.partial(self._accept_loop, li), f"listen-{li.name}")
+            if li.scheme == "rtmp":
+                gate = self._rtmp_gate(li)
+                self._spawn(gate.serve, f"listen-{li.name}")
+            elif li.scheme == "srt":
+                self._spawn(functools.partial(self._srt_loop, li), f"listen-{li.name}")
+            else:
+                self._spawn(functools.partial(self._accept_loop, li), f"listen-{li.name}")
         return self
 
     def _spawn(self, target, name: str) -> None:
@@ -144,39 +180,105 @@ class Server:
         t.start()
         self._threads.append(t)
 
+    def _open(self, url: str, options: dict[str, str], timeout_s) -> VideoSource:
+        return VideoSource(url, transcode=self.options.transcode, audio=self.options.live.audio,
+                           fps=self.options.live.fps, options=options, timeout_s=timeout_s)
+
     def _accept_loop(self, li: Listener) -> None:
+        """TCP and UDP: FFmpeg's listen mode, one publisher at a time."""
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
-                                  fps=self.options.live.fps,
-                                  options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
-                                  timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
+                src = self._open(li.url, li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
+                                 (self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
                 log.debug("%s: %s", li.name, exc)
                 continue
-            try:
-                session = Session(self.options.out_dir, li.name, src, self.options.live.segment_s)
-            except OSError as exc:
-                log.error("%s: cannot create a session folder in %s: %s", li.name, self.options.out_dir, exc)
-                src.close()
+            if self._run_session(li.name, src, li.url) is None:
                 time.sleep(1.0)
+
+    def _run_session(self, stream: str, src: VideoSource, where: str) -> str | None:
+        """Enhance one publisher's stream into a new session folder until it ends; the session's
+        name, or None when no session folder could be made."""
+        try:
+            session = Session(self.options.out_dir, stream, src, self.options.live.segment_s)
+        except OSError as exc:
+            log.error("%s: cannot create a session folder in %s: %s", stream, self.options.out_dir, exc)
+            src.close()
+            return None
+        name = session.name
+        log.info("%s: publisher on %s, HLS in %s", name, where, session.folder)
+        pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
+        pipeline.start()
+        self.sessions[name] = session
+        self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
+        while not pipeline.wait(0.2):
+            if self._stop.is_set():
+                pipeline.stop()
+        session.close()
+        error = pipeline.snapshot()["error"]
+        if error:
+            log.warning("%s ended with an error: %s", name, error)
+        else:
+            log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
+        self._retain(stream)
+        return name
+
+    # -- RTMP: many publishers per port, with stream keys (rtmp.py) ----------------------------
+    def _rtmp_gate(self, li: Listener) -> RtmpGate:
+        keys = {k.key: k for k in self.options.keys}
+        if li.key:
+            keys.setdefault(li.key, StreamKey(li.name, li.key))
+        gate = RtmpGate(li.host, li.port, li.app, keys, functools.partial(self._rtmp_session, li), self._is_live,
+                        handshake_timeout_s=self.options.handshake_timeout_s)
+        try:
+            gate.listen()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {li.host}:{li.port} ({li.url}): {exc.strerror}") from None
+        self._gates.append(gate)
+        return gate
+
+    def _is_live(self, stream: str) -> bool:
+        return any(s.stream == stream and self.pipelines.get(n) is not None and self.pipelines[n].running
+                   for n, s in list(self.sessions.items()))
+
+    def _rtmp_session(self, li: Listener, pub: Publisher) -> None:
+        """One RTMP connection: FFmpeg's listener at ``pub.backend_url`` (the gate relays to it)."""
+        try:
+            src = self._open(pub.backend_url, {"listen": "1", "timeout": "10"},
+                             (self.options.probe_timeout_s, self.options.read_timeout_s))
+        except AnchorsrError as exc:
+            (log.warning if pub.stream else log.debug)("%s: no stream from %s: %s", li.name, pub.address, exc)
+            return
+        if pub.stream is None:  # cannot happen: FFmpeg only returns after the gate let publish through
+            src.close()
+            return
+        self._run_session(pub.stream, src, f"{li.url} (from {pub.address})")
+
+    # -- SRT: Debian's ffmpeg as a relay (srt.py) ----------------------------------------------
+    def _check_srt_relay(self) -> None:
+        if any(li.scheme == "srt" for li in self.listeners):
+            check_relay(self.options.ffmpeg)
+
+    def _srt_loop(self, li: Listener) -> None:
+        """One SRT publisher at a time: a relay process per publisher, its MPEG-TS read from a pipe."""
+        while not self._stop.is_set():
+            relay = SrtRelay(self.options.ffmpeg, li.url, self.options.read_timeout_s)
+            self._relays[li.name] = relay
+            try:
+                src = self._open(relay.input_url, {}, (None, self.options.read_timeout_s))
+            except AnchorsrError as exc:
+                relay.close()
+                if not self._stop.is_set():
+                    log.info("%s: no stream from the SRT relay: %s%s", li.name, exc, relay.why())
+                    time.sleep(0.5)
                 continue
-            name = session.name
-            log.info("%s: publisher on %s, HLS in %s", name, li.url, session.folder)
-            pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
-            pipeline.start()
-            self.sessions[name] = session
-            self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
-            while not pipeline.wait(0.2):
-                if self._stop.is_set():
-                    pipeline.stop()
-            session.close()
-            error = pipeline.snapshot()["error"]
-            if error:
-                log.warning("%s ended with an error: %s", name, error)
-            else:
-                log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
-            self._retain(li.name)
+            began = time.monotonic()
+            try:
+                name = self._run_session(li.name, src, li.url)
+            finally:
+                relay.close()
+            log.info("SRT relay of %s used %.2f s of CPU over %.1f s", name or li.name, relay.cpu_s,
+                     time.monotonic() - began)
 
     def _retain(self, stream: str) -> None:
         """Apply ``--retention`` to the finished sessions of ``stream`` (this run's and earlier ones)."""
@@ -202,8 +304,12 @@ class Server:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, end every stream (HLS finalised), shut the HTTP server down."""
         self._stop.set()
+        for gate in self._gates:
+            gate.stop()
         for p in list(self.pipelines.values()):
             p.stop()
+        for relay in list(self._relays.values()):
+            relay.terminate()  # its reader sees the pipe end
         end = time.monotonic() + timeout_s
         for t in self._threads:
             if t.name != "http":

@@ -18,6 +18,7 @@ import re
 import shutil
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from ..errors import SinkError
 from ..stream import EncodeSettings, hls_sink
@@ -137,6 +138,12 @@ class LRCopy:
                    "hls_segment_filename": os.path.join(folder, "seg%05d.ts")}
         self._container = av.open(self.playlist, mode="w", format="hls", options=options)
         self._stream = self._container.add_stream_from_template(template)
+        # H.264 from FLV/MP4 (RTMP) holds length-prefixed NAL units; MPEG-TS needs start codes and
+        # the parameter sets in band, or strict players (browsers) cannot parse the segments
+        ctx = template.codec_context
+        self._annexb = None
+        if ctx.name == "h264" and (ctx.extradata or b"")[:1] == b"\x01":
+            self._annexb = BitStreamFilterContext("h264_mp4toannexb", in_stream=template)
         self._failed = False
         self._started = False
 
@@ -153,9 +160,10 @@ class LRCopy:
         copy = av.Packet(bytes(pkt))  # the input packet goes on to the decoder unchanged
         copy.pts, copy.dts, copy.time_base = pkt.pts, pkt.dts, pkt.time_base
         copy.is_keyframe = pkt.is_keyframe
-        copy.stream = self._stream
         try:
-            self._container.mux(copy)
+            for out in self._annexb.filter(copy) if self._annexb is not None else (copy,):
+                out.stream = self._stream
+                self._container.mux(out)
             self.packets += 1
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._failed = True

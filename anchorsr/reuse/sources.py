@@ -25,12 +25,15 @@ class BicubicPatchSource:
     """Bicubic upscaling of the LR frame: the stand-in 'SR network' (no learned detail)."""
 
     def __init__(self) -> None:
-        self._cache: tuple[int, int, tuple[np.ndarray, ...]] | None = None
+        # the last frame upscaled, keyed by the frame object itself: one source serves every
+        # stream of a server, whose frames share indices (and sizes need not match)
+        self._cache: tuple[CodedFrame, int, tuple[np.ndarray, ...]] | None = None
 
     def __call__(self, frame: CodedFrame, boxes: np.ndarray, scale: int) -> list[HRPatch]:
-        if self._cache is None or self._cache[:2] != (frame.index, scale):
-            self._cache = (frame.index, scale, upscale_bicubic(frame.y, frame.u, frame.v, scale))
-        return crop_patches(self._cache[2], boxes, scale)
+        cache = self._cache  # one read: SR workers of several streams call this concurrently
+        if cache is None or cache[0] is not frame or cache[1] != scale:
+            cache = self._cache = (frame, scale, upscale_bicubic(frame.y, frame.u, frame.v, scale))
+        return crop_patches(cache[2], boxes, scale)
 
 
 class GroundTruthPatchSource:

@@ -68,7 +68,7 @@ class DecodeStats:
 
 def _open_container(source: str, timeout_s: float | tuple[float, float],
                     options: dict[str, str] | None = None) -> av.container.InputContainer:
-    is_url = source.startswith(_URL_SCHEMES) or "://" in source
+    is_url = source.startswith(_URL_SCHEMES) or "://" in source or source.startswith("pipe:")
     if not is_url and not os.path.exists(source):
         raise SourceError(f"input not found: expected an existing video file or a URL, got {source!r}")
     if not is_url and os.path.isdir(source):

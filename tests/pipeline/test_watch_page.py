@@ -54,3 +54,13 @@ def test_script_renders_sessions_with_a_rendition_switch(tmp_path):
     assert done["src"] == "/cam-1/index.m3u8" and "90 frames out of 90" in done["fig"]
     assert earlier["buttons"] == ["UHD (enhanced)"] and earlier["src"] is None
     assert "earlier run" in earlier["fig"]
+
+
+def test_hls_js_is_served_when_installed(monkeypatch, tmp_path):
+    from anchorsr.pipeline import http
+
+    monkeypatch.setattr(http, "HLS_JS_PATHS", (str(tmp_path / "none.js"),))
+    assert http.hls_js() is None  # the route then answers 404
+    (tmp_path / "hls.min.js").write_text("var Hls = 1;")
+    monkeypatch.setattr(http, "HLS_JS_PATHS", (str(tmp_path / "none.js"), str(tmp_path / "hls.min.js")))
+    assert http.hls_js() == b"var Hls = 1;"
