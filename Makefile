@@ -30,7 +30,7 @@ tools:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg chromium ) || \
 	  echo "note: Debian's ffmpeg / chromium are not installed (needs root and apt-get); the SRT, RTMP-key and browser tests will skip"
 	@test -f node_modules/hls.js/dist/hls.min.js || \
-	  ( { command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  ( { command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; }; } && npm install --no-save --no-package-lock --no-audit --no-fund --silent hls.js@1 ) || \
 	  echo "note: hls.js is not installed (needs npm); the watch page then plays HLS only in browsers that have it natively"
 
