@@ -119,6 +119,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
                    help="keep the last N finished sessions of each stream name in OUT, delete older ones "
                         "(default 0: keep all)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run each stream's pipeline in an actor of a Ray cluster (needs the 'cluster' "
+                        "extra): 'local' starts one in this process, 'auto' joins the one started on "
+                        "this machine with 'ray start', HOST:PORT joins that head node; listeners and "
+                        "HTTP stay here, HLS goes to --out (a folder shared by every node)")
+    p.add_argument("--ray-cpus-per-stream", type=_positive_float, default=1.0, metavar="N",
+                   help="CPUs each stream's actor asks the Ray scheduler for (default 1)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
                         "budget, retention...); options given here override it")
@@ -466,7 +473,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(listen=tuple(listen), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
-                           retention=args.retention, live=_live_options(args, realtime=True))
+                           retention=args.retention, live=_live_options(args, realtime=True),
+                           ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream)
     server = Server(options)
     try:
         server.start()

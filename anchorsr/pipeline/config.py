@@ -42,8 +42,10 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "device": ("device", (str,), "cpu or cuda"),
+    "ray": ("ray", (str,), "local, auto or HOST:PORT of a Ray head node"),
+    "ray-cpus-per-stream": ("ray_cpus_per_stream", (int, float), "CPUs (> 0)"),
 }
-_POSITIVE = {"sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
+_POSITIVE = {"ray_cpus_per_stream", "sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
 
 
 def load_serve_config(path: str) -> dict:

@@ -5,6 +5,8 @@ as a server, ``rtmp://HOST:PORT/APP/NAME`` with ``listen=1``, ``udp://HOST:PORT`
 :class:`LivePipeline` for the stream, and when the source disconnects (no data for
 ``read_timeout_s``) finalises its HLS and listens again. All streams share one SR worker pool.
 A small HTTP server (localhost unless told otherwise) serves the HLS folders and ``/status``.
+With ``ray`` (a Ray cluster's address) each stream's pipeline runs in a cluster actor instead
+(``anchorsr.cluster.runner``); this process keeps the listeners and the HTTP side.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class ServeOptions:
     """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go.
 
     live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
+    ray: run each stream in a Ray actor on that cluster ("local", "auto" or HOST:PORT; None: in
+    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (no audio passthrough there).
     """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
@@ -53,6 +57,8 @@ class ServeOptions:
     transcode: bool = True
     retention: int = 0  # finished sessions kept per stream name (0: all)
     live: PipelineOptions = field(default_factory=PipelineOptions)
+    ray: str | None = None
+    ray_cpus_per_stream: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class Server:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.pool: SRPool | None = None
+        self.cluster = None  # a cluster.runner.RayCluster with ``ray``
         self.httpd: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -124,9 +131,14 @@ class Server:
         os.makedirs(self.options.out_dir, exist_ok=True)
         for li in self.listeners:
             self._retain(li.name)
-        source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
-        warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
-        self.pool = SRPool(source, self.options.sr_workers)
+        if self.options.ray is None:
+            source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
+            warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
+            self.pool = SRPool(source, self.options.sr_workers)
+        else:  # Ray is imported only here: serve without --ray needs no Ray
+            from ..cluster.runner import RayCluster
+
+            self.cluster = RayCluster(self.options.ray, self.options.ray_cpus_per_stream)
         handler = functools.partial(Handler, self, directory=os.path.abspath(self.options.out_dir))
         try:
             self.httpd = http.server.ThreadingHTTPServer((self.options.host, self.options.http_port), handler)
@@ -147,7 +159,8 @@ class Server:
     def _accept_loop(self, li: Listener) -> None:
         while not self._stop.is_set():
             try:
-                src = VideoSource(li.url, transcode=self.options.transcode, audio=self.options.live.audio,
+                src = VideoSource(li.url, transcode=self.options.transcode,
+                                  audio=self.options.live.audio and self.cluster is None,
                                   fps=self.options.live.fps,
                                   options=li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
                                   timeout_s=(self.options.probe_timeout_s, self.options.read_timeout_s))
@@ -163,7 +176,7 @@ class Server:
                 continue
             name = session.name
             log.info("%s: publisher on %s, HLS in %s", name, li.url, session.folder)
-            pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
+            pipeline = self._pipeline(src, session, name)
             pipeline.start()
             self.sessions[name] = session
             self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
@@ -177,6 +190,12 @@ class Server:
             else:
                 log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
             self._retain(li.name)
+
+    def _pipeline(self, src: VideoSource, session: Session, name: str):
+        """The stream's runner: a LivePipeline here, or a stream of cluster actors with ``ray``."""
+        if self.cluster is not None:
+            return self.cluster.stream(src, session, self.options.live, self.options.model, name)
+        return LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
 
     def _retain(self, stream: str) -> None:
         """Apply ``--retention`` to the finished sessions of ``stream`` (this run's and earlier ones)."""
@@ -197,6 +216,7 @@ class Server:
                 "active_streams": len(active),
                 "sr_budget_in_use": round(sum(s["budget_fraction"] for s in active), 4),
                 "sr_pool": self.pool.stats() if self.pool else None,
+                "cluster": self.cluster.stats() if self.cluster else None,
                 "earlier_sessions": earlier_sessions(self.options.out_dir, set(self.sessions))}
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -213,3 +233,5 @@ class Server:
             self.httpd.server_close()
         if self.pool is not None:
             self.pool.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class WirePacket:
     """One H.264 packet: ``seq`` its number in the stream, ``time`` its input time (seconds),
-    ``key`` whether it starts a key frame, ``replay`` whether it is sent again after a restart."""
+    ``key`` whether it starts a key frame. ``replay``: part of a backlog (sent again after a
+    restart, or queued while the receiver started): its frame waits for room downstream rather
+    than being dropped as a late live frame would be."""
 
     seq: int
     data: bytes
