@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 
 from ..pipeline.live import LivePipeline
@@ -123,9 +124,9 @@ class StreamWorker:
 
 
 def _node_id() -> str | None:
+    """The Ray node this runs on (None outside a Ray worker; Ray is never started from here)."""
+    ray = sys.modules.get("ray")
     try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # not in a Ray worker
+        return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - a figure for /status only
         return None

@@ -132,4 +132,3 @@ def test_a_lost_node_restarts_the_stream_elsewhere_and_its_hls_goes_on(tmp_path,
     # lost actor counts there too, so this is a lower bound)
     assert seconds * fps - s["dropped"] <= len(frames) <= seconds * fps, (len(frames), json.dumps(s))
     assert s["dropped"] <= fps, json.dumps(s)
-    assert s["frames_out"] == len(frames)
