@@ -23,7 +23,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -396,8 +395,3 @@ class RayStream:
                 self.ray.kill(self._actor, no_restart=True)
             except Exception:  # already dead with its node
                 pass
-
-
-def ray_loaded() -> bool:
-    """Whether Ray was imported in this process (serve without --ray never imports it)."""
-    return "ray" in sys.modules

@@ -12,9 +12,7 @@ reordering in the live profile) and its input time, which the frame keeps.
 
 from __future__ import annotations
 
-import logging
 import queue
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Iterator
@@ -22,8 +20,6 @@ from typing import Callable, Iterable, Iterator
 import av
 
 from .decode import DecodeStats, VideoSource, _new_mv_decoder
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,6 @@ class PacketSource(VideoSource):
         self._packets_in = packets
         self._times: dict[int, tuple[float, bool]] = {}
         self._hold = hold_replay
-        self._lock = threading.Lock()
 
     def _direct_packets(self) -> Iterator[tuple[av.Packet | None, av.CodecContext]]:
         ctx = _new_mv_decoder()
