@@ -37,6 +37,19 @@ _positive_int = _number(int, "a positive integer", lambda v: v >= 1)
 _crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 51.0)
 _port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
 _positive_float = _number(float, "a positive number", lambda v: v > 0)
+
+
+def _stream_counts(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4); 'none' -> ()."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        counts = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected stream counts such as 1,2,4 (or none), got {text!r}")
+    return counts
 _non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
 _share = _number(float, "a share from 0 to 1", lambda v: 0.0 < v <= 1.0)
 
@@ -124,6 +137,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
                    help="keep the last N finished sessions of each stream name in OUT, delete older ones "
                         "(default 0: keep all)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run each stream's pipeline in an actor of a Ray cluster (needs the 'cluster' "
+                        "extra): 'local' starts one in this process, 'auto' joins the one started on "
+                        "this machine with 'ray start', HOST:PORT joins that head node; listeners and "
+                        "HTTP stay here, HLS goes to --out (a folder shared by every node)")
+    p.add_argument("--ray-cpus-per-stream", type=_positive_float, default=1.0, metavar="N",
+                   help="CPUs each stream's actor asks the Ray scheduler for (default 1)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
                         "budget, retention...; [keys]: the RTMP stream keys); options given here override it")
@@ -167,6 +187,10 @@ def _build_parser() -> argparse.ArgumentParser:
             b.add_argument("--streams", type=_positive_int, default=4, help="streams sharing the SR workers (default 4)")
             b.add_argument("--budget", type=_share, default=0.05,
                            help="SR capacity as a share of all streams' LR pixels (default 0.05)")
+            b.add_argument("--scale-streams", type=_stream_counts, default=(1, 2, 4), metavar="N,N...",
+                           help="also measure total fps and real-time margin of this many simultaneous "
+                                "360p->720p streams, in this process and in Ray actors (needs Ray; "
+                                "default 1,2,4; 'none' skips it)")
         if name == "sr":
             b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                            help="where the network runs (default cpu; cuda is never picked silently)")
@@ -472,7 +496,8 @@ def _run_serve(args: argparse.Namespace) -> int:
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
                            read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
                            retention=args.retention, keys=tuple(getattr(args, "keys", ())), ffmpeg=args.ffmpeg,
-                           live=_live_options(args, realtime=True))
+                           live=_live_options(args, realtime=True),
+                           ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream)
     server = Server(options)
     try:
         server.start()
@@ -608,7 +633,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.cluster_bench import run_cluster_bench
 
         result = run_cluster_bench(args.streams, args.budget, quick=args.quick,
-                                   progress=None if args.json else _stderr_progress)
+                                   progress=None if args.json else _stderr_progress,
+                                   scale_counts=args.scale_streams)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 

@@ -15,7 +15,8 @@ loop with the real network, and each stream's PSNR-Y (mean MSE over its frames) 
 against its HR truth.
 Metrics: mean PSNR-Y over streams per policy (higher is better) and its difference, per-stream
 PSNR, SR pixels used (equal compute), anchors refused for their deadline.
-Not measured here (yet): throughput of streams spread over a Ray cluster.
+Scale (``scale_counts``, needs Ray): total fps and real-time margin of N streams run in this
+process and in Ray actors, and the ratio between them (``cluster_scale``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _psnr(frames, plans, truth, source, options: PipelineOptions) -> float:
 
 
 def run_cluster_bench(n_streams: int = 4, budget: float = 0.05, quick: bool = False,
-                      progress: Callable[[str], None] | None = None) -> dict:
+                      progress: Callable[[str], None] | None = None,
+                      scale_counts: tuple[int, ...] = ()) -> dict:
     say = progress or (lambda _msg: None)
     width, height, frames = (160, 96, 30) if quick else (320, 192, 90)
     chunk = int(FPS)
@@ -136,9 +138,20 @@ def run_cluster_bench(n_streams: int = 4, budget: float = 0.05, quick: bool = Fa
             per_stream[key][f"sr_share_{p}"] = round(
                 sum(plan.anchor_fraction() * plan.n_frames for plan in result_plans[p][key]) / len(coded), 4)
     mean = {p: round(float(np.mean([s[p] for s in per_stream.values()])), 3) for p in ("global", "equal")}
+    scale = None
+    if scale_counts:
+        from ..errors import ConfigError
+        from .cluster_scale import run_scale_bench
+
+        try:
+            scale = run_scale_bench(tuple(scale_counts), quick=quick, progress=progress)
+        except ConfigError as exc:  # Ray is not installed: the budget comparison stands alone
+            scale = {"skipped": str(exc)}
+    scale_arg = " --scale-streams " + (",".join(map(str, scale_counts)) if scale_counts else "none")
     return {
         "benchmark": "cluster",
-        "command": f"anchorsr bench cluster --streams {n_streams} --budget {budget}" + (" --quick" if quick else ""),
+        "command": f"anchorsr bench cluster --streams {n_streams} --budget {budget}{scale_arg}"
+                   + (" --quick" if quick else ""),
         "streams": n_streams,
         "lr_size": [width, height],
         "scale": SCALE,
@@ -151,5 +164,6 @@ def run_cluster_bench(n_streams: int = 4, budget: float = 0.05, quick: bool = Fa
         "sr_pixels": {p: int(v) for p, v in used.items()},
         "model_gain": {p: round(v, 2) for p, v in gains.items()},
         "anchors_refused_for_deadline": refused,
+        "scale": scale,
         "environment": environment(),
     }

@@ -50,9 +50,11 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "device": ("device", (str,), "cpu or cuda"),
     "keys": ("keys", (dict,), "a table of NAME = \"KEY\" or NAME = { key = \"KEY\", allow = [ADDRESSES] }"),
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),
+    "ray": ("ray", (str,), "local, auto or HOST:PORT of a Ray head node"),
+    "ray-cpus-per-stream": ("ray_cpus_per_stream", (int, float), "CPUs (> 0)"),
 }
 _KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
-_POSITIVE = {"sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
+_POSITIVE = {"ray_cpus_per_stream", "sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
 
 
 def load_serve_config(path: str) -> dict:

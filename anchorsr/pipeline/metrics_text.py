@@ -29,6 +29,8 @@ _STREAM_FIGURES = [
     ("missing_frames", "anchorsr_stream_missing_frames_total", "counter", "input frames lost before decoding"),
     ("sr_share", "anchorsr_stream_sr_share", "gauge", "share of LR pixels that went through SR"),
     ("budget_fraction", "anchorsr_stream_sr_budget", "gauge", "current SR budget (share of LR pixels)"),
+    ("restarts", "anchorsr_stream_restarts_total", "counter",
+     "restarts of the stream's pipeline (a resolution change, or serve --ray's actor lost with its node)"),
 ]
 
 

@@ -8,6 +8,8 @@ folder and a :class:`LivePipeline`; when its source ends (or sends nothing for
 ``read_timeout_s``) the HLS is finalised. All streams share one SR worker pool. A small HTTP
 server (localhost unless told otherwise) serves the HLS folders, the watch page, ``/status``
 and ``/metrics``.
+With ``ray`` (a Ray cluster's address) each stream's pipeline runs in a cluster actor instead
+(``anchorsr.cluster.runner``); this process keeps the listeners and the HTTP side.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ServeOptions:
     """listen: input URLs (optionally ``NAME=URL``); out_dir: where the HLS folders go.
 
     live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
+    ray: run each stream in a Ray actor on that cluster ("local", "auto" or HOST:PORT; None: in
+    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (no audio passthrough there).
     """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
@@ -63,6 +67,8 @@ class ServeOptions:
     keys: tuple[StreamKey, ...] = ()  # RTMP stream keys that may publish (each names its stream)
     ffmpeg: str = "ffmpeg"  # the FFmpeg program that relays SRT (PyAV's FFmpeg has no libsrt)
     live: PipelineOptions = field(default_factory=PipelineOptions)
+    ray: str | None = None
+    ray_cpus_per_stream: float = 1.0
 
 
 def check_stream_name(name: str, what: str) -> str:
@@ -140,6 +146,7 @@ class Server:
         self._gates: list[RtmpGate] = []
         self._relays: dict[str, SrtRelay] = {}
         self.pool: SRPool | None = None
+        self.cluster = None  # a cluster.runner.RayCluster with ``ray``
         self.httpd: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -154,9 +161,14 @@ class Server:
         os.makedirs(self.options.out_dir, exist_ok=True)
         for name in {li.name for li in self.listeners} | {k.name for k in self.options.keys}:
             self._retain(name)
-        source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
-        warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
-        self.pool = SRPool(source, self.options.sr_workers)
+        if self.options.ray is None:
+            source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
+            warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
+            self.pool = SRPool(source, self.options.sr_workers)
+        else:  # Ray is imported only here: serve without --ray needs no Ray
+            from ..cluster.runner import RayCluster
+
+            self.cluster = RayCluster(self.options.ray, self.options.ray_cpus_per_stream)
         handler = functools.partial(Handler, self, directory=os.path.abspath(self.options.out_dir))
         try:
             self.httpd = http.server.ThreadingHTTPServer((self.options.host, self.options.http_port), handler)
@@ -181,7 +193,9 @@ class Server:
         self._threads.append(t)
 
     def _open(self, url: str, options: dict[str, str], timeout_s) -> VideoSource:
-        return VideoSource(url, transcode=self.options.transcode, audio=self.options.live.audio,
+        # Audio is not carried to cluster actors (yet): with ``ray`` the HLS has video only.
+        return VideoSource(url, transcode=self.options.transcode,
+                           audio=self.options.live.audio and self.cluster is None,
                            fps=self.options.live.fps, options=options, timeout_s=timeout_s)
 
     def _accept_loop(self, li: Listener) -> None:
@@ -207,7 +221,7 @@ class Server:
             return None
         name = session.name
         log.info("%s: publisher on %s, HLS in %s", name, where, session.folder)
-        pipeline = LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
+        pipeline = self._pipeline(src, session, name)
         pipeline.start()
         self.sessions[name] = session
         self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
@@ -280,6 +294,12 @@ class Server:
             log.info("SRT relay of %s used %.2f s of CPU over %.1f s", name or li.name, relay.cpu_s,
                      time.monotonic() - began)
 
+    def _pipeline(self, src: VideoSource, session: Session, name: str):
+        """The stream's runner: a LivePipeline here, or a stream of cluster actors with ``ray``."""
+        if self.cluster is not None:
+            return self.cluster.stream(src, session, self.options.live, self.options.model, name)
+        return LivePipeline(src, src.fps, session.make_sink, self.pool, self.options.live, name=name)
+
     def _retain(self, stream: str) -> None:
         """Apply ``--retention`` to the finished sessions of ``stream`` (this run's and earlier ones)."""
         live = {n for n, p in list(self.pipelines.items()) if p.running}
@@ -299,6 +319,7 @@ class Server:
                 "active_streams": len(active),
                 "sr_budget_in_use": round(sum(s["budget_fraction"] for s in active), 4),
                 "sr_pool": self.pool.stats() if self.pool else None,
+                "cluster": self.cluster.stats() if self.cluster else None,
                 "earlier_sessions": earlier_sessions(self.options.out_dir, set(self.sessions))}
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -319,3 +340,5 @@ class Server:
             self.httpd.server_close()
         if self.pool is not None:
             self.pool.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -314,6 +314,31 @@ class VideoSource:
         self.stats.lost_frames = max(0, self.stats.packets - n_in)  # the input has ended
         yield None, dec
 
+    def live_packets(self) -> Iterator[tuple[av.Packet, float]]:
+        """The stream's H.264 packets in the live profile, undecoded, each with its input time in
+        seconds (as ``CodedFrame.time`` would have it), in decode order: the input's own packets,
+        or the re-encoder's for input that needs transcoding. For a decoder in another process
+        (``stream.packets.PacketSource``); iterate this or the frames, not both."""
+        n = 0
+        feed = self._transcoded_packets() if self.stats.transcoded else self._direct_packets()
+        for pkt, _ctx in feed:
+            if pkt is None or not pkt.size:
+                continue
+            if self.stats.transcoded:
+                time = self._transcode_times.pop(pkt.pts, (None, None))[1] if pkt.pts is not None else None
+                time = time if time is not None else self._input_time(None, n)
+            else:
+                time = self._input_time(pkt.pts, n)
+            n += 1
+            yield pkt, time
+
+    def extradata(self) -> bytes | None:
+        """The codec's out-of-band parameter sets of ``live_packets`` (None: they are in-band)."""
+        if self.stats.transcoded:
+            return None  # the re-encoder repeats SPS/PPS before each key frame
+        data = self.stream.codec_context.extradata
+        return bytes(data) if data else None
+
     def __iter__(self) -> Iterator[CodedFrame]:
         feed = self._transcoded_packets() if self.stats.transcoded else self._direct_packets()
         sizes: deque[tuple[int | None, int]] = deque()

@@ -154,9 +154,14 @@ def is_hls_target(target: str) -> bool:
 
 
 def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
-             segment_s: float = 2.0, audio: AudioFeed | None = None) -> MuxSink:
+             segment_s: float = 2.0, audio: AudioFeed | None = None, *,
+             segment_prefix: str = "seg", append: bool = False) -> MuxSink:
     """An HLS event playlist ``folder/index.m3u8`` with ``seg00000.ts``... (the folder is created),
-    cut into segments of ``segment_s`` seconds of output time (a key frame starts each)."""
+    cut into segments of ``segment_s`` seconds of output time (a key frame starts each).
+
+    append: continue the playlist already there (a stream restarted elsewhere): its segments are
+    kept, ``#EXT-X-ENDLIST`` is removed and ``#EXT-X-DISCONTINUITY`` marks where the new segments
+    (named ``segment_prefix``..., numbered on from the old ones) begin."""
     playlist = folder if folder.endswith(".m3u8") else os.path.join(folder, HLS_PLAYLIST)
     parent = os.path.dirname(os.path.abspath(playlist))
     try:
@@ -164,8 +169,8 @@ def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
     except OSError as exc:
         raise SinkError(f"cannot create the HLS folder {parent!r}: {exc.strerror}") from None
     options = {"hls_time": f"{segment_s:g}", "hls_list_size": "0", "hls_playlist_type": "event",
-               "hls_flags": "temp_file+independent_segments",
-               "hls_segment_filename": os.path.join(parent, "seg%05d.ts")}
+               "hls_flags": "temp_file+independent_segments" + ("+append_list" if append else ""),
+               "hls_segment_filename": os.path.join(parent, segment_prefix + "%05d.ts")}
     settings = replace(settings, key_interval_s=segment_s)
     return MuxSink(playlist, "hls", width, height, settings, options, audio)
 

@@ -1,0 +1,141 @@
+"""The scale part of ``anchorsr bench cluster``: N streams at once, in this process and in Ray actors.
+
+Question: how many frames per second do N simultaneous streams (360p -> 720p, the shipped SR
+network) sustain together, how far is each from real time, and what does running each stream
+in a Ray actor (``serve --ray``) cost against running them in one process (``serve``)?
+Method: one 360p clip (a pan over a photograph) coded in the live profile; its packets are fed,
+all at once, to N pipelines (throughput mode: nothing dropped, every frame rebuilt and encoded
+to HLS) in two set-ups measured in the same run on the same packets:
+  * in process: N ``LivePipeline``s, each decoding the packets (``PacketSource``), sharing one
+    SR pool of N threads, as ``serve`` runs them;
+  * Ray: a local Ray cluster on this machine, one ``StreamWorker`` actor per stream asking for
+    min(1, CPUs / N) CPUs, fed the packets through Ray, as ``serve --ray`` runs them.
+Start-up (model loading, kernel warm-up, actor creation) is left out: the clock starts when
+every pipeline is ready and stops when the last one has finalised its HLS.
+Metrics: total output fps (all streams' frames over the wall time), each stream's real-time
+margin (its frames per second over the input's rate: above 1 keeps up), and Ray's total fps
+over the in-process total (below 1: Ray's cost). A shared machine makes the absolute figures
+noisy; the ratio compares set-ups measured back to back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable
+
+from ..pipeline.live import LivePipeline
+from ..pipeline.options import PipelineOptions
+from ..pipeline.runners import warm_up
+from ..pipeline.srpool import SRPool
+from ..pipeline.steps import make_patch_source
+from ..stream import EncodeSettings, VideoSource, hls_sink, write_clip
+from ..stream.packets import PacketSource, StreamParams, wire_packets
+from .scenes import CameraPath, photo, render_pan
+
+FPS = 30.0
+
+
+def _clip(tmp: str, width: int, height: int, frames: int) -> str:
+    path = os.path.join(tmp, f"scale_{height}p.ts")
+    pan = render_pan(photo("astronaut"), width, height, frames, CameraPath(0.45, 0.2, 1.0005),
+                     magnify=max(width / 512, 1.0), order=1)
+    write_clip(path, pan, EncodeSettings(fps=FPS, keyint=30, crf=23.0))
+    return path
+
+
+def _in_process(n: int, params: StreamParams, packets: list, options: PipelineOptions, source, out: str) -> dict:
+    pool = SRPool(source, n)
+    try:
+        pipes = []
+        for i in range(n):
+            folder = os.path.join(out, f"local-{n}-{i}")
+            sink = (lambda f: lambda w, h, s: hls_sink(f, w, h, s, options.segment_s))(folder)
+            pipes.append(LivePipeline(PacketSource(params, packets), FPS, sink, pool, options, name=f"s{i}"))
+        start = time.monotonic()
+        for p in pipes:
+            p.start()
+        ends = []
+        for p in pipes:
+            p.wait()
+            ends.append(p.stats.finished or time.monotonic())
+        wall = max(ends) - start
+        done = [p.stats.frames_out for p in pipes]
+        return _figures(done, [e - start for e in ends], wall)
+    finally:
+        pool.close()
+
+
+def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOptions, cluster, out: str) -> dict:
+    ray = cluster.ray
+    cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / n)
+    actor = cluster.actor_class.options(num_cpus=cpus, max_restarts=0)
+    workers = [actor.remote(params, os.path.join(out, f"ray-{n}-{i}"), options) for i in range(n)]
+    try:
+        ray.get([w.snapshot.remote() for w in workers], timeout=600)  # every actor started and warmed up
+        start = time.monotonic()
+        for w in workers:
+            w.feed.remote(packets)
+        pending = {w.end.remote(): i for i, w in enumerate(workers)}
+        ends, done = [0.0] * n, [0] * n
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=600)
+            if not ready:
+                raise TimeoutError("a stream actor did not finish within 10 minutes")
+            i = pending.pop(ready[0])
+            ends[i] = time.monotonic() - start
+            done[i] = ray.get(ready[0])["frames_out"]
+        return _figures(done, ends, max(ends))
+    finally:
+        for w in workers:
+            ray.kill(w)
+
+
+def _figures(frames: list[int], seconds: list[float], wall: float) -> dict:
+    margins = [f / s / FPS if s > 0 else 0.0 for f, s in zip(frames, seconds)]
+    return {"total_fps": round(sum(frames) / wall, 2), "wall_s": round(wall, 2), "frames": sum(frames),
+            "realtime_margin_per_stream": [round(m, 3) for m in margins],
+            "min_realtime_margin": round(min(margins), 3)}
+
+
+def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4), quick: bool = False,
+                    progress: Callable[[str], None] | None = None) -> dict:
+    """The scale figures (see the module docstring); needs Ray for the Ray half."""
+    from ..cluster.runner import RayCluster
+
+    say = progress or (lambda _msg: None)
+    width, height, frames = (320, 180, 30) if quick else (640, 360, 90)
+    options = PipelineOptions(model="default", realtime=False, chunk_frames=30, segment_s=1.0)
+    tmp = tempfile.mkdtemp(prefix="anchorsr-scale-")
+    try:
+        say(f"scale: film and code a {width}x{height} clip of {frames} frames")
+        clip = _clip(tmp, width, height, frames)
+        src = VideoSource(clip)
+        params, packets = StreamParams.of(src, "scale"), list(wire_packets(src))
+        src.close()
+        say("scale: start a local Ray cluster")
+        cluster = RayCluster("local")
+        source = make_patch_source("default", options.scale)
+        warm_up(options, source)
+        rows = []
+        try:
+            for n in counts:
+                say(f"scale: {n} stream(s) in this process")
+                local = _in_process(n, params, packets, options, source, tmp)
+                say(f"scale: {n} stream(s) in Ray actors")
+                remote = _on_ray(n, params, packets, options, cluster, tmp)
+                rows.append({"streams": n, "in_process": local, "ray": remote,
+                             "ray_over_in_process_fps": round(remote["total_fps"] / local["total_fps"], 3)
+                             if local["total_fps"] else None})
+            cpus = cluster.ray.cluster_resources().get("CPU")
+        finally:
+            cluster.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"lr_size": [width, height], "hr_size": [2 * width, 2 * height], "frames_per_stream": frames,
+            "input_fps": FPS, "model": "default", "budget": options.budget_fraction, "ray_cpus": cpus,
+            "by_streams": rows,
+            "note": "throughput mode (every frame rebuilt, none dropped), start-up excluded; both set-ups "
+                    "measured back to back on the same packets on this machine"}

@@ -1,0 +1,71 @@
+"""The stream actor's work, run in process (no Ray): a restarted worker continues the playlist
+after a discontinuity with exactly the frames the lost one had not finished."""
+
+import os
+
+import numpy as np
+
+from anchorsr.cluster.actors import StreamWorker
+from anchorsr.cluster.runner import end_playlist, finished_seconds
+from anchorsr.pipeline import psnr
+from anchorsr.pipeline.metrics_text import render_metrics
+from anchorsr.pipeline.options import PipelineOptions
+from anchorsr.reuse import upscale_bicubic
+from anchorsr.stream import VideoSource, open_frames
+from anchorsr.stream.packets import StreamParams, wire_packets
+from tests.pipeline.live_media import make_ts, playlist_frames, wait_for
+
+OPTIONS = PipelineOptions(model="bicubic", chunk_frames=15, patch_px=32, segment_s=0.5, realtime=False)
+
+
+def test_a_restarted_worker_writes_each_frame_once_after_a_discontinuity(tmp_path):
+    clip = str(tmp_path / "in.ts")
+    make_ts(clip, 60, keyint=12)  # key frames off the 0.5 s segment grid
+    lr = list(open_frames(clip))
+    src = VideoSource(clip)
+    params, packets = StreamParams.of(src, "cam"), list(wire_packets(src))
+    folder = str(tmp_path / "cam-1")
+    os.makedirs(folder)
+    playlist = os.path.join(folder, "index.m3u8")
+
+    lost = StreamWorker(params, folder, OPTIONS)  # fed 45 frames, then its node is "lost": never ended
+    lost.feed(packets[:45])
+    wait_for(lambda: lost.snapshot()["frames_out"] == 45, 60, "the first worker's frames")
+    wait_for(lambda: finished_seconds(playlist, "seg") > 0, 30, "a finished segment")
+    before = open(playlist).read()
+    first = lost.snapshot()["first_time"]
+    resume = first + finished_seconds(playlist, "seg")
+    assert lr[0].time <= resume < lr[44].time
+    key = max(i for i, p in enumerate(packets) if p.key and p.time <= resume + 1e-3)
+    assert key > 0
+
+    again = StreamWorker(params, folder, OPTIONS, segment_prefix="seg-r1-", append=True, write_from=resume - 1 / 60)
+    again.feed(packets[key:])
+    snap = again.end(60)
+    assert snap["error"] is None and snap["frames_skipped_as_written"] > 0 and snap["node_id"] is None
+    text = open(playlist).read()
+    kept = [ln for ln in before.splitlines() if ln.endswith(".ts")]
+    assert all(ln in text for ln in kept) and text.count("#EXT-X-DISCONTINUITY") == 1
+    assert text.rstrip().endswith("#EXT-X-ENDLIST")
+    frames = playlist_frames(playlist)
+    assert len(frames) == 60
+    for k, (_, y) in enumerate(frames):  # output frame k is input frame k: none lost, none twice
+        ref = [psnr(y, upscale_bicubic(lr[j].y, lr[j].u, lr[j].v, 2)[0]) if 0 <= j < 60 else 0.0
+               for j in (k - 1, k, k + 1)]
+        assert ref[1] > max(ref[0], ref[2]) + 3, (k, ref)
+
+
+def test_playlist_helpers_and_the_restart_metric(tmp_path):
+    playlist = str(tmp_path / "index.m3u8")
+    assert finished_seconds(playlist, "seg") == 0.0
+    with open(playlist, "w") as fh:
+        fh.write("#EXTM3U\n#EXTINF:0.5,\nseg00000.ts\n#EXTINF:0.25,\nseg00001.ts\n#EXT-X-DISCONTINUITY\n"
+                 "#EXTINF:0.5,\nseg-r1-00002.ts\n")
+    assert np.isclose(finished_seconds(playlist, "seg0"), 0.75)
+    assert np.isclose(finished_seconds(playlist, "seg-r1-"), 0.5)
+    end_playlist(playlist)
+    end_playlist(playlist)
+    assert open(playlist).read().count("#EXT-X-ENDLIST") == 1
+    text = render_metrics({"streams": [{"name": "cam-1", "restarts": 2, "latency_ms": {"median": None, "p95": None},
+                                        "latency_target_ms": 1.0, "queues": {}}]})
+    assert 'anchorsr_stream_restarts_total{stream="cam-1",session="cam-1"} 2' in text
