@@ -23,7 +23,8 @@ figures. ``load_predictor`` checks that contract and raises ``ModelError`` (one 
 does not hold; ``predictor_for`` is the lenient lookup the pipeline uses: no file beside the
 weights means the texture term, with a warning.
 
-Cost: one pass over the LR pixels (numba), a few arithmetic operations per pixel; no network.
+Cost: a few passes over the LR pixels (numba), a few arithmetic operations per pixel, summed
+per 4x4 block before they reach a patch; no network.
 """
 
 from __future__ import annotations
@@ -57,83 +58,126 @@ TARGET = ("per patch, the sum over its HR Y, U and V samples of (network output 
 NODE_BIASES = ("predictor", "texture", "oracle")
 
 
-@njit(cache=True, inline="always")
-def _pel(d):  # pragma: no cover - compiled
-    """Quarter-pel -> whole pel, halves up (as ``texture._pel`` for one luma pixel per pixel)."""
-    return (np.int64(d) + 2) >> 2
+@njit(cache=True)
+def _padded(plane, out):  # pragma: no cover - compiled
+    """out (H+2, W+2) float32 <- plane with a one-pixel border repeating its edges."""
+    h, w = plane.shape
+    for y in range(h):
+        for x in range(w):
+            out[y + 1, x + 1] = plane[y, x]
+    _pad_edges(out)
+
+
+@njit(cache=True)
+def _pad_edges(out):  # pragma: no cover - compiled
+    h2, w2 = out.shape
+    for y in range(1, h2 - 1):
+        out[y, 0] = out[y, 1]
+        out[y, w2 - 1] = out[y, w2 - 2]
+    for x in range(w2):
+        out[0, x] = out[1, x]
+        out[h2 - 1, x] = out[h2 - 2, x]
 
 
 @njit(cache=True)
 def _residual(cur, ref, mv, intra, sub, res):  # pragma: no cover - compiled
-    """res (H, W) float32 <- cur minus the reference displaced by the whole-pel vector (each
-    sample clamped to the plane); 0 on intra pixels. sub: luma pixels per plane pixel."""
+    """res (H+2, W+2) float32, interior <- cur minus the reference displaced by the whole-pel
+    vector (each sample clamped to the plane), 0 on intra pixels; the border repeats the edges.
+    A block of the plane (4 / sub pixels a side) follows one luma 4x4 block's vector."""
     h, w = cur.shape
+    q = 4 // sub
+    for by in range(0, h, q):
+        y1 = min(by + q, h)
+        for bx in range(0, w, q):
+            x1 = min(bx + q, w)
+            ly, lx = (by * sub) >> 2, (bx * sub) >> 2
+            if intra[ly, lx]:
+                for y in range(by, y1):
+                    for x in range(bx, x1):
+                        res[y + 1, x + 1] = 0.0
+                continue
+            dy = (np.int64(mv[ly, lx, 1]) + 2 * sub) >> (1 + sub)
+            dx = (np.int64(mv[ly, lx, 0]) + 2 * sub) >> (1 + sub)
+            if by + dy >= 0 and bx + dx >= 0 and y1 + dy <= h and x1 + dx <= w:
+                for y in range(by, y1):
+                    crow, rrow, orow = cur[np.uintp(y)], ref[np.uintp(y + dy)], res[np.uintp(y + 1)]
+                    for x in range(bx, x1):
+                        orow[np.uintp(x + 1)] = np.float32(crow[np.uintp(x)]) - np.float32(rrow[np.uintp(x + dx)])
+            else:
+                for y in range(by, y1):
+                    sy = min(max(y + dy, 0), h - 1)
+                    for x in range(bx, x1):
+                        res[y + 1, x + 1] = np.float32(cur[y, x]) - np.float32(ref[sy, min(max(x + dx, 0), w - 1)])
+    _pad_edges(res)
+
+
+@njit(cache=True, fastmath=True)
+def _block_energies(pic, res, sub, blocks, col0):  # pragma: no cover - compiled
+    """Add, per luma 4x4 block, the plane's per-pixel energies to ``blocks[:, :, col0 + k]``:
+    k = 0 squared 5-point Laplacian of the picture, 1 squared gradient (forward differences),
+    2 squared residual, 3 squared Laplacian of the residual. pic, res: (H+2, W+2) padded.
+    A row's energies are computed in plain loops (they vectorise), then summed per block."""
+    h, w = pic.shape[0] - 2, pic.shape[1] - 2
+    q = 4 // sub
+    e = np.empty((4, w + q), np.float32)
+    e[:, w:] = 0.0
+    nb = (w + q - 1) // q
     for y in range(h):
         ly = (y * sub) >> 2
-        for x in range(w):
-            lx = (x * sub) >> 2
-            if intra[ly, lx]:
-                res[y, x] = 0.0
-                continue
-            sy = min(max(y + ((np.int64(mv[ly, lx, 1]) + 2 * sub) >> (1 + sub)), 0), h - 1)
-            sx = min(max(x + ((np.int64(mv[ly, lx, 0]) + 2 * sub) >> (1 + sub)), 0), w - 1)
-            res[y, x] = np.float32(cur[y, x]) - np.float32(ref[sy, sx])
-
-
-@njit(cache=True, inline="always")
-def _lap(a, y, x, h, w):  # pragma: no cover - compiled
-    """5-point Laplacian of plane a at (y, x), edges repeated."""
-    c = np.float32(a[y, x])
-    return (np.float32(4.0) * c - np.float32(a[max(y - 1, 0), x]) - np.float32(a[min(y + 1, h - 1), x])
-            - np.float32(a[y, max(x - 1, 0)]) - np.float32(a[y, min(x + 1, w - 1)]))
-
-
-@njit(cache=True)
-def _luma_features(cur, res, mv, intra, scale, row_base, col_of, out):  # pragma: no cover
-    """Accumulate the luma features (columns 0..8 of FEATURES) of every pixel into out (N, K)."""
-    h, w = cur.shape
-    for y in range(h):
-        ly = y >> 2
-        rb = row_base[y]
-        for x in range(w):
-            lx = x >> 2
-            p = rb + col_of[x]
-            lap = _lap(cur, y, x, h, w)
-            if intra[ly, lx]:
-                c = np.float32(cur[y, x])
-                gx = c - np.float32(cur[y, min(x + 1, w - 1)])
-                gy = c - np.float32(cur[min(y + 1, h - 1), x])
-                out[p, 0] += 1.0
-                out[p, 1] += lap * lap
-                out[p, 2] += gx * gx + gy * gy
-                continue
-            r = res[y, x]
-            rl = _lap(res, y, x, h, w)
-            out[p, 3] += 1.0
-            out[p, 4] += r * r
-            out[p, 5] += rl * rl
-            out[p, 6] += lap * lap
-            if (np.int64(mv[ly, lx, 0]) * scale) % 4 != 0 or (np.int64(mv[ly, lx, 1]) * scale) % 4 != 0:
-                out[p, 7] += 1.0
-                out[p, 8] += lap * lap
+        a0, a1, a2 = pic[y], pic[y + 1], pic[y + 2]
+        r0, r1, r2 = res[y], res[y + 1], res[y + 2]
+        e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+        for xi in range(w):  # unsigned indices: no negative-index handling, so it vectorises
+            x = np.uintp(xi)
+            x1, x2 = x + np.uintp(1), x + np.uintp(2)
+            c = a1[x1]
+            lap = np.float32(4.0) * c - a0[x1] - a2[x1] - a1[x] - a1[x2]
+            gx = c - a1[x2]
+            gy = c - a2[x1]
+            r = r1[x1]
+            rl = np.float32(4.0) * r - r0[x1] - r2[x1] - r1[x] - r1[x2]
+            e0[x] = lap * lap
+            e1[x] = gx * gx + gy * gy
+            e2[x] = r * r
+            e3[x] = rl * rl
+        brow = blocks[ly]
+        for b in range(nb):
+            x0 = np.uintp(b * q)
+            out = brow[b]
+            for k in range(4):
+                ek = e[k]
+                acc = ek[x0]
+                for j in range(1, q):
+                    acc += ek[x0 + np.uintp(j)]
+                out[col0 + k] += acc
 
 
 @njit(cache=True)
-def _chroma_features(cur, res, intra, row_base, col_of, out):  # pragma: no cover - compiled
-    """Accumulate the chroma features (columns 9..11) of one chroma plane into out (N, K)."""
-    h, w = cur.shape
-    for y in range(h):
-        ly = y >> 1
-        rb = row_base[y]
-        for x in range(w):
-            p = rb + col_of[x]
-            lap = _lap(cur, y, x, h, w)
-            if intra[ly, x >> 1]:
-                out[p, 9] += lap * lap
+def _block_features(blocks, counts, intra, subpel, row_base, col_of, out):  # pragma: no cover
+    """out (N, K) += each luma 4x4 block's energies, into the FEATURES columns its coding picks
+    (intra / inter / inter landing between HR samples); the block counts in the patch of its
+    first pixel (exact when patch_px is a multiple of 4)."""
+    bh, bw = intra.shape
+    for i in range(bh):
+        for j in range(bw):
+            p = row_base[4 * i] + col_of[4 * j]
+            e = blocks[i, j]
+            n = counts[i, j]
+            if intra[i, j]:
+                out[p, 0] += n
+                out[p, 1] += e[0]
+                out[p, 2] += e[1]
+                out[p, 9] += e[4]
             else:
-                r = res[y, x]
-                out[p, 10] += lap * lap
-                out[p, 11] += r * r
+                out[p, 3] += n
+                out[p, 4] += e[2]
+                out[p, 5] += e[3]
+                out[p, 6] += e[0]
+                out[p, 10] += e[4]
+                out[p, 11] += e[6]
+                if subpel[i, j]:
+                    out[p, 7] += n
+                    out[p, 8] += e[0]
 
 
 @lru_cache(maxsize=16)
@@ -145,7 +189,12 @@ def _lookup(patch_px: int, cols: int, height: int, width: int, sub: int):
 
 def patch_features(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, scale: int) -> np.ndarray:
     """float64 (N, K): the FEATURES of every patch of ``frame`` (all intra without ``ref`` or at a
-    key frame); ``scale`` decides which vectors land between HR samples."""
+    key frame); ``scale`` decides which vectors land between HR samples.
+
+    Per plane, the residual and the padded picture are laid out once; the per-pixel energies are
+    summed per luma 4x4 block (chroma: the 2x2 block that follows it), and each block's sums go
+    to its patch in the columns its coding picks. Patch sizes that are not a multiple of 4 put a
+    block wholly in the patch of its first pixel."""
     out = np.zeros((grid.n_patches, K))
     motion = frame.motion
     all_intra = ref is None or frame.is_key or ref.y.shape != frame.y.shape
@@ -153,16 +202,22 @@ def patch_features(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, s
              else np.ascontiguousarray(motion.intra, np.bool_))
     mv = np.ascontiguousarray(motion.mv, np.int16)
     ref = frame if all_intra else ref
-    for plane, sub in (("y", 1), ("u", 2), ("v", 2)):
+    bh, bw = intra.shape
+    blocks = np.zeros((bh, bw, 8), np.float32)  # luma lap2, grad2, res2, reslap2; chroma the same
+    for plane, sub, col0 in (("y", 1, 0), ("u", 2, 4), ("v", 2, 4)):
         cur = np.ascontiguousarray(getattr(frame, plane))
-        res = np.zeros(cur.shape, np.float32)
+        h, w = cur.shape
+        pic = np.empty((h + 2, w + 2), np.float32)
+        _padded(cur, pic)
+        res = np.zeros((h + 2, w + 2), np.float32)
         if not all_intra:
             _residual(cur, np.ascontiguousarray(getattr(ref, plane)), mv, intra, sub, res)
-        row_base, col_of = _lookup(grid.patch_px, grid.cols, cur.shape[0], cur.shape[1], sub)
-        if sub == 1:
-            _luma_features(cur, res, mv, intra, int(scale), row_base, col_of, out)
-        else:
-            _chroma_features(cur, res, intra, row_base, col_of, out)
+        _block_energies(pic, res, sub, blocks, col0)
+    h, w = frame.y.shape
+    counts = np.minimum(4, h - 4 * np.arange(bh))[:, None] * np.minimum(4, w - 4 * np.arange(bw))[None, :]
+    subpel = ((mv.astype(np.int64) * scale) % 4 != 0).any(axis=2)
+    row_base, col_of = _lookup(grid.patch_px, grid.cols, h, w, 1)
+    _block_features(blocks, counts.astype(np.float64), intra, subpel, row_base, col_of, out)
     return out
 
 
