@@ -162,6 +162,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file or URL")
     p.add_argument("-o", "--output", required=True, help="plan file to write")
     _add_schedule_options(p)
+    p.add_argument("--scale", type=_scale, default=2,
+                   help="the SR network (x2, x3, x4) whose node-bias predictor the graph uses (default 2)")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
 
     p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
@@ -266,7 +268,8 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
-                           audio=not args.no_audio, fps=args.fps, device=args.device)
+                           audio=not args.no_audio, fps=args.fps, device=args.device,
+                           node_bias=args.node_bias)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -287,6 +290,11 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=None,
                    help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    p.add_argument("--node-bias", choices=("predictor", "texture", "oracle"), default="predictor",
+                   help="the graph schedulers' node bias (default predictor; oracle runs the network on "
+                        "every patch: an evaluation-only upper bound); docs/method.md §2.1")
+    p.add_argument("--no-bias-compare", action="store_true",
+                   help="skip dag-greedy and the fidelity with the other node biases (texture, predictor, oracle)")
     p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated corpus clip names to measure")
     p.add_argument("--rederive", action="store_true",
                    help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
@@ -301,6 +309,9 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
                    help="share of LR pixels that go through SR, e.g. 5%% or 0.05 (default 5%%)")
     p.add_argument("--chunk-frames", type=_positive_int, default=60, help="frames per scheduling chunk (default 60)")
     p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
+    p.add_argument("--node-bias", choices=("predictor", "texture"), default="predictor",
+                   help="the graph's node bias: predictor (what the SR network restores, fitted to its "
+                        "weights; default) or texture (the ablation); docs/method.md §2.1")
 
 
 def _command(name: str):
@@ -342,7 +353,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                               patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
+                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps,
+                              node_bias=args.node_bias)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -521,6 +533,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 def _run_plan(args: argparse.Namespace) -> int:
     import itertools
 
+    from .graph import node_bias_for
     from .schedule import parse_budget, plan_stream, write_plans
     from .stream import VideoSource
     from .types import PatchGrid
@@ -534,7 +547,8 @@ def _run_plan(args: argparse.Namespace) -> int:
     stats = {"chunks": 0, "anchors": 0, "area": 0.0}
 
     def plans():
-        for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px):
+        for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px,
+                                       node_bias=node_bias_for(args.node_bias, args.scale)):
             stats["chunks"] += 1
             stats["anchors"] += len(plan)
             stats["area"] += plan.anchor_fraction() * len(chunk)
@@ -697,6 +711,8 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
         options["patch_px"] = args.patch_px
     options["encoding"] = args.encoding
     options["vmaf"] = not args.no_vmaf
+    options["node_bias"] = args.node_bias
+    options["compare_biases"] = not args.no_bias_compare
     settings = QualitySettings(**options)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     # Unknown names, missing clip files, or no available source at all: one error line before

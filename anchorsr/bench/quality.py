@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, SourceError
-from ..graph import build_graph, carry_out, objective
+from ..graph import NODE_BIASES, build_graph, carry_out, objective
 from ..metrics import mean_mse, psnr_from_mse
 from ..pipeline.steps import fetch_patches, rebuild
 from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, upscale_bicubic
@@ -72,6 +72,8 @@ class QualitySettings:
     fidelity_random: int = 8
     fidelity_max_lr_pixels: int = 960 * 544
     seed: int = 0
+    node_bias: str = "predictor"  # the graph schedulers' node bias (docs/method.md §2.1)
+    compare_biases: bool = True  # also dag-greedy and fidelity with every other node bias
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.schedulers if s not in available_schedulers()]
@@ -79,6 +81,8 @@ class QualitySettings:
             raise ConfigError(f"expected scheduler names in {available_schedulers()}, got {unknown}")
         if not self.budgets or any(not 0 < b <= 1 for b in self.budgets):
             raise ConfigError(f"expected budgets in (0, 100%], got {list(self.budgets)}")
+        if self.node_bias not in NODE_BIASES:
+            raise ConfigError(f"expected a node bias in {list(NODE_BIASES)}, got {self.node_bias!r}")
         if self.encoding not in ("rate", "crf"):
             raise ConfigError(f"expected encoding 'rate' or 'crf', got {self.encoding!r}")
 
@@ -188,10 +192,27 @@ class ClipBench:
         return tuple(np.load(p, mmap_mode="r") for p in paths)
 
     def graph(self, ci: int, options: dict):
+        options = {"bias": self.s.node_bias, **options}  # "bias": which node bias (NODE_BIASES)
         key = (ci, tuple(sorted(options.items())))
         if key not in self._graphs:
-            self._graphs[key] = build_graph(self.chunks[ci], **options)
+            opts = dict(options)
+            self._graphs[key] = build_graph(self.chunks[ci], node_bias=self.node_bias(opts.pop("bias")), **opts)
         return self._graphs[key]
+
+    def node_bias(self, kind: str):
+        """The graph's node_bias callable for a bias kind: None (texture), the predictor shipped
+        beside the weights (texture, with a warning, when there is none), or the oracle (the
+        network's output of every frame, cached above)."""
+        if kind == "oracle":
+            from ..sr.biasfit import OracleBias
+
+            return OracleBias(self.sr_planes, self.config)
+        if kind == "predictor":
+            from ..graph import predictor_for
+            from ..sr.model import default_path
+
+            return predictor_for(self.s.scale, default_path(self.s.scale))
+        return None
 
     # -- measuring ---------------------------------------------------------------------------
     def measure(self, outputs: Iterable[tuple[int, Sequence[np.ndarray]]], label: str,
@@ -301,17 +322,27 @@ class ClipBench:
                 plan = AnchorPlan(chunk.start, len(chunk), chunk.grid, f_, p_)
                 j = objective(g, plan.mask())
                 sse = sum(m for _, m in self._chunk_mse(ci, plan))
-                rows.append({"set": label, "anchors": int(chosen.size), "J": j, "mse_sum": sse})
+                rows.append({"set": label, "anchors": int(chosen.size), "J": j, "mse_sum": sse,
+                             **{f"J_{k}": objective(self.graph(ci, {"bias": k}), plan.mask())
+                                for k in self._compared_biases()}})
                 self.tick(f"{self.name}: fidelity chunk {ci}, {label}", 1.0)
             fam = rows[:len(family)]
             rnd = rows[len(family):]
             out.append({"chunk": ci, "family_size": len(fam),
                         "spearman_family": metrics.spearman([r["J"] for r in fam], [r["mse_sum"] for r in fam]),
                         "spearman_random_only": metrics.spearman([r["J"] for r in rnd], [r["mse_sum"] for r in rnd]),
+                        "spearman_family_by_bias": {
+                            k: metrics.spearman([r[f"J_{k}"] for r in fam], [r["mse_sum"] for r in fam])
+                            for k in self._compared_biases()},
                         "sets": rows})
-        return {"chunks": out,
+        return {"chunks": out, "node_bias": self.s.node_bias,
+                "spearman_family_by_bias_mean": {
+                    k: metrics.mean_finite(c["spearman_family_by_bias"][k] for c in out) for k in self._compared_biases()},
                 "spearman_family_mean": metrics.mean_finite(c["spearman_family"] for c in out),
                 "spearman_random_only_mean": metrics.mean_finite(c["spearman_random_only"] for c in out)}
+
+    def _compared_biases(self) -> tuple[str, ...]:
+        return NODE_BIASES if self.s.compare_biases else (self.s.node_bias,)
 
     def _chunk_mse(self, ci: int, plan: AnchorPlan):
         for i, planes in self.reconstruct([plan], [ci]):
@@ -405,6 +436,8 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
             runs.setdefault(name, {})[budget_key(b) if name not in FIXED else "fixed"] = st.summary()
             if abs(b - FIDELITY_BUDGET) < 1e-9:
                 plans_at[name] = plans
+    if settings.compare_biases and OURS in runs:
+        out["node_bias_runs"] = bias_runs(cb, runs[OURS], vmaf_on)
     fixed = {name: runs.pop(name)["fixed"] for name in FIXED if name in runs}
     out["baselines"] = {**base, **fixed}
     out["runs"] = runs
@@ -415,12 +448,61 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
         else:
             out.setdefault("notes", []).append(f"estimator fidelity not measured: LR {out['lr']} is above the "
                                                f"{settings.fidelity_max_lr_pixels} px limit (compute budget)")
+    out.update(bias_figures(out))
     out["vmaf_note"] = (f"VMAF (vmaf_v0.6.1) on {settings.vmaf_frames} consecutive frames from frame {cb.vmaf_lo}, "
                         f"for the baselines and at {budget_key(settings.vmaf_budget)} budget only" if vmaf_on else
                         "VMAF unavailable (no libvmaf in the imageio-ffmpeg binary)")
     out["ssim_note"] = f"SSIM-Y on every {settings.ssim_every}th frame"
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out, visuals(cb, plans_at.get(OURS))
+
+
+class _OnBias:
+    """``dag-greedy`` planning on graphs with another node bias (the side-by-side comparison)."""
+
+    needs_graph = True
+
+    def __init__(self, kind: str) -> None:
+        self.inner = get_scheduler(OURS)
+        self.graph_options = {**self.inner.graph_options, "bias": kind}
+
+    def plan(self, *args, **kwargs):
+        return self.inner.plan(*args, **kwargs)
+
+
+def bias_runs(cb: ClipBench, ours: dict, vmaf_on: bool) -> dict:
+    """``dag-greedy``'s runs at every budget with each node bias (NODE_BIASES); the run with the
+    settings' own bias is the one measured already (``ours``)."""
+    out = {}
+    for kind in NODE_BIASES:
+        if kind == cb.s.node_bias:
+            out[kind] = ours
+            continue
+        per = {}
+        for b in cb.s.budgets:
+            plans, spent = cb.plans(_OnBias(kind), b)
+            vm = vmaf_on and abs(b - cb.s.vmaf_budget) < 1e-9
+            st = cb.run_plans(plans, f"{OURS} ({kind} bias) {budget_key(b)}", vm)
+            st.schedule_s = spent
+            per[budget_key(b)] = st.summary()
+        out[kind] = per
+    return out
+
+
+def bias_figures(clip: dict) -> dict:
+    """Per node bias: dag-greedy's gain kept over bilinear and over bicubic at every budget, and
+    the estimator fidelity (Spearman over the anchor-set family) where it was measured."""
+    if "node_bias_runs" not in clip:
+        return {}
+    base = clip["baselines"]
+    q_all = base["all"]["psnr_yuv_db"]
+    fid = (clip.get("fidelity") or {}).get("spearman_family_by_bias_mean", {})
+    return {"node_bias": {kind: {
+        "gain_kept": {b: metrics.gain_kept(r["psnr_yuv_db"], base["bilinear"]["psnr_yuv_db"], q_all) for b, r in per.items()},
+        "gain_kept_vs_bicubic": {b: metrics.gain_kept(r["psnr_yuv_db"], base["bicubic"]["psnr_yuv_db"], q_all)
+                                 for b, r in per.items()},
+        "psnr_yuv_db": {b: r["psnr_yuv_db"] for b, r in per.items()},
+        "spearman_family": fid.get(kind)} for kind, per in clip["node_bias_runs"].items()}}
 
 
 def visuals(cb: ClipBench, plans: list[AnchorPlan] | None) -> dict:
@@ -492,7 +574,24 @@ def summarize(clips: list[dict], settings: QualitySettings) -> dict:
     if f:
         targets["spearman_mean>=0.9"] = {"value": float(np.mean(f)), "met": bool(np.mean(f) >= 0.9)}
     summary["targets"] = targets
+    summary["node_bias"] = _bias_summary(clips, valid, settings)
     return summary
+
+
+def _bias_summary(clips: list[dict], valid: list[dict], settings: QualitySettings) -> dict:
+    """Means over clips of each node bias's fidelity (every clip where measured) and dag-greedy
+    gain kept (the clips in the averages)."""
+    kinds = sorted({k for c in clips for k in c.get("node_bias", {})}, key=lambda k: NODE_BIASES.index(k)
+                   if k in NODE_BIASES else len(NODE_BIASES))
+    return {kind: {
+        "spearman_family_mean": metrics.mean_finite(c.get("node_bias", {}).get(kind, {}).get("spearman_family")
+                                                    for c in clips),
+        "gain_kept_mean": {budget_key(b): metrics.mean_finite(
+            c.get("node_bias", {}).get(kind, {}).get("gain_kept", {}).get(budget_key(b)) for c in valid)
+            for b in settings.budgets},
+        "gain_kept_vs_bicubic_mean": {budget_key(b): metrics.mean_finite(
+            c.get("node_bias", {}).get(kind, {}).get("gain_kept_vs_bicubic", {}).get(budget_key(b)) for c in valid)
+            for b in settings.budgets}} for kind in kinds}
 
 
 PSNR_RULE = "mean-mse"  # a run's PSNR is 10*log10(255^2 / mean over frames of the frame's MSE)
@@ -519,6 +618,7 @@ def rederive(result: dict, out_dir: str) -> dict:
     settings = QualitySettings(budgets=budgets, schedulers=tuple(s["schedulers"]))
     for clip in result["clips"]:
         clip.update(derive(clip))
+        clip.update(bias_figures(clip))
     # The PSNRs are not recomputed here: figures measured by the mean-MSE rule stay as measured,
     # and older figures (a mean of per-frame PSNRs, no per-frame MSE stored) cannot be, so they
     # are marked as predating the rule and the report says so.
@@ -597,6 +697,7 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
         raise SourceError(f"expected at least one clip to measure in {corpus_dir}, got none (skipped: {skipped})")
     per_clip = 4 + sum(len(settings.budgets) if n not in FIXED else 1 for n in settings.schedulers)
     per_clip += settings.fidelity_chunks * (11 + len(settings.schedulers) + settings.fidelity_random) * 5 // 6
+    per_clip += (len(NODE_BIASES) - 1) * len(settings.budgets) if settings.compare_biases else 0
     say("measuring", 0, per_clip * len(corpus.clips))
     clips, figures = [], os.path.join(out_dir, "figures")
     cache_dir = os.path.join(corpus_dir, "cache")

@@ -249,6 +249,7 @@ def markdown(result: dict) -> str:
           f"of equal size spanning the range): **{_fmt(summ.get('spearman_family_mean'))}**; among purely random "
           f"sets of equal size only: {_fmt(summ.get('spearman_random_only_mean'))} (J barely varies there: not the "
           "target).", "", "![average gain kept](figures/gain_kept.png)", ""]
+    L += node_bias_section(result)
     L += ["## Per clip", ""]
     for clip in result["clips"]:
         base = clip["baselines"]
@@ -302,6 +303,35 @@ def markdown(result: dict) -> str:
         L += [result["clips"][0].get("ssim_note", "") + "; " + result["clips"][0].get("vmaf_note", "") + ".", ""]
     L += ["## Environment", "", "```", *(f"{k}: {v}" for k, v in env.items()), "```", ""]
     return "\n".join(L)
+
+
+def node_bias_section(result: dict) -> list[str]:
+    """The node biases side by side (docs/method.md §2.1): per clip and on average, the estimator
+    fidelity and dag-greedy's gain kept with the texture term, the predictor and the oracle."""
+    summ = result["summary"].get("node_bias")
+    if not summ:
+        return []
+    budgets = result["settings"]["budgets"]
+    kinds = list(summ)
+    L = ["## Node bias: texture, predictor, oracle", "",
+         f"dag-greedy with each node bias of the DAG (the other schedulers use `{result['settings'].get('node_bias')}`): "
+         "texture (what a bicubic-down / bilinear-up round trip loses), predictor (a per-patch linear model of what "
+         "the shipped network restores, fitted offline to its outputs on training photos), oracle (the network run on "
+         "every patch: an upper bound, evaluation only). Fidelity: Spearman between J and the measured MSE over the "
+         "anchor-set family (as above). Gain kept: over bicubic / over bilinear.", ""]
+    head = ["clip"] + [f"fidelity {k}" for k in kinds] + [f"{k} {b}" for b in budgets for k in kinds]
+    rows = []
+    for clip in result["clips"]:
+        nb = clip.get("node_bias")
+        if not nb:
+            continue
+        rows.append([clip["name"]] + [_fmt(nb.get(k, {}).get("spearman_family")) for k in kinds]
+                    + [f"{_pct(nb.get(k, {}).get('gain_kept_vs_bicubic', {}).get(b))} / "
+                       f"{_pct(nb.get(k, {}).get('gain_kept', {}).get(b))}" for b in budgets for k in kinds])
+    rows.append(["**mean**"] + [_fmt(summ[k].get("spearman_family_mean")) for k in kinds]
+                + [f"{_pct(summ[k]['gain_kept_vs_bicubic_mean'].get(b))} / {_pct(summ[k]['gain_kept_mean'].get(b))}"
+                   for b in budgets for k in kinds])
+    return L + _table(head, rows)
 
 
 def _fmt(v, digits: int = 3) -> str:

@@ -163,9 +163,10 @@ class GraphBuilder:
     """
 
     def __init__(self, grid: PatchGrid, prev=None, *, edge_weights: bool = True,
-                 texture: bool = True, texture_sample: int = 1) -> None:
+                 texture: bool = True, texture_sample: int = 1, node_bias=None) -> None:
         self.grid, self.edge_weights, self.texture = grid, edge_weights, texture
         self.texture_sample = texture_sample
+        self.node_bias = node_bias
         self._ref = prev
         self._start: int | None = None
         self._weights: list[sp.csr_matrix] = []
@@ -184,8 +185,13 @@ class GraphBuilder:
             w = identity_weights(w)
         self._weights.append(w)
         self._packer.add(frame_arrays(w))
-        self._bias.append(frame_texture(frame, self._ref, grid, sample=self.texture_sample)
-                          if self.texture else np.ones(grid.n_patches))
+        if not self.texture:
+            bias = np.ones(grid.n_patches)
+        elif self.node_bias is not None:
+            bias = np.asarray(self.node_bias(frame, self._ref, grid), np.float64)
+        else:
+            bias = frame_texture(frame, self._ref, grid, sample=self.texture_sample)
+        self._bias.append(bias)
         self._ref = frame
 
     def build(self) -> DependencyGraph:
@@ -199,15 +205,17 @@ class GraphBuilder:
 
 
 def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True,
-                texture_sample: int = 1) -> DependencyGraph:
+                texture_sample: int = 1, node_bias=None) -> DependencyGraph:
     """The DependencyGraph of ``chunk``.
 
     edge_weights=False: ablation, each inter-coded patch depends on the same patch of the
     previous frame with weight 1. texture=False: ablation, every bias is 1.
     texture_sample: 1 = exact biases; s > 1 = the sampled estimate (``frame_texture``).
+    node_bias: None = the texture term; else a callable ``(frame, ref, grid) -> (N,)`` giving
+    ``b_t`` (the predictor or the oracle, docs/method.md §2.1; ``texture=False`` still wins).
     """
     builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture,
-                           texture_sample=texture_sample)
+                           texture_sample=texture_sample, node_bias=node_bias)
     for frame in chunk.frames:
         builder.add(frame)
     return builder.build()

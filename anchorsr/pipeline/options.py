@@ -27,6 +27,9 @@ class PipelineOptions:
         output container takes its codec, else encoded to AAC); False drops it.
     fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
         the input's timestamps.
+    node_bias: the graph's node bias (docs/method.md §2.1): "predictor" (the predictor fitted to
+        the model's weights, beside them; the texture term with a warning when there is none) or
+        "texture" (the ablation).
     """
 
     scale: int = 2
@@ -51,8 +54,11 @@ class PipelineOptions:
     encoder_threads: int | None = None
     audio: bool = True
     fps: float | None = None
+    node_bias: str = "predictor"
 
     def __post_init__(self) -> None:
+        if self.node_bias not in ("predictor", "texture"):
+            raise ConfigError(f"node bias must be 'predictor' or 'texture', got {self.node_bias!r}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.fps is not None and not self.fps > 0:

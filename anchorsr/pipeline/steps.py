@@ -60,7 +60,19 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
         return ([pf] for pf in pair_plans(frames, plans, options.patch_px))
     return ([PlannedFrame(f, plan, t) for t, f in enumerate(chunk.frames)]
             for chunk, plan in plan_stream(frames, options.scheduler, options.budget_fraction,
-                                           options.chunk_frames, options.patch_px, skip_chunk=skip_chunk))
+                                           options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
+                                           node_bias=graph_node_bias(options)))
+
+
+def graph_node_bias(options: PipelineOptions):
+    """The node bias the stream's graphs use (``options.node_bias``): the predictor fitted to the
+    model's weights (the shipped ones for "default" and "bicubic"), or None (the texture term)."""
+    if options.node_bias != "predictor":
+        return None
+    from ..graph import node_bias_for
+
+    weights = None if options.model in ("default", "bicubic") else options.model
+    return node_bias_for("predictor", options.scale, weights)
 
 
 def with_budget(group: list[PlannedFrame], plan: AnchorPlan) -> list[PlannedFrame]:

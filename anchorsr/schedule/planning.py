@@ -78,7 +78,8 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
                 chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
                 texture: bool = True,
-                skip_chunk: Callable[[], bool] | None = None) -> Iterator[tuple[Chunk, AnchorPlan]]:
+                skip_chunk: Callable[[], bool] | None = None,
+                node_bias: Callable | None = None) -> Iterator[tuple[Chunk, AnchorPlan]]:
     """Schedule a stream chunk by chunk, carrying the estimated error from chunk to chunk.
 
     scheduler: a Scheduler or a registered name. Yields each chunk with its plan as soon as the
@@ -90,12 +91,15 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     skip_chunk: asked as each chunk's first frame arrives; when it returns True the chunk gets an
     empty plan, no graph is built for it (its main cost) and no error is carried past it (a
     live pipeline shedding load).
+    node_bias: the graph's node bias, ``(frame, ref, grid) -> (N,)`` (``graph.node_bias_for``);
+    None: the texture term.
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
     options = {"edge_weights": edge_weights, "texture": texture}
     if scheduler.needs_graph:  # an ablation switches a part of the model off
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
+    options["node_bias"] = node_bias
     carry: np.ndarray | None = None
     builder: GraphBuilder | None = None
     skip = False

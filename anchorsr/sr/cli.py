@@ -2,6 +2,7 @@
 
     anchorsr train --scale 2 --time-budget-s 900 -o anchorsr/sr/weights/repsr_x2
     anchorsr train --scale 2 --fine-tune clip.mp4 --frames 30 -o tuned_x2
+    anchorsr train --scale 2 --refit-bias        (refit the node-bias predictor of existing weights)
 
 Handlers return an exit code; output (progress, summary) is the CLI's job, so it lives here.
 """
@@ -38,7 +39,14 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
                    help="steps between validation runs and checkpoints (default 2000)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where to train (default cpu; cuda is never picked silently)")
-    p.add_argument("-o", "--out", required=True, help="output path, without or with .safetensors")
+    p.add_argument("-o", "--out", default=None,
+                   help="output path, without or with .safetensors (required unless --refit-bias)")
+    p.add_argument("--refit-bias", action="store_true",
+                   help="train nothing: refit the node-bias predictor (NAME.bias.json) of the weights at "
+                        "--out (default: the shipped network for --scale) on the training photos")
+    p.add_argument("--no-bias", action="store_true",
+                   help="after training, do not fit the node-bias predictor (the graph then falls back to "
+                        "the texture term for these weights)")
     p.add_argument("--fine-tune", metavar="VIDEO", default=None,
                    help="fine-tune on this video's first frames instead of training from photos")
     p.add_argument("--frames", type=int, default=30, help="frames used for fine-tuning (default 30)")
@@ -98,6 +106,11 @@ def run_train(args: argparse.Namespace) -> int:
     from . import data, train
     from .model import load_model, save_model
 
+    if args.refit_bias:
+        return _refit_bias(args)
+    if args.out is None:
+        print("anchorsr: error: expected -o/--out (the weights to write), got none", file=sys.stderr)
+        return 2
     try:
         if args.fine_tune:
             torch.set_num_threads(args.threads)
@@ -124,12 +137,37 @@ def run_train(args: argparse.Namespace) -> int:
                 print(f"anchorsr: stopped at step {res.iterations} of {cfg.iterations} (time budget); "
                       f"continue with the same command and --resume", file=sys.stderr)
         path = save_model(res.model, args.out)
+        bias = None
+        if not args.fine_tune and res.finished and not args.no_bias:
+            from .biasfit import refit
+
+            _, bias = refit(path, args.scale, tuple(args.data) if args.data else None,
+                            on_clip=lambda text: print(f"node bias: {text}", file=sys.stderr, flush=True))
     except AnchorsrError as exc:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     summary = {"path": str(path), "iterations": res.iterations, "seconds": round(res.seconds, 1),
-               "measured": res.model.contract.get("measured", res.model.contract.get("fine_tuned"))}
+               "measured": res.model.contract.get("measured", res.model.contract.get("fine_tuned")),
+               "node_bias": str(bias) if bias else None}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _refit_bias(args: argparse.Namespace) -> int:
+    """``--refit-bias``: fit the node-bias predictor of existing weights, write it beside them."""
+    from pathlib import Path
+
+    from .biasfit import refit
+    from .model import default_path
+
+    weights = default_path(args.scale) if args.out is None else Path(args.out).with_suffix(".safetensors")
+    try:
+        predictor, path = refit(weights, args.scale, tuple(args.data) if args.data else None, seed=args.seed,
+                                on_clip=lambda text: print(f"node bias: {text}", file=sys.stderr, flush=True))
+    except AnchorsrError as exc:
+        print(f"anchorsr: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"path": str(path), "fit_figures": predictor.contract["fit_figures"]}, indent=2))
     return 0
 
 
