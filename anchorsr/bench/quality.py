@@ -29,6 +29,7 @@ from ..metrics import mean_mse, psnr_from_mse
 from ..pipeline.steps import fetch_patches, rebuild
 from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, upscale_bicubic
 from ..schedule import available_schedulers, chunks_of, get_scheduler
+from . import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 from ..stream import VideoSource, resize_yuv
 from ..types import AnchorPlan, Chunk, CodedFrame, PlannedFrame
 from . import metrics
@@ -72,7 +73,7 @@ class QualitySettings:
     fidelity_random: int = 8
     fidelity_max_lr_pixels: int = 960 * 544
     seed: int = 0
-    node_bias: str = "predictor"  # the graph schedulers' node bias (docs/method.md §2.1)
+    node_bias: str = "texture"  # the graph schedulers' node bias (docs/method.md §2.1)
     compare_biases: bool = True  # also dag-greedy and fidelity with every other node bias
 
     def __post_init__(self) -> None:
@@ -415,8 +416,6 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
                 out.setdefault("notes", []).append(f"nemo skipped: LR {out['lr']} is above the "
                                                    f"{settings.nemo_max_lr_pixels} px limit for the offline scheduler")
                 continue
-            from . import nemo  # noqa: F401  (registers the benchmark-only scheduler)
-
             sched = get_scheduler("nemo", reference=cb.ref, patch_source=cb.patch_source, config=cb.config,
                                   on_step=lambda: tick(f"{cb.name}: nemo measuring"))
         else:

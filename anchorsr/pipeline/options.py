@@ -54,7 +54,7 @@ class PipelineOptions:
     encoder_threads: int | None = None
     audio: bool = True
     fps: float | None = None
-    node_bias: str = "predictor"
+    node_bias: str = "texture"
 
     def __post_init__(self) -> None:
         if self.node_bias not in ("predictor", "texture"):
