@@ -50,6 +50,12 @@ def _add_reuse_options(p: argparse.ArgumentParser) -> None:
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
 
 
+def _add_gate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-gate", action="store_true",
+                   help="reuse every inter block, even where plain upsampling is expected to do better "
+                        "(turns the reuse gate off: an ablation)")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line, ``anchorsr: error: ...``, like every other error (exit 2)."""
 
@@ -84,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="output: a video file (.mp4, .mkv, .mov, .ts, .avi, .flv, .h264), an HLS folder "
                         "(ending in / or .m3u8) or an rtmp://, udp://, tcp:// URL; never the input")
     _add_reuse_options(p)
+    _add_gate_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
@@ -122,6 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
                         "budget, retention...); options given here override it")
     _add_reuse_options(p)
+    _add_gate_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     _add_av_options(p)
@@ -136,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file or URL")
     p.add_argument("-o", "--output", required=True, help="plan file to write")
     _add_schedule_options(p)
+    _add_gate_option(p)
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
 
     p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
@@ -230,7 +239,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
-                           audio=not args.no_audio, fps=args.fps, device=args.device)
+                           audio=not args.no_audio, fps=args.fps, device=args.device, gate=not args.no_gate)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -251,6 +260,7 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=None,
                    help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    _add_gate_option(p)
     p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated corpus clip names to measure")
     p.add_argument("--rederive", action="store_true",
                    help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
@@ -306,7 +316,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                               patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
-                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps)
+                              max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps,
+                              gate=not args.no_gate)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -483,6 +494,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 def _run_plan(args: argparse.Namespace) -> int:
     import itertools
 
+    from .reuse import gate_frames
     from .schedule import parse_budget, plan_stream, write_plans
     from .stream import VideoSource
     from .types import PatchGrid
@@ -493,6 +505,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     _check_plan_output(args.output)
     src = VideoSource(args.input)
     frames = itertools.islice(src, args.max_frames) if args.max_frames else src
+    frames = gate_frames(frames, not args.no_gate)  # the client's reconstruction gates the same blocks
     stats = {"chunks": 0, "anchors": 0, "area": 0.0}
 
     def plans():
@@ -653,6 +666,7 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
         options["patch_px"] = args.patch_px
     options["encoding"] = args.encoding
     options["vmaf"] = not args.no_vmaf
+    options["gate"] = not args.no_gate
     settings = QualitySettings(**options)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     # Unknown names, missing clip files, or no available source at all: one error line before

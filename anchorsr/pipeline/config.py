@@ -41,6 +41,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "segment-seconds": ("segment_seconds", (int, float), "seconds"),
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
+    "no-gate": ("no_gate", (bool,), "true or false"),
     "device": ("device", (str,), "cpu or cuda"),
 }
 _POSITIVE = {"sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}

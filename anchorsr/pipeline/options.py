@@ -27,6 +27,9 @@ class PipelineOptions:
         output container takes its codec, else encoded to AAC); False drops it.
     fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
         the input's timestamps.
+    gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
+        bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
+        inter block (ablation, ``--no-gate``).
     """
 
     scale: int = 2
@@ -51,6 +54,7 @@ class PipelineOptions:
     encoder_threads: int | None = None
     audio: bool = True
     fps: float | None = None
+    gate: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
