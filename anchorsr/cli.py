@@ -64,6 +64,12 @@ def _add_reuse_options(p: argparse.ArgumentParser) -> None:
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
 
 
+def _add_gate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-gate", action="store_true",
+                   help="reuse every inter block, even where plain upsampling is expected to do better "
+                        "(turns the reuse gate off: an ablation)")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line, ``anchorsr: error: ...``, like every other error (exit 2)."""
 
@@ -98,6 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="output: a video file (.mp4, .mkv, .mov, .ts, .avi, .flv, .h264), an HLS folder "
                         "(ending in / or .m3u8) or an rtmp://, udp://, tcp:// URL; never the input")
     _add_reuse_options(p)
+    _add_gate_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
@@ -148,6 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
                         "budget, retention...; [keys]: the RTMP stream keys); options given here override it")
     _add_reuse_options(p)
+    _add_gate_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     _add_av_options(p)
@@ -164,6 +172,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_schedule_options(p)
     p.add_argument("--scale", type=_scale, default=2,
                    help="the SR network (x2, x3, x4) whose node-bias predictor the graph uses (default 2)")
+    _add_gate_option(p)
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
 
     p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
@@ -269,7 +278,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
                            audio=not args.no_audio, fps=args.fps, device=args.device,
-                           node_bias=args.node_bias)
+                           node_bias=args.node_bias, gate=not args.no_gate)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -295,6 +304,7 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
                         "every patch: an evaluation-only upper bound); docs/method.md §2.1")
     p.add_argument("--no-bias-compare", action="store_true",
                    help="skip dag-greedy and the fidelity with the other node biases (texture, predictor, oracle)")
+    _add_gate_option(p)
     p.add_argument("--only", default=None, metavar="NAMES", help="comma-separated corpus clip names to measure")
     p.add_argument("--rederive", action="store_true",
                    help="recompute the derived figures and the report from OUT/quality.json, measuring nothing")
@@ -355,7 +365,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                               max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps,
-                              node_bias=args.node_bias)
+                              node_bias=args.node_bias, gate=not args.no_gate)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False) as progress:
@@ -535,6 +545,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     import itertools
 
     from .graph import node_bias_for
+    from .reuse import gate_frames
     from .schedule import parse_budget, plan_stream, write_plans
     from .stream import VideoSource
     from .types import PatchGrid
@@ -545,6 +556,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     _check_plan_output(args.output)
     src = VideoSource(args.input)
     frames = itertools.islice(src, args.max_frames) if args.max_frames else src
+    frames = gate_frames(frames, not args.no_gate)  # the client's reconstruction gates the same blocks
     stats = {"chunks": 0, "anchors": 0, "area": 0.0}
 
     def plans():
@@ -714,6 +726,7 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     options["vmaf"] = not args.no_vmaf
     options["node_bias"] = args.node_bias
     options["compare_biases"] = not args.no_bias_compare
+    options["gate"] = not args.no_gate
     settings = QualitySettings(**options)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     # Unknown names, missing clip files, or no available source at all: one error line before

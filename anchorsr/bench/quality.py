@@ -27,7 +27,7 @@ from ..errors import ConfigError, SourceError
 from ..graph import NODE_BIASES, build_graph, carry_out, objective
 from ..metrics import mean_mse, psnr_from_mse
 from ..pipeline.steps import fetch_patches, rebuild
-from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, upscale_bicubic
+from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, gate_frames, upscale_bicubic
 from ..schedule import available_schedulers, chunks_of, get_scheduler
 from . import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 from ..stream import VideoSource, resize_yuv
@@ -75,6 +75,7 @@ class QualitySettings:
     seed: int = 0
     node_bias: str = "texture"  # the graph schedulers' node bias (docs/method.md §2.1)
     compare_biases: bool = True  # also dag-greedy and fidelity with every other node bias
+    gate: bool = True  # the reuse gate (docs/method.md §1.1); False: the ablation
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.schedulers if s not in available_schedulers()]
@@ -134,7 +135,10 @@ class ClipBench:
                 frames.append(f)
                 if settings.max_frames and len(frames) >= settings.max_frames:
                     break
-        self.frames = frames
+        # Every run (graphs, schedules, reconstructions) sees the gated stream, as the pipeline
+        # does; the decoded frames are kept for the ungated reuse baseline.
+        self.ungated = frames
+        self.frames = frames = list(gate_frames(frames, settings.gate))
         self.hr = load_hr(clip_dir)
         s = settings.scale
         lh, lw = frames[0].y.shape
@@ -253,6 +257,12 @@ class ClipBench:
         if kind == "all":
             st.anchor_px = st.lr_px = 1
         return st
+
+    def reuse_ungated(self) -> RunStats:
+        """Reuse alone on the decoded stream without the gate (the gate's ablation)."""
+        rec = Reconstructor(self.config)
+        return self.measure(((f.index, (hr.y, hr.u, hr.v)) for f in self.ungated
+                             for hr in (rec.step(f),)), "none, no gate")
 
     def reconstruct(self, plans: Sequence[AnchorPlan], chunk_ids: Sequence[int] | None = None,
                     snapshot: bool = False):
@@ -406,6 +416,8 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
         base[kind] = cb.baseline(kind, vmaf_on).summary()
     empty = [AnchorPlan(c.start, len(c), c.grid) for c in cb.chunks]
     base["none"] = cb.run_plans(empty, "none", vmaf_on, snapshot=True).summary()
+    if settings.gate:
+        base["none-nogate"] = cb.reuse_ungated().summary()
     if cb.chunks:  # compile the greedy kernel outside the timed calls
         get_scheduler(OURS).plan(cb.chunks[0], 0.001, graph=cb.graph(0, {}))
     runs: dict[str, dict] = {}
@@ -633,7 +645,7 @@ def rederive(result: dict, out_dir: str) -> dict:
 def settings_json(settings: QualitySettings) -> dict:
     d = asdict(settings)
     d["budgets"] = [budget_key(b) for b in settings.budgets]
-    d["reuse"] = asdict(ReuseConfig(settings.scale, settings.loop))
+    d["reuse"] = {**asdict(ReuseConfig(settings.scale, settings.loop)), "gate": settings.gate}
     return d
 
 
@@ -694,7 +706,7 @@ def run_quality(out_dir: str, settings: QualitySettings, *, corpus_dir: str = "b
     if not corpus.clips:
         skipped = "; ".join(f"{k['name']}: {k['reason']}" for k in corpus.skipped) or "none"
         raise SourceError(f"expected at least one clip to measure in {corpus_dir}, got none (skipped: {skipped})")
-    per_clip = 4 + sum(len(settings.budgets) if n not in FIXED else 1 for n in settings.schedulers)
+    per_clip = 4 + settings.gate + sum(len(settings.budgets) if n not in FIXED else 1 for n in settings.schedulers)
     per_clip += settings.fidelity_chunks * (11 + len(settings.schedulers) + settings.fidelity_random) * 5 // 6
     per_clip += (len(NODE_BIASES) - 1) * len(settings.budgets) if settings.compare_biases else 0
     say("measuring", 0, per_clip * len(corpus.clips))

@@ -7,7 +7,8 @@ what is newly coded in it. For an anchor mask ``m`` (0 at anchors, 1 elsewhere):
     e_t = m_t * (b_t + W_t e_{t-1}),   J = sum_t sum_p e_t[p]
 
 with ``e_{-1}`` carried in from the previous chunk (it does not matter at a key frame, whose
-``W_0`` is zero).
+``W_0`` is zero). Blocks the reuse gate sent to upsampling (docs/method.md §1.1) arrive marked
+intra in the frames' motion fields, so they have no edge in ``W_t`` and an intra block's bias.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "segment-seconds": ("segment_seconds", (int, float), "seconds"),
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
+    "no-gate": ("no_gate", (bool,), "true or false"),
     "device": ("device", (str,), "cpu or cuda"),
     "keys": ("keys", (dict,), "a table of NAME = \"KEY\" or NAME = { key = \"KEY\", allow = [ADDRESSES] }"),
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),

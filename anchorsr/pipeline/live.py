@@ -248,11 +248,12 @@ class LivePipeline:
         """Plan frames as they arrive (a chunk at a time, or a frame at a time in client mode),
         cut each plan to the live budget, and submit every SR job of a group before its frames
         go on (the pool works while earlier frames are rebuilt)."""
-        items: dict[int, _Item] = {}  # id(frame) -> its item, until its plan is known
+        items: dict[int, _Item] = {}  # frame index -> its item, until its plan is known (the
+        # planned frame may be another object: the reuse gate rewrites motion fields)
 
         def frames() -> Iterator[CodedFrame]:
             for item in self._items(self.q_decoded):
-                items[id(item.frame)] = item
+                items[item.frame.index] = item
                 yield item.frame
 
         def overloaded() -> bool:  # a chunk that starts at zero budget skips the graph, its main cost
@@ -267,7 +268,7 @@ class LivePipeline:
                     cut = full.prefix_for_budget(self.controller.decide(self.q_planned.qsize(),
                                                                         self.options.chunk_frames))
                 group = with_budget(group, cut)
-            batch = [items.pop(id(pf.frame)) for pf in group]
+            batch = [items.pop(pf.frame.index) for pf in group]
             for item, pf in zip(batch, group):
                 self._submit(item, pf)
             for item in batch:

@@ -27,9 +27,12 @@ class PipelineOptions:
         output container takes its codec, else encoded to AAC); False drops it.
     fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
         the input's timestamps.
-    node_bias: the graph's node bias (docs/method.md §2.1): "predictor" (the predictor fitted to
-        the model's weights, beside them; the texture term with a warning when there is none) or
-        "texture" (the ablation).
+    node_bias: the graph's node bias (docs/method.md §2.1): "texture" (the default) or
+        "predictor" (the predictor fitted to the model's weights, beside them; the texture term
+        with a warning when there is none).
+    gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
+        bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
+        inter block (ablation, ``--no-gate``).
     """
 
     scale: int = 2
@@ -55,6 +58,7 @@ class PipelineOptions:
     audio: bool = True
     fps: float | None = None
     node_bias: str = "texture"
+    gate: bool = True
 
     def __post_init__(self) -> None:
         if self.node_bias not in ("predictor", "texture"):

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..reuse import Reconstructor
+from ..reuse import Reconstructor, ReuseGate
 from ..schedule import get_scheduler, plan_stream
 from ..types import CodedFrame, HRPatchSource, MotionField, PatchGrid
 from .live import LivePipeline, LiveStats
@@ -28,6 +28,9 @@ def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
             np.ones((h // 4, w // 4, 2), np.int16), np.zeros((h // 4, w // 4), bool))
         frames.append(CodedFrame(i, i, i / 30, kind, 1000, y, u, v, motion))
     grid = PatchGrid(options.patch_px, h, w)
+    gate = ReuseGate()
+    for f in frames:
+        gate(f)
     if options.plan_path is None:
         for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px):
             pass

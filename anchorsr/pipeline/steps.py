@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
-from ..reuse import BicubicPatchSource, Reconstructor
+from ..reuse import BicubicPatchSource, Reconstructor, gate_frames
 from ..schedule import pair_plans, plan_stream, read_plans
 from ..types import AnchorPlan, CodedFrame, HRFrame, HRPatch, HRPatchSource, PlannedFrame
 from .options import PipelineOptions
@@ -53,7 +53,10 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
     a new schedule, see ``plan_stream``); in client mode (``plans``, else read from
     ``options.plan_path`` now, so a bad plan file fails before any frame), a frame at a time.
     skip_chunk: as ``plan_stream``'s (a live runner shedding load).
+    The reuse gate (``options.gate``) is applied to the frames first, so the graph the scheduler
+    plans on and the reconstruction of the PlannedFrames see the same gated motion fields.
     """
+    frames = gate_frames(frames, options.gate)
     if plans is None and options.plan_path is not None:
         plans = read_plans(options.plan_path)
     if plans is not None:
