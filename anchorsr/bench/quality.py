@@ -29,10 +29,10 @@ from ..metrics import mean_mse, psnr_from_mse
 from ..pipeline.steps import fetch_patches, rebuild
 from ..reuse import GroundTruthPatchSource, Reconstructor, ReuseConfig, gate_frames, upscale_bicubic
 from ..schedule import available_schedulers, chunks_of, get_scheduler
-from . import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 from ..stream import VideoSource, resize_yuv
-from ..types import AnchorPlan, Chunk, CodedFrame, PlannedFrame
+from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid, PlannedFrame
 from . import metrics
+from . import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 from .corpus import load_hr, sha256_file
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,8 @@ class RunStats:
     lr_px: int = 0
     vmaf: float | None = None
     schedule_s: float = 0.0
+    # CPU seconds of the method's own work (all threads), by step; see ClipBench for the model
+    cpu_s: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """The run's figures. PSNR by the mean-MSE rule: the PSNR of the mean of the frames' MSEs
@@ -117,6 +119,10 @@ class RunStats:
             out["vmaf"] = round(self.vmaf, 3)
         if self.schedule_s:
             out["schedule_ms_per_chunk"] = round(self.schedule_s * 1000, 1)
+        n = len(self.mse_y)
+        if self.cpu_s and n:
+            out["cpu_ms_per_frame"] = round(sum(self.cpu_s.values()) * 1000 / n, 2)
+            out["cpu_ms_per_frame_by_step"] = {k: round(v * 1000 / n, 2) for k, v in self.cpu_s.items()}
         return out
 
 
@@ -138,7 +144,9 @@ class ClipBench:
         # Every run (graphs, schedules, reconstructions) sees the gated stream, as the pipeline
         # does; the decoded frames are kept for the ungated reuse baseline.
         self.ungated = frames
+        c0 = time.process_time()
         self.frames = frames = list(gate_frames(frames, settings.gate))
+        self.gate_cpu_s = (time.process_time() - c0) / max(len(frames), 1)  # per frame
         self.hr = load_hr(clip_dir)
         s = settings.scale
         lh, lw = frames[0].y.shape
@@ -152,6 +160,8 @@ class ClipBench:
         self.sr = self._sr_frames(lr_path)
         self.patch_source = GroundTruthPatchSource(self.sr_planes)
         self._graphs: dict[tuple[int, tuple], object] = {}
+        self._graph_cpu: dict[tuple[int, tuple], float] = {}
+        self.sr_cpu = self._sr_cost()
         self.keep_frame = min(len(frames) - 1, max(len(frames) * 3 // 4, 0))  # late in a GOP: drift shows
         self.kept: dict[str, tuple[np.ndarray, ...]] = {}
         # VMAF has a temporal feature: it is measured on one contiguous block of frames.
@@ -196,13 +206,41 @@ class ClipBench:
             json.dump(key, fh)
         return tuple(np.load(p, mmap_mode="r") for p in paths)
 
+    def _sr_cost(self) -> dict:
+        """The network's CPU cost on this clip, measured (after a warm-up) on its middle frame:
+        seconds per LR pixel of anchor patches (haloed, batched, as ``enhance`` runs them) and
+        seconds per whole frame (one pass, as all-frame SR runs). The benchmark's runs take
+        their SR output from the cached whole-frame pass, so their SR cost is this model."""
+        from ..sr import SRPatchSource, load_model
+        from ..sr.patches import upscale_frame
+
+        model = load_model(self.s.scale)
+        source = SRPatchSource(model)
+        f = self.frames[len(self.frames) // 2]
+        boxes = PatchGrid(self.patch_px, f.height, f.width).boxes()
+        source(f, boxes[:1], self.s.scale)
+        c0 = time.process_time()
+        source(f, boxes, self.s.scale)
+        per_px = (time.process_time() - c0) / (f.width * f.height)
+        upscale_frame(source.runner, f.y, f.u, f.v)
+        c0 = time.process_time()
+        upscale_frame(source.runner, f.y, f.u, f.v)
+        return {"patch_s_per_lr_px": per_px, "frame_s": time.process_time() - c0}
+
     def graph(self, ci: int, options: dict):
         options = {"bias": self.s.node_bias, **options}  # "bias": which node bias (NODE_BIASES)
         key = (ci, tuple(sorted(options.items())))
         if key not in self._graphs:
             opts = dict(options)
-            self._graphs[key] = build_graph(self.chunks[ci], node_bias=self.node_bias(opts.pop("bias")), **opts)
+            bias = self.node_bias(opts.pop("bias"))
+            c0 = time.process_time()
+            self._graphs[key] = build_graph(self.chunks[ci], node_bias=bias, **opts)
+            self._graph_cpu[key] = time.process_time() - c0
         return self._graphs[key]
+
+    def graph_cpu_s(self, ci: int, options: dict) -> float:
+        """CPU seconds the chunk's graph took to build (0 when it was not built)."""
+        return self._graph_cpu.get((ci, tuple(sorted({"bias": self.s.node_bias, **options}.items()))), 0.0)
 
     def node_bias(self, kind: str):
         """The graph's node_bias callable for a bias kind: None (texture), the predictor shipped
@@ -244,28 +282,41 @@ class ClipBench:
     def baseline(self, kind: str, vmaf: bool) -> RunStats:
         s = self.s.scale
 
+        cpu = {"upsample": 0.0}
+
         def outputs():
             for f in self.frames:
+                c0 = time.process_time()
                 if kind == "bilinear":
                     planes = resize_yuv(f.y, f.u, f.v, f.width * s, f.height * s, interpolation="BILINEAR")
                 elif kind == "bicubic":
                     planes = upscale_bicubic(f.y, f.u, f.v, s)
-                else:  # all-frame SR
+                else:  # all-frame SR (cached; its cost is the measured whole-frame pass)
                     planes = self.sr_planes(f.index)
+                cpu["upsample"] += time.process_time() - c0
                 yield f.index, planes
         st = self.measure(outputs(), kind, vmaf)
+        st.cpu_s = {"sr": self.sr_cpu["frame_s"] * len(self.frames)} if kind == "all" else cpu
         if kind == "all":
             st.anchor_px = st.lr_px = 1
         return st
 
     def reuse_ungated(self) -> RunStats:
         """Reuse alone on the decoded stream without the gate (the gate's ablation)."""
-        rec = Reconstructor(self.config)
-        return self.measure(((f.index, (hr.y, hr.u, hr.v)) for f in self.ungated
-                             for hr in (rec.step(f),)), "none, no gate")
+        rec, cpu = Reconstructor(self.config), {"reuse": 0.0}
+
+        def outputs():
+            for f in self.ungated:
+                c0 = time.process_time()
+                hr = rec.step(f)
+                cpu["reuse"] += time.process_time() - c0
+                yield f.index, (hr.y, hr.u, hr.v)
+        st = self.measure(outputs(), "none, no gate")
+        st.cpu_s = cpu
+        return st
 
     def reconstruct(self, plans: Sequence[AnchorPlan], chunk_ids: Sequence[int] | None = None,
-                    snapshot: bool = False):
+                    snapshot: bool = False, cpu: dict | None = None):
         """(index, planes) of the rebuilt frames. chunk_ids None: the whole clip, one plan per
         chunk (snapshot: remember the reconstructor's state at each chunk start); else only those
         chunks, each started from the remembered state."""
@@ -278,28 +329,50 @@ class ClipBench:
                 self.chunk_start_state[ci] = copy.deepcopy(rec)
             for t, frame in enumerate(self.chunks[ci].frames):
                 pf = PlannedFrame(frame, plan, t)
-                hr = rebuild(rec, pf, fetch_patches(self.patch_source, pf, self.config.scale))
+                patches = fetch_patches(self.patch_source, pf, self.config.scale)
+                c0 = time.process_time()
+                hr = rebuild(rec, pf, patches)
+                if cpu is not None:
+                    cpu["reuse"] = cpu.get("reuse", 0.0) + time.process_time() - c0
                 yield frame.index, (hr.y, hr.u, hr.v)
 
     def plans(self, scheduler, budget: float) -> tuple[list[AnchorPlan], float]:
         """Per-chunk plans of ``scheduler`` (as plan_stream: error carried chunk to chunk), and
-        the mean scheduling seconds per chunk (graph build excluded)."""
-        out, carry, spent = [], None, 0.0
+        the mean scheduling seconds per chunk (graph build excluded). ``self.last_plan_cpu_s``:
+        CPU seconds of the whole clip's scheduling, graph builds included."""
+        out, carry, spent, cpu = [], None, 0.0, 0.0
         for ci, chunk in enumerate(self.chunks):
             g = self.graph(ci, scheduler.graph_options) if scheduler.needs_graph else None
-            t0 = time.perf_counter()
+            if g is not None:
+                cpu += self.graph_cpu_s(ci, scheduler.graph_options)
+            t0, c0 = time.perf_counter(), time.process_time()
             plan = scheduler.plan(chunk, budget, graph=g, carry_in=carry)
             spent += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             if g is not None:
                 carry = carry_out(g, plan, carry)
             out.append(plan)
+        self.last_plan_cpu_s = cpu
         return out, spent / max(len(self.chunks), 1)
 
-    def run_plans(self, plans: list[AnchorPlan], label: str, vmaf: bool, snapshot: bool = False) -> RunStats:
-        st = self.measure(self.reconstruct(plans, snapshot=snapshot), label, vmaf)
+    def run_plans(self, plans: list[AnchorPlan], label: str, vmaf: bool, snapshot: bool = False,
+                  schedule_cpu_s: float = 0.0) -> RunStats:
+        """Rebuild the clip with ``plans`` and measure it. CPU per step: the reuse loop (timed),
+        the gate (timed once per clip), SR (anchor pixels x the measured cost per pixel; on whole
+        frames when a frame's anchors would cost more than one whole-frame pass, as the live path
+        does) and scheduling (``schedule_cpu_s``, graph builds included)."""
+        cpu: dict = {}
+        st = self.measure(self.reconstruct(plans, snapshot=snapshot, cpu=cpu), label, vmaf)
+        sr = 0.0
         for chunk, plan in zip(self.chunks, plans):
-            st.anchor_px += int(chunk.grid.areas()[plan.patches].sum())
+            areas = chunk.grid.areas()
+            st.anchor_px += int(areas[plan.patches].sum())
             st.lr_px += len(chunk) * chunk.grid.height * chunk.grid.width
+            per_frame = np.bincount(plan.frames, weights=areas[plan.patches], minlength=len(chunk))
+            sr += float(np.minimum(per_frame * self.sr_cpu["patch_s_per_lr_px"],
+                                   np.where(per_frame > 0, self.sr_cpu["frame_s"], 0.0)).sum())
+        st.cpu_s = {"reuse": cpu.get("reuse", 0.0), "gate": self.gate_cpu_s * len(self.frames), "sr": sr,
+                    "schedule": schedule_cpu_s}
         return st
 
     # -- estimator fidelity ----------------------------------------------------------------
@@ -436,13 +509,15 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
         top = None
         if name == "palantir":  # a greedy order: smaller budgets are prefixes of the largest
             top, spent = cb.plans(sched, max(budgets))
+            top_cpu = cb.last_plan_cpu_s
         for b in budgets:
             if top is not None:
                 plans = [p.prefix_for_budget(b) for p in top]
             else:
                 plans, spent = cb.plans(sched, b)
             vm = vmaf_on and (name in FIXED or abs(b - settings.vmaf_budget) < 1e-9)
-            st = cb.run_plans(plans, f"{name} {budget_key(b)}", vm)
+            st = cb.run_plans(plans, f"{name} {budget_key(b)}", vm,
+                              schedule_cpu_s=cb.last_plan_cpu_s if top is None else top_cpu)
             st.schedule_s = spent
             runs.setdefault(name, {})[budget_key(b) if name not in FIXED else "fixed"] = st.summary()
             if abs(b - FIDELITY_BUDGET) < 1e-9:
@@ -493,7 +568,8 @@ def bias_runs(cb: ClipBench, ours: dict, vmaf_on: bool) -> dict:
         for b in cb.s.budgets:
             plans, spent = cb.plans(_OnBias(kind), b)
             vm = vmaf_on and abs(b - cb.s.vmaf_budget) < 1e-9
-            st = cb.run_plans(plans, f"{OURS} ({kind} bias) {budget_key(b)}", vm)
+            st = cb.run_plans(plans, f"{OURS} ({kind} bias) {budget_key(b)}", vm,
+                              schedule_cpu_s=cb.last_plan_cpu_s)
             st.schedule_s = spent
             per[budget_key(b)] = st.summary()
         out[kind] = per

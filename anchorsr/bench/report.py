@@ -264,15 +264,20 @@ def markdown(result: dict) -> str:
                              _fmt(r["psnr_yuv_db"], 2), _fmt(r["psnr_y_db"], 2), _fmt(r.get("ssim_y"), 4),
                              _fmt(r.get("vmaf"), 2),
                              _pct(kb_clip.get(n, {}).get("0%")) if n == "none" else "-",
-                             _pct(clip["gain_kept"].get(n, {}).get("0%")) if n in ("none", "bicubic") else "-"])
+                             _pct(clip["gain_kept"].get(n, {}).get("0%")) if n in ("none", "bicubic") else "-",
+                             _fmt(r.get("cpu_ms_per_frame"), 1)])
         for n, per in clip["runs"].items():
             for b, r in per.items():
                 rows.append([f"{n} {b}", _pct(r["sr_share"]), _fmt(r["psnr_yuv_db"], 2), _fmt(r["psnr_y_db"], 2),
                              _fmt(r.get("ssim_y"), 4), _fmt(r.get("vmaf"), 2),
                              _pct(clip.get("gain_kept_vs_bicubic", {}).get(n, {}).get(b)),
-                             _pct(clip["gain_kept"][n].get(b))])
+                             _pct(clip["gain_kept"][n].get(b)), _fmt(r.get("cpu_ms_per_frame"), 1)])
         L += _table(["method", "SR share", "PSNR YUV", "PSNR Y", "SSIM Y", "VMAF", "gain kept over bicubic",
-                     "over bilinear"], rows)
+                     "over bilinear", "CPU ms/frame"], rows)
+        L += ["CPU ms/frame: CPU time (all threads) of the method's own work per output frame: upsampling; "
+              "or reuse + gate + scheduling (graph included) + SR, where SR is the anchor pixels times the "
+              "network's measured CPU per pixel on this clip (a whole-frame pass where cheaper), and "
+              "all-frame SR one measured whole-frame pass per frame. Decoding and measuring are not counted.", ""]
         sv = clip.get("saving", {})
         if sv:
             L += ["Saving of dag-greedy at equal PSNR: " + ", ".join(

@@ -229,3 +229,29 @@ def test_node_biases_side_by_side(run):
     assert [s["J_texture"] for s in fam] == pytest.approx([s["J"] for s in fam])
     assert set(result["summary"]["node_bias"]) == {"texture", "predictor", "oracle"}
     assert "## Node bias: texture, predictor, oracle" in (out / "report.md").read_text()
+
+
+def test_every_method_reports_its_cpu_per_output_frame(run):
+    """CPU per frame by step: upsampling for the plain upscalers; reuse, gate, scheduling and SR for
+    the reuse methods (SR only where there are anchors, scheduling only where a scheduler ran);
+    one whole-frame pass per frame for all-frame SR, which bounds every plan's SR cost per frame."""
+    _, out = run
+    (clip,) = json.loads((out / "quality.json").read_text())["clips"]
+    base, runs = clip["baselines"], clip["runs"]
+    assert set(base["bicubic"]["cpu_ms_per_frame_by_step"]) == {"upsample"}
+    assert set(base["all"]["cpu_ms_per_frame_by_step"]) == {"sr"}
+    none = base["none"]["cpu_ms_per_frame_by_step"]
+    assert none["sr"] == 0 and none["schedule"] == 0 and none["reuse"] > 0
+    whole = base["all"]["cpu_ms_per_frame"]
+    for name in ("dag-greedy", "palantir", "uniform"):
+        for b, r in runs[name].items():
+            steps = r["cpu_ms_per_frame_by_step"]
+            assert (steps["sr"] > 0) == (r["sr_share"] > 0), (name, b)
+            if name != "uniform":  # graph schedulers: the graph build alone takes measurable CPU
+                assert steps["schedule"] > 0, (name, b)
+            assert steps["sr"] <= whole + 0.01
+            assert r["cpu_ms_per_frame"] == pytest.approx(sum(steps.values()), abs=0.05)
+    # more anchors never cost less SR
+    sr = [runs["dag-greedy"][b]["cpu_ms_per_frame_by_step"]["sr"] for b in ("5%", "10%", "20%")]
+    assert sr == sorted(sr)
+    assert "CPU ms/frame" in (out / "report.md").read_text()
