@@ -65,6 +65,7 @@ class LiveStats(SRCounts):
     missing_frames: int = 0
     restarts: int = 0
     idle_flushes: int = 0  # chunks planned early because the input paused
+    repeated_frames: int = 0  # the sink's repeats, key frames where dropped frames left a segment time
     started: float | None = None
     first_out: float | None = None
     last_out: float | None = None
@@ -176,6 +177,7 @@ class LivePipeline:
                 "fps": round(s.fps(now), 2), "dropped": s.dropped, "late": s.late,
                 "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets,
                 "missing_frames": s.missing_frames, "restarts": s.restarts, "idle_flushes": s.idle_flushes,
+                "repeated_frames": s.repeated_frames,
                 "sr_share": round(s.sr_share, 4), "budget_fraction": round(self.controller.budget, 4),
                 "target_budget_fraction": self.controller.target, "latency_ms": s.latency_ms(),
                 "latency_target_ms": round(self.latency_target_s * 1e3, 1), "output_size": s.output_size,
@@ -363,6 +365,7 @@ class LivePipeline:
                     self.stats.output_size = (w, h)
                 began = self.clock()
                 sink.write(hr.y, hr.u, hr.v, index, time=item.time)
+                self.stats.repeated_frames = getattr(sink, "repeated_frames", 0)
                 now = self.clock()
                 self._enc_s = 0.9 * self._enc_s + 0.1 * (now - began)
                 self.stats.first_out = self.stats.first_out or now
