@@ -197,6 +197,7 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
     assert m[("anchorsr_stream_frames_out_total", labels)] >= 20
     assert m[("anchorsr_stream_frames_in_total", labels)] >= m[("anchorsr_stream_frames_out_total", labels)]
     assert ("anchorsr_stream_dropped_frames_total", labels) in m and ("anchorsr_stream_late_frames_total", labels) in m
+    assert ("anchorsr_stream_repeated_frames_total", labels) in m and ("anchorsr_stream_idle_flushes_total", labels) in m
     assert 0 < m[("anchorsr_stream_sr_share", labels)] <= 0.05 + 1e-9
     assert m[("anchorsr_stream_fps", labels)] > 5
     lat = {q: m[("anchorsr_stream_latency_seconds", labels | {("quantile", q)})] for q in ("0.5", "0.95")}
