@@ -7,13 +7,15 @@ Each stage is a thread; bounded queues sit between them::
            --q_rebuilt--> encode (sink)
 
 Scheduling needs the whole chunk, so a frame waits for the end of its chunk: the added latency
-is about one chunk plus processing. When the input pauses (``idle_flush_s`` without a frame), the
-chunk in progress is planned as it is: its frames do not wait past their deadlines for frames
-that may never come (the end of a UDP stream is only known after a silence of the read timeout,
-and an MPEG-TS demuxer holds a stream's last frame until then). Every frame gets a deadline, its decode time plus
-``max_latency_s``. Reconstruction waits for a frame's SR patches only until shortly before that
-deadline; after it, the frame is rebuilt by reuse alone and the budget controller is told
-(``control.py``), which shrinks the next chunks' budget; with headroom it grows back.
+is about one chunk plus processing. When the input pauses (``idle_flush_s`` without a frame),
+the chunk in progress is planned as it is: its frames do not wait past their deadlines for
+frames that may never come (the end of a UDP stream is only known after a silence of the read
+timeout, and an MPEG-TS demuxer holds a stream's last frame until then).
+
+Every frame gets a deadline, its decode time plus ``max_latency_s``. Reconstruction waits for
+a frame's SR patches only until shortly before that deadline; after it, the frame is rebuilt by
+reuse alone and the budget controller is told (``control.py``), which shrinks the next chunks'
+budget; with headroom it grows back.
 
 Queue policies (named, as the live loop needs them): in real-time mode the decoded-frame queue
 drops the newest frame when full (counted as dropped; the reuse reference is reset after the

@@ -11,7 +11,7 @@ folder never reads half a segment or half a playlist. Segments are cut by time: 
 a key frame at every ``hls_time`` seconds of output time (``EncodeSettings.key_interval_s``), and
 where frames were dropped across such a time, the last frame is repeated there as that key frame
 (what a viewer sees in a gap anyway), so every segment but the last lasts ``hls_time`` exactly,
-under overload too. The muxer's playlist (``.muxer.m3u8``) is republished as ``index.m3u8`` with
+under overload too. The muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
 ``#EXT-X-TARGETDURATION`` set to ``hls_time`` rounded up (at least 1): FFmpeg writes the longest
 segment rounded to the nearest second, 0 for half-second segments, which browsers refuse.
 
@@ -90,11 +90,9 @@ class HlsPlaylist:
     and ``finish()`` after the muxer closed: republishes, then removes the muxer's copy.
     """
 
-    MUXER_NAME = ".muxer.m3u8"
-
     def __init__(self, path: str, segment_s: float) -> None:
         self.path = path
-        self.muxer_path = os.path.join(os.path.dirname(path), self.MUXER_NAME)
+        self.muxer_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path))  # hidden
         self.target = max(1, math.ceil(round(segment_s, 6)))
         self._seen: tuple[int, int] | None = None
 
