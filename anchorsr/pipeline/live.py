@@ -7,10 +7,15 @@ Each stage is a thread; bounded queues sit between them::
            --q_rebuilt--> encode (sink)
 
 Scheduling needs the whole chunk, so a frame waits for the end of its chunk: the added latency
-is about one chunk plus processing. Every frame gets a deadline, its decode time plus
-``max_latency_s``. Reconstruction waits for a frame's SR patches only until shortly before that
-deadline; after it, the frame is rebuilt by reuse alone and the budget controller is told
-(``control.py``), which shrinks the next chunks' budget; with headroom it grows back.
+is about one chunk plus processing. When the input pauses (``idle_flush_s`` without a frame),
+the chunk in progress is planned as it is: its frames do not wait past their deadlines for
+frames that may never come (the end of a UDP stream is only known after a silence of the read
+timeout, and an MPEG-TS demuxer holds a stream's last frame until then).
+
+Every frame gets a deadline, its decode time plus ``max_latency_s``. Reconstruction waits for
+a frame's SR patches only until shortly before that deadline; after it, the frame is rebuilt by
+reuse alone and the budget controller is told (``control.py``), which shrinks the next chunks'
+budget; with headroom it grows back.
 
 Queue policies (named, as the live loop needs them): in real-time mode the decoded-frame queue
 drops the newest frame when full (counted as dropped; the reuse reference is reset after the
@@ -32,7 +37,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..reuse import Reconstructor
-from ..schedule import get_scheduler, read_plans
+from ..schedule import CHUNK_END, get_scheduler, read_plans
 from ..stream import EncodeSettings, Sink
 from ..types import AnchorPlan, CodedFrame, HRFrame, HRPatch, PlannedFrame
 from .control import BudgetController
@@ -61,6 +66,8 @@ class LiveStats(SRCounts):
     sr_late_frames: int = 0
     missing_frames: int = 0
     restarts: int = 0
+    idle_flushes: int = 0  # chunks planned early because the input paused
+    repeated_frames: int = 0  # the sink's repeats, key frames where dropped frames left a segment time
     started: float | None = None
     first_out: float | None = None
     last_out: float | None = None
@@ -113,6 +120,8 @@ class LivePipeline:
         self.config = options.reuse_config()
         self.controller = BudgetController(options.budget_fraction)
         self.latency_target_s = options.latency_target_s(fps)
+        # a quarter of the time a chunk's first frame has left once the chunk is complete
+        self.idle_flush_s = max((self.latency_target_s - options.chunk_frames / fps) / 4, 2 / fps)
         n = options.queue_frames or 2 * options.chunk_frames
         self.q_decoded: queue.Queue = queue.Queue(n)
         self.q_planned: queue.Queue = queue.Queue(2 * options.chunk_frames)
@@ -169,7 +178,8 @@ class LivePipeline:
         return {"name": self.name, "running": self.running, "frames_in": s.frames_in, "frames_out": s.frames_out,
                 "fps": round(s.fps(now), 2), "dropped": s.dropped, "late": s.late,
                 "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets,
-                "missing_frames": s.missing_frames, "restarts": s.restarts,
+                "missing_frames": s.missing_frames, "restarts": s.restarts, "idle_flushes": s.idle_flushes,
+                "repeated_frames": s.repeated_frames,
                 "sr_share": round(s.sr_share, 4), "budget_fraction": round(self.controller.budget, 4),
                 "target_budget_fraction": self.controller.target, "latency_ms": s.latency_ms(),
                 "latency_target_ms": round(self.latency_target_s * 1e3, 1), "output_size": s.output_size,
@@ -250,9 +260,20 @@ class LivePipeline:
         go on (the pool works while earlier frames are rebuilt)."""
         items: dict[int, _Item] = {}  # frame index -> its item, until its plan is known (the
         # planned frame may be another object: the reuse gate rewrites motion fields)
+        # a live input that pauses (or ended without saying so yet: UDP) has its chunk planned
+        # after this long, not when frames that may never come complete it
+        flush = self.options.realtime and self.plans is None
 
         def frames() -> Iterator[CodedFrame]:
-            for item in self._items(self.q_decoded):
+            while True:
+                try:
+                    item = self.q_decoded.get(timeout=self.idle_flush_s if flush and items else None)
+                except queue.Empty:
+                    self.stats.idle_flushes += 1
+                    yield CHUNK_END
+                    continue
+                if item is _END:
+                    return
                 items[item.frame.index] = item
                 yield item.frame
 
@@ -347,6 +368,7 @@ class LivePipeline:
                     self.stats.output_size = (w, h)
                 began = self.clock()
                 sink.write(hr.y, hr.u, hr.v, index, time=item.time)
+                self.stats.repeated_frames = getattr(sink, "repeated_frames", 0)
                 now = self.clock()
                 self._enc_s = 0.9 * self._enc_s + 0.1 * (now - began)
                 self.stats.first_out = self.stats.first_out or now

@@ -119,15 +119,17 @@ class Listener:
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {self.host}:{self.port} ({self.url}): {exc.strerror}") from None
 
-    def options(self, accept_timeout_s: float, read_timeout_s: float) -> dict[str, str]:
+    def options(self, accept_timeout_s: float) -> dict[str, str]:
         """FFmpeg protocol options: wait ``accept_timeout_s`` for a publisher, then give up (the
         accept loop listens again), without limiting how long probing a connected stream takes.
-        UDP has no connection: a silence of ``read_timeout_s`` ends the wait or the stream."""
+        UDP has no connection: the socket stays bound while the open waits for a first datagram
+        (the open timeout: a publisher starting meanwhile loses nothing), and a silence of the
+        read timeout ends the stream."""
         if self.scheme == "rtmp":
             return {"listen": "1", "timeout": str(max(int(round(accept_timeout_s)), 1))}
         if self.scheme == "tcp":
             return {"listen_timeout": str(int(accept_timeout_s * 1000))}
-        return {"timeout": str(int(read_timeout_s * 1e6))}
+        return {}
 
 
 class Server:
@@ -143,6 +145,7 @@ class Server:
         self.sessions: dict[str, Session] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._waiting: set[threading.Thread] = set()  # listener threads waiting for a publisher
         self._gates: list[RtmpGate] = []
         self._relays: dict[str, SrtRelay] = {}
         self.pool: SRPool | None = None
@@ -200,13 +203,20 @@ class Server:
 
     def _accept_loop(self, li: Listener) -> None:
         """TCP and UDP: FFmpeg's listen mode, one publisher at a time."""
+        me = threading.current_thread()
         while not self._stop.is_set():
+            self._waiting.add(me)  # holds no stream: stop() need not wait for it
             try:
-                src = self._open(li.url, li.options(self.options.accept_timeout_s, self.options.read_timeout_s),
+                src = self._open(li.url, li.options(self.options.accept_timeout_s),
                                  (self.options.probe_timeout_s, self.options.read_timeout_s))
             except AnchorsrError as exc:  # nobody published within the accept period, or a bad start
                 log.debug("%s: %s", li.name, exc)
                 continue
+            finally:
+                self._waiting.discard(me)
+            if self._stop.is_set():  # came as the server stopped: not waited for, so not started
+                src.close()
+                return
             if self._run_session(li.name, src, li.url) is None:
                 time.sleep(1.0)
 
@@ -333,7 +343,7 @@ class Server:
             relay.terminate()  # its reader sees the pipe end
         end = time.monotonic() + timeout_s
         for t in self._threads:
-            if t.name != "http":
+            if t.name != "http" and t not in self._waiting:
                 t.join(max(0.0, end - time.monotonic()))
         if self.httpd is not None:
             self.httpd.shutdown()

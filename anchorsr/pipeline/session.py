@@ -21,7 +21,7 @@ import av
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import SinkError
-from ..stream import EncodeSettings, hls_sink
+from ..stream import EncodeSettings, HlsPlaylist, hls_options, hls_sink
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,11 @@ class LRCopy:
         self.width, self.height = template.codec_context.width, template.codec_context.height
         self.bit_rate = template.codec_context.bit_rate or template.container.bit_rate or None
         self.packets = 0
-        options = {"hls_time": f"{segment_s:g}", "hls_list_size": "0", "hls_playlist_type": "event",
-                   "hls_flags": "temp_file+independent_segments",
-                   "hls_segment_filename": os.path.join(folder, "seg%05d.ts")}
-        self._container = av.open(self.playlist, mode="w", format="hls", options=options)
+        # segments start at the input's own key frames; the republished playlist has a valid
+        # TARGETDURATION (at least 1 s, and never below a segment: the input's GOP may be longer)
+        self._published = HlsPlaylist(self.playlist, segment_s)
+        self._container = av.open(self._published.muxer_path, mode="w", format="hls",
+                                  options=hls_options(folder, segment_s))
         self._stream = self._container.add_stream_from_template(template)
         # H.264 from FLV/MP4 (RTMP) holds length-prefixed NAL units; MPEG-TS needs start codes and
         # the parameter sets in band, or strict players (browsers) cannot parse the segments
@@ -165,6 +166,7 @@ class LRCopy:
                 out.stream = self._stream
                 self._container.mux(out)
             self.packets += 1
+            self._published.refresh()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._failed = True
             log.warning("LR rendition %s stopped: %s", self.playlist, exc)
@@ -172,6 +174,7 @@ class LRCopy:
     def close(self) -> None:
         try:
             self._container.close()  # writes the last segment and #EXT-X-ENDLIST
+            self._published.finish()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.warning("closing the LR rendition %s failed: %s", self.playlist, exc)
 

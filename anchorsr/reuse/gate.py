@@ -140,10 +140,11 @@ class ReuseGate:
 
 
 def gate_frames(frames: Iterable[CodedFrame], enabled: bool = True) -> Iterator[CodedFrame]:
-    """The decoded stream with the gate applied (``enabled`` False: unchanged, the ablation)."""
+    """The decoded stream with the gate applied (``enabled`` False: unchanged, the ablation).
+    Anything else in the stream (a chunk-end marker of a live runner) passes through as it is."""
     if not enabled:
         yield from frames
         return
     gate = ReuseGate()
     for frame in frames:
-        yield gate(frame)
+        yield gate(frame) if isinstance(frame, CodedFrame) else frame

@@ -12,13 +12,13 @@ from .baselines import neuroscaler_order
 from .dag_greedy import DagGreedyPlain, dag_greedy
 from .guarded import CHECKPOINTS, DagGreedy, guarded_greedy, palantir_fast
 from .palantir import Palantir, exhaustive_greedy, preselect_frames
-from .planning import (chunks_of, pair_plans, parse_budget, plan_stream, plan_to_file, read_plans,
-                       write_plans)
+from .planning import (CHUNK_END, chunks_of, pair_plans, parse_budget, plan_stream, plan_to_file,
+                       read_plans, write_plans)
 
 __all__ = [
     "Scheduler", "available_schedulers", "budget_area", "check_budget", "get_scheduler",
     "register", "neuroscaler_order", "CHECKPOINTS", "DagGreedy", "DagGreedyPlain", "dag_greedy",
     "guarded_greedy", "palantir_fast", "Palantir", "exhaustive_greedy",
-    "preselect_frames", "chunks_of", "pair_plans", "parse_budget", "plan_stream", "plan_to_file", "read_plans",
-    "write_plans",
+    "preselect_frames", "CHUNK_END", "chunks_of", "pair_plans", "parse_budget", "plan_stream", "plan_to_file",
+    "read_plans", "write_plans",
 ]

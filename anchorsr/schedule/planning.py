@@ -17,6 +17,10 @@ from .base import Scheduler, get_scheduler
 
 log = logging.getLogger(__name__)
 
+# Put in a frame stream, it ends the chunk in progress now (a live input that paused: its
+# frames are planned at once instead of waiting for frames that may not come).
+CHUNK_END = object()
+
 
 def parse_budget(text: str | float) -> float:
     """A budget as a fraction of LR pixels: ``"5%"`` -> 0.05, ``"0.05"`` -> 0.05.
@@ -37,14 +41,19 @@ def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
          ) -> Iterator[Chunk | tuple[CodedFrame, PatchGrid, CodedFrame | None, bool]]:
     """The chunking of ``chunks_of``, frame by frame: yields (frame, grid, prev, first) as each
     frame arrives (first: it opens a chunk, whose reference frame before it is prev), and each
-    Chunk as soon as it is complete (after its last frame, or before the first frame of a new
-    size)."""
+    Chunk as soon as it is complete (after its last frame, before the first frame of a new
+    size, or at a ``CHUNK_END`` in ``frames``)."""
     if chunk_frames < 1:
         raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     grid: PatchGrid | None = None
     prev: CodedFrame | None = None
     buf: list[CodedFrame] = []
     for frame in frames:
+        if frame is CHUNK_END:
+            if buf:  # a short chunk; the next one goes on from its last frame
+                yield Chunk(tuple(buf), grid, prev)
+                prev, buf = buf[-1], []
+            continue
         if buf and frame.y.shape != buf[0].y.shape:
             yield Chunk(tuple(buf), grid, prev)
             log.info("frame size changed to %dx%d at frame %d: a new chunk and grid start",
@@ -87,7 +96,7 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     chunk early and starts a new schedule at the new size (no error carried over). The graph
     (with the ablation options) is built only for schedulers that need it, frame by frame as
     frames arrive (``GraphBuilder``), so a chunk's last frame leaves only the assembly and the
-    scheduler to run.
+    scheduler to run. A ``CHUNK_END`` among the frames ends the chunk in progress early.
     skip_chunk: asked as each chunk's first frame arrives; when it returns True the chunk gets an
     empty plan, no graph is built for it (its main cost) and no error is carried past it (a
     live pipeline shedding load).

@@ -249,6 +249,10 @@ class VideoSource:
                     # how FFmpeg's RTMP reader reports a publisher that closed its stream: a normal end
                     log.info("input %s ended (the publisher closed the stream)", self.source)
                     return
+                if self.source.startswith("udp://") and isinstance(exc, (av.error.ExitError, TimeoutError)):
+                    # UDP has no end of stream: a silence of the read timeout is how one ends
+                    log.info("input %s ended (no data within the read timeout)", self.source)
+                    return
                 self.stats.notes.append(f"input ended early: {exc.strerror or exc}")
                 log.warning("input %s ended early: %s", self.source, exc)
                 return

@@ -6,8 +6,8 @@ an interrupted run never leaves a file that looks finished.
 Timestamps: a frame written with its input ``time`` (seconds) keeps it, relative to the first
 frame, in ``EncodeSettings.time_base`` (the input's, so variable frame rate survives exactly);
 a frame written with only an ``index`` is placed at ``index / fps``. With ``key_interval_s``
-key frames are forced by output time (an HLS segment is cut at the first key frame after each
-``hls_time`` seconds), not by a frame count.
+key frames are forced by output time, on a grid of that step (an HLS segment is cut at the first
+key frame after each ``hls_time`` seconds), not by a frame count.
 """
 
 from __future__ import annotations
@@ -132,7 +132,15 @@ class EncodeSettings:
 
 
 class FrameClock:
-    """Output timestamps of one video stream, from input times or from frame numbers."""
+    """Output timestamps of one video stream, from input times or from frame numbers.
+
+    With ``key_interval_s`` the key frames lie on a grid of that step from the first frame: a
+    frame at or past the next grid time is a key frame. ``missed_keys`` tells where a gap in the
+    timestamps (frames dropped) skips a grid time, so that a sink can put a key frame there.
+    """
+
+    # a gap longer than this is a jump in the input's clock, not dropped frames: left as it is
+    MAX_FILL_S = 30.0
 
     def __init__(self, settings: EncodeSettings) -> None:
         self.fps = settings.fps
@@ -141,10 +149,13 @@ class FrameClock:
         # time base of their own: a 90 kHz clock (MPEG's), fine enough for any frame rate
         self.time_base: Fraction = settings.time_base or 1 / settings.rate
         self.key_interval_s = settings.key_interval_s
+        # the grid in whole microseconds, as FFmpeg's HLS muxer reads its hls_time
+        self.key_step: Fraction | None = (Fraction(max(round(settings.key_interval_s * 1e6), 1), 10**6)
+                                          if settings.key_interval_s is not None else None)
         self.origin_s: float | None = None  # input time of the first frame
         self.last_pts: int | None = None
         self.count = 0
-        self._next_key = 0.0
+        self._next_key = Fraction(0)
         self.frame_ticks = max(int(round(1 / (settings.fps * self.time_base))), 1)
 
     def _choose_time_base(self, timed: bool) -> None:
@@ -152,10 +163,8 @@ class FrameClock:
             self.time_base = Fraction(1, 90000)
             self.frame_ticks = max(int(round(1 / (self.fps * self.time_base))), 1)
 
-    def stamp(self, frame: av.VideoFrame, index: int | None = None, time: float | None = None) -> float:
-        """Set ``frame``'s pts, time base, duration and (by time) key-frame request; returns its
-        output time in seconds. ``time``: input time in seconds; else ``index`` (default: the
-        next frame number) at the nominal rate. The first call settles ``time_base``."""
+    def _pts(self, index: int | None, time: float | None) -> int:
+        """The pts a frame at input ``time`` (or number ``index``) gets; settles the origin."""
         if self.last_pts is None:
             self._choose_time_base(time is not None)
         if time is not None:
@@ -167,14 +176,44 @@ class FrameClock:
         pts = int(round(rel / self.time_base))
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1  # timestamps must increase (duplicates, rounding)
-        self.last_pts, self.count = pts, self.count + 1
+        return pts
+
+    def stamp(self, frame: av.VideoFrame, index: int | None = None, time: float | None = None) -> float:
+        """Set ``frame``'s pts, time base, duration and (by time) key-frame request; returns its
+        output time in seconds. ``time``: input time in seconds; else ``index`` (default: the
+        next frame number) at the nominal rate. The first call settles ``time_base``."""
+        out_s = self.stamp_at(frame, self._pts(index, time))
+        self.count += 1
+        return out_s
+
+    def stamp_at(self, frame: av.VideoFrame, pts: int) -> float:
+        """Stamp ``frame`` at ``pts`` (a key frame when it is on or past the next grid time)."""
+        self.last_pts = pts
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = self.frame_ticks
-        out_s = float(pts * self.time_base)
-        if self.key_interval_s is not None and out_s >= self._next_key - 1e-6:
+        out = pts * self.time_base
+        if self.key_step is not None and out >= self._next_key:
             frame.pict_type = av.video.frame.PictureType.I
-            self._next_key = (math.floor(out_s / self.key_interval_s + 1e-6) + 1) * self.key_interval_s
-        return out_s
+            self._next_key = (math.floor(out / self.key_step) + 1) * self.key_step
+        return float(out)
+
+    def missed_keys(self, index: int | None = None, time: float | None = None) -> list[int]:
+        """The pts of each grid time that the frame to come (at ``time`` or ``index``) would skip:
+        grid times more than half a frame before it, with no frame since the one before. Each
+        needs a frame of its own (a repeat of the last one) for the key frame that starts a
+        segment there. Empty without a grid, before the first frame, and across a jump of more
+        than ``MAX_FILL_S``."""
+        if self.key_step is None or self.last_pts is None:
+            return []
+        out = self._pts(index, time) * self.time_base
+        if out - self._next_key > self.MAX_FILL_S:
+            return []
+        missed, key = [], self._next_key
+        while out - key > Fraction(1, 2) / Fraction(self.fps).limit_denominator(1001):
+            pts = max(math.ceil(key / self.time_base), self.last_pts + 1 + len(missed))
+            missed.append(pts)
+            key += self.key_step
+        return missed
 
     @property
     def end_s(self) -> float | None:

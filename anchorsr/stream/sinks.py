@@ -8,7 +8,12 @@ what a file sink wrote.
 HLS is written by FFmpeg's ``hls`` muxer with ``temp_file``: each segment and each rewrite of
 the playlist goes to a ``.tmp`` name first and is renamed into place, so a player polling the
 folder never reads half a segment or half a playlist. Segments are cut by time: the encoder makes
-a key frame at every ``hls_time`` seconds of output time (``EncodeSettings.key_interval_s``).
+a key frame at every ``hls_time`` seconds of output time (``EncodeSettings.key_interval_s``), and
+where frames were dropped across such a time, the last frame is repeated there as that key frame
+(what a viewer sees in a gap anyway), so every segment but the last lasts ``hls_time`` exactly,
+under overload too. The muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
+``#EXT-X-TARGETDURATION`` set to ``hls_time`` rounded up (at least 1): FFmpeg writes the longest
+segment rounded to the nearest second, 0 for half-second segments, which browsers refuse.
 
 Frames written with their input ``time`` keep the input's timestamps (see ``encode.py``); an
 ``audio`` feed adds the input's audio track, copied or encoded to AAC (see ``audio.py``).
@@ -17,7 +22,9 @@ Frames written with their input ``time`` keep the input's timestamps (see ``enco
 from __future__ import annotations
 
 import logging
+import math
 import os
+import shutil
 from dataclasses import replace
 
 import av
@@ -45,6 +52,7 @@ class Sink:
         self.width, self.height = width, height
         self.frames_written = 0
         self.resized_frames = 0
+        self.repeated_frames = 0  # written again to fill a gap (an HLS sink's key frames)
 
     def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None,
               time: float | None = None) -> None:
@@ -74,13 +82,65 @@ class Sink:
         self.close()
 
 
+class HlsPlaylist:
+    """The playlist FFmpeg's ``hls`` muxer writes (``muxer_path``), republished at ``path`` with
+    ``#EXT-X-TARGETDURATION`` = ``segment_s`` rounded up, at least 1, and never below a segment's
+    duration rounded to the nearest second (the rule of RFC 8216).
+
+    ``refresh()`` after each packet muxed (cheap: a ``stat`` unless the muxer rewrote its playlist)
+    and ``finish()`` after the muxer closed: republishes, then removes the muxer's copy.
+    """
+
+    def __init__(self, path: str, segment_s: float) -> None:
+        self.path = path
+        self.muxer_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path))  # hidden
+        self.target = max(1, math.ceil(round(segment_s, 6)))
+        self._seen: tuple[int, int] | None = None
+
+    @staticmethod
+    def target_duration(text: str, at_least: int) -> int:
+        durations = [float(ln[len("#EXTINF:"):].split(",")[0]) for ln in text.splitlines()
+                     if ln.startswith("#EXTINF:")]
+        return max([at_least] + [math.floor(d + 0.5) for d in durations])
+
+    def refresh(self) -> None:
+        try:
+            st = os.stat(self.muxer_path)
+        except FileNotFoundError:  # no segment complete yet
+            return
+        if (st.st_mtime_ns, st.st_size) == self._seen:
+            return
+        self._seen = (st.st_mtime_ns, st.st_size)
+        with open(self.muxer_path) as fh:
+            text = fh.read()
+        target = self.target_duration(text, self.target)
+        lines = [f"#EXT-X-TARGETDURATION:{target}" if ln.startswith("#EXT-X-TARGETDURATION:") else ln
+                 for ln in text.split("\n")]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write("\n".join(lines))
+        os.replace(tmp, self.path)
+
+    def finish(self) -> None:
+        self.refresh()
+        if os.path.exists(self.path) and os.path.exists(self.muxer_path):
+            os.unlink(self.muxer_path)
+
+
 class MuxSink(Sink):
-    """libx264 into one FFmpeg muxer: an HLS folder (``hls``) or a live URL (``mpegts``/``flv``)."""
+    """libx264 into one FFmpeg muxer: an HLS folder (``hls``) or a live URL (``mpegts``/``flv``).
+
+    ``playlist``: the HLS playlist to republish (``target`` is then the muxer's own); with it,
+    a drop across a key-frame time is filled by a repeat of the last frame (``repeated_frames``).
+    """
 
     def __init__(self, target: str, fmt: str, width: int, height: int, settings: EncodeSettings,
-                 options: dict[str, str] | None = None, audio: AudioFeed | None = None) -> None:
+                 options: dict[str, str] | None = None, audio: AudioFeed | None = None,
+                 playlist: HlsPlaylist | None = None) -> None:
         super().__init__(width, height)
-        self.target = target
+        self.target = playlist.path if playlist is not None else target
+        self.playlist = playlist
+        self._last_frame: av.VideoFrame | None = None
         try:
             self._container = av.open(target, mode="w", format=fmt, options=options or {})
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -100,15 +160,25 @@ class MuxSink(Sink):
             y = np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), mode="edge")
         frame = yuv_to_frame(y, u, v)
         first = self._clock.last_pts is None
+        if self.playlist is not None and self._last_frame is not None:
+            for pts in self._clock.missed_keys(index, time):
+                self._encode(self._last_frame, self._clock.stamp_at(self._last_frame, pts))
+                self.repeated_frames += 1
         out_s = self._clock.stamp(frame, index, time)
         if first:
             self._stream.codec_context.time_base = self._clock.time_base
         if self.audio is not None and self.audio.origin_s is None:
             self.audio.origin_s = time if time is not None else (self.audio.feed.video_start or 0.0)
+        self._encode(frame, out_s)
+        self._last_frame = frame
+
+    def _encode(self, frame: av.VideoFrame, out_s: float) -> None:
         try:
             self._container.mux(self._stream.encode(frame))
             if self.audio is not None:
                 self.audio.write_until(out_s + 1 / self._clock.fps)
+            if self.playlist is not None:
+                self.playlist.refresh()
         except (av.error.FFmpegError, OSError) as exc:
             raise SinkError(f"cannot write to {self.target!r}: {exc}") from None
 
@@ -126,6 +196,8 @@ class MuxSink(Sink):
         finally:
             try:
                 self._container.close()
+                if self.playlist is not None:
+                    self.playlist.finish()
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("closing %s failed: %s", self.target, exc)
 
@@ -168,11 +240,22 @@ def hls_sink(folder: str, width: int, height: int, settings: EncodeSettings,
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
         raise SinkError(f"cannot create the HLS folder {parent!r}: {exc.strerror}") from None
-    options = {"hls_time": f"{segment_s:g}", "hls_list_size": "0", "hls_playlist_type": "event",
-               "hls_flags": "temp_file+independent_segments" + ("+append_list" if append else ""),
-               "hls_segment_filename": os.path.join(parent, segment_prefix + "%05d.ts")}
+    published = HlsPlaylist(playlist, segment_s)
+    if append and os.path.exists(playlist):  # the muxer continues the playlist viewers already have
+        shutil.copyfile(playlist, published.muxer_path)
     settings = replace(settings, key_interval_s=segment_s)
-    return MuxSink(playlist, "hls", width, height, settings, options, audio)
+    return MuxSink(published.muxer_path, "hls", width, height, settings,
+                   hls_options(parent, segment_s, segment_prefix, append), audio,
+                   playlist=published)
+
+
+def hls_options(folder: str, segment_s: float, segment_prefix: str = "seg", append: bool = False) -> dict[str, str]:
+    """FFmpeg ``hls`` muxer options: an event playlist of ``folder/PREFIX%05d.ts`` cut every
+    ``segment_s`` seconds (in whole microseconds, as the key-frame grid of ``FrameClock``);
+    append: continue the playlist there (the muxer marks the new segments with a discontinuity)."""
+    return {"hls_time": f"{round(segment_s * 1e6) / 1e6:.6f}", "hls_list_size": "0", "hls_playlist_type": "event",
+            "hls_flags": "temp_file+independent_segments" + ("+append_list" if append else ""),
+            "hls_segment_filename": os.path.join(folder, segment_prefix + "%05d.ts")}
 
 
 def check_target(target: str) -> None:

@@ -17,15 +17,20 @@ TIMEOUT_S = 60
 
 
 class ListSource:
-    """Frames from a list, paced at ``fps`` (0: as fast as possible), with a scripted corrupt count."""
+    """Frames from a list, paced at ``fps`` (0: as fast as possible), with a scripted corrupt count
+    and pauses (seconds before frame i)."""
 
-    def __init__(self, frames, fps=0.0, corrupt_before=()):
+    def __init__(self, frames, fps=0.0, corrupt_before=(), pause_before=None):
         self.frames, self.fps, self.corrupt_before = frames, fps, set(corrupt_before)
+        self.pause_before = pause_before or {}
         self.stats = SimpleNamespace(corrupt_packets=0)
 
     def __iter__(self):
         t0 = time.monotonic()
         for i, f in enumerate(self.frames):
+            if i in self.pause_before:
+                time.sleep(self.pause_before[i])
+                t0 += self.pause_before[i]
             if self.fps:
                 time.sleep(max(0.0, t0 + i / self.fps - time.monotonic()))
             if i in self.corrupt_before:
@@ -115,6 +120,17 @@ def test_slow_sr_never_holds_a_frame_past_its_deadline_and_the_budget_recovers(c
     assert min(p.controller.history) < 0.1 / 2  # the budget shrank under load...
     assert p.controller.history[-1] == pytest.approx(0.1)  # ...and grew back once SR was fast again
     assert max(p.stats.latencies_s) < 0.5 + 0.3  # deadline plus the reconstruct/encode of one frame
+
+
+def test_a_paused_input_has_its_chunk_planned_at_once(clip):
+    """The last frame comes 6 s after the others (as an MPEG-TS demuxer hands out a UDP stream's
+    last frame only when the read times out): the chunk in progress is planned when the input
+    pauses, so none of its frames waits past its deadline (2 s) and nothing is dropped."""
+    options = PipelineOptions(realtime=True, chunk_frames=12, patch_px=32, budget_fraction=0.05, max_latency_s=2.0)
+    source = ListSource(clip, fps=30, pause_before={35: 6.0})
+    p, sink = run(clip, options, source)
+    assert p.stats.frames_in == 36 and p.stats.dropped == 0 and len(sink.planes) == 36
+    assert p.stats.idle_flushes >= 1 and p.idle_flush_s == pytest.approx((2.0 - 12 / 30) / 4)
 
 
 def test_a_full_live_queue_drops_frames_and_output_goes_on(clip):

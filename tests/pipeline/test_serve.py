@@ -131,7 +131,7 @@ def test_rtmp_and_udp_publishers(server, name, fmt):
     assert s["frames_out"] >= (45 if fmt == "flv" else 20)  # UDP may lose what came before the probe
     playlist = os.path.join(server.out, s["name"], "index.m3u8")
     assert open(playlist).read().rstrip().endswith("#EXT-X-ENDLIST")
-    assert len(playlist_frames(playlist)) == s["frames_out"]
+    assert len(playlist_frames(playlist)) == s["frames_out"] + s["repeated_frames"]  # (repeats: where frames were shed)
     lr = playlist_frames(os.path.join(server.out, s["name"], "lr", "index.m3u8"))  # the input copied into HLS
     assert len(lr) >= s["frames_out"] and lr[0][1].shape == (LR_H, LR_W)
     if fmt == "flv":  # the publisher closing its stream is a normal end, not a warning
@@ -149,7 +149,8 @@ def test_corrupt_and_missing_packets_then_disconnect(server, media):
     folder = os.path.join(server.out, "cam-2")
     assert open(os.path.join(folder, "index.m3u8")).read().rstrip().endswith("#EXT-X-ENDLIST")
     frames = playlist_frames(os.path.join(folder, "index.m3u8"))
-    assert len(frames) == s["frames_out"] and frames[-1][0] > 1.5  # output went on past the damage
+    # output went on past the damage (a hole across a segment time: the frame before it repeated there)
+    assert len(frames) == s["frames_out"] + s["repeated_frames"] and frames[-1][0] > 1.5
     check_continuity(frames[:20], lr)  # before the damage: frame for frame
     # the server keeps accepting: a new publisher on the same port is a new stream
     pusher(server.ports["cam"], data[: len(data) // 3], 1.0).join(30)
@@ -196,6 +197,7 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
     assert m[("anchorsr_stream_frames_out_total", labels)] >= 20
     assert m[("anchorsr_stream_frames_in_total", labels)] >= m[("anchorsr_stream_frames_out_total", labels)]
     assert ("anchorsr_stream_dropped_frames_total", labels) in m and ("anchorsr_stream_late_frames_total", labels) in m
+    assert ("anchorsr_stream_repeated_frames_total", labels) in m and ("anchorsr_stream_idle_flushes_total", labels) in m
     assert 0 < m[("anchorsr_stream_sr_share", labels)] <= 0.05 + 1e-9
     assert m[("anchorsr_stream_fps", labels)] > 5
     lat = {q: m[("anchorsr_stream_latency_seconds", labels | {("quantile", q)})] for q in ("0.5", "0.95")}
@@ -320,8 +322,8 @@ def test_sessions_never_overwrite_and_retention_from_a_config_file(tmp_path, med
     second = run(["--config", str(config)], "serve2.log", {})
     assert second["name"] == "cam-3"
     assert {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # untouched
-    assert len(playlist_frames(str(folder / "index.m3u8"))) == first["frames_out"]
-    assert len(playlist_frames(str(out / "cam-3" / "index.m3u8"))) == second["frames_out"]
+    assert len(playlist_frames(str(folder / "index.m3u8"))) == first["frames_out"] + first["repeated_frames"]
+    assert len(playlist_frames(str(out / "cam-3" / "index.m3u8"))) == second["frames_out"] + second["repeated_frames"]
     assert sorted(p.name for p in out.iterdir()) == ["cam-2", "cam-3"]  # cam-1 beyond the last 2: removed
     assert not (tmp_path / "elsewhere").exists()
 

@@ -1,18 +1,24 @@
 """`anchorsr serve` ingest published with the ffmpeg CLI: RTMP with stream keys (right, wrong,
 not allowed from this address, two publishers on one port at once, an idle connection beside
-them) and SRT through the ffmpeg relay. Small frames (320x180 -> 640x360), bicubic stand-in
+them), SRT through the ffmpeg relay, UDP to its last frame, and HLS segments that keep their
+length when the pipeline sheds frames. Small frames (320x180 -> 640x360), bicubic stand-in
 model; every wait is bounded."""
 
 import os
+import re
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import time
 
 import pytest
 
+from anchorsr.pipeline import PipelineOptions
 from anchorsr.pipeline.rtmp import ChunkReader, amf0_values, command
+from anchorsr.pipeline.serve import Server, ServeOptions
+from anchorsr.pipeline.session import Session
 from tests.pipeline.live_media import free_port, playlist_frames, wait_for
 from tests.pipeline.test_serve import ServeProcess
 from tests.test_cli_errors import assert_one_line_error, run_cli
@@ -39,6 +45,16 @@ def clip(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """10 s (300 frames) of the same, as MPEG-TS."""
+    path = tmp_path_factory.mktemp("ingest") / "long.ts"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"testsrc2=size={W}x{H}:rate=30", "-frames:v", "300", "-c:v", "libx264", "-g", "15", "-bf", "0",
+                    "-refs", "1", "-pix_fmt", "yuv420p", "-f", "mpegts", "-y", str(path)], check=True, timeout=120)
+    return path
+
+
 def publish(clip, url, fmt, timeout_s=90) -> subprocess.Popen:
     """The ffmpeg CLI publishing ``clip`` at its own pace (-re)."""
     return subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy",
@@ -57,8 +73,8 @@ def udp_bound(port) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ingest-serve")
-    rtmp_port = free_port()
-    listen = {"rtmp": f"rtmp://127.0.0.1:{rtmp_port}/live"}
+    rtmp_port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
+    listen = {"rtmp": f"rtmp://127.0.0.1:{rtmp_port}/live", "udpcam": f"udp://127.0.0.1:{udp_port}"}
     srt_port = None
     if srt_support():
         srt_port = free_port(socket.SOCK_DGRAM)
@@ -68,7 +84,7 @@ def server(tmp_path_factory):
                       'stage = { key = "stage-key", allow = ["10.0.0.0/8"] }\n')
     srv = ServeProcess(tmp, listen, ["--config", str(config), "--patch-px", "20"], start_timeout_s=240)
     srv.rtmp = f"rtmp://127.0.0.1:{rtmp_port}/live"
-    srv.srt_port = srt_port
+    srv.srt_port, srv.udp_port = srt_port, udp_port
     yield srv
     if srv.proc.poll() is None:
         srv.proc.send_signal(signal.SIGTERM)
@@ -90,7 +106,7 @@ def check_session(server, name, out_dir):
     assert s["frames_out"] + s["dropped"] == N and s["frames_out"] >= N // 2  # (an overloaded machine may shed)
     folder = os.path.join(out_dir, name)
     assert open(os.path.join(folder, "index.m3u8")).read().rstrip().endswith("#EXT-X-ENDLIST")
-    assert len(playlist_frames(os.path.join(folder, "index.m3u8"))) == s["frames_out"]
+    assert len(playlist_frames(os.path.join(folder, "index.m3u8"))) == s["frames_out"] + s["repeated_frames"]
     lr = playlist_frames(os.path.join(folder, "lr", "index.m3u8"))
     assert len(lr) == N and lr[0][1].shape == (H, W)
     return s
@@ -131,6 +147,81 @@ def test_srt_publisher(server, clip):
     assert p.wait(90) == 0, p.stderr.read()
     check_session(server, "srtcam-1", server.out)
     wait_for(lambda: udp_bound(server.srt_port), 60, "a new relay for the next publisher")
+
+
+def playlist_info(path):
+    """(TARGETDURATION, [EXTINF durations], ended) of a media playlist."""
+    text = open(path).read()
+    target = int(re.search(r"^#EXT-X-TARGETDURATION:(\d+)$", text, re.M).group(1))
+    return target, [float(d) for d in re.findall(r"^#EXTINF:([\d.]+),", text, re.M)], "#EXT-X-ENDLIST" in text
+
+
+def test_udp_stream_keeps_its_last_frames(server, long_clip):
+    """UDP has no end of stream: the server learns of it after --read-timeout (1.5 s) of silence,
+    and the MPEG-TS demuxer holds the last frame until then. The frames before it are planned
+    when the input pauses, so none waits for that timeout: all 300 come out, none dropped."""
+    wait_for(lambda: udp_bound(server.udp_port), 60, "the UDP listener to be bound")
+    p = publish(long_clip, f"udp://127.0.0.1:{server.udp_port}?pkt_size=1316", "mpegts")
+    assert p.wait(90) == 0, p.stderr.read()
+    s = wait_for(lambda: server.finished("udpcam-1"), 60, "the UDP stream to end")
+    assert s["error"] is None and s["output_size"] == [2 * W, 2 * H], s
+    assert s["frames_in"] == 300 and s["dropped"] == 0 and s["frames_out"] == 300, s
+    assert s["idle_flushes"] >= 1  # the chunk in progress when the data stopped
+    folder = os.path.join(server.out, "udpcam-1")
+    assert playlist_info(os.path.join(folder, "index.m3u8"))[2]
+    assert len(playlist_frames(os.path.join(folder, "index.m3u8"))) == 300
+    assert not log_lines(server, "WARNING: input udp://")  # the silence is how UDP ends, not a failure
+
+
+def test_segments_keep_their_duration_when_frames_are_shed(tmp_path, long_clip, monkeypatch):
+    """A server in this process whose UHD encoder stalls for 3 s once (as on a machine briefly
+    overloaded): frames wait past their deadline (1.5 s) and are shed, a gap of more than a
+    second in the output's timestamps. Every UHD segment but the last still lasts
+    --segment-seconds (0.5): a repeat of the frame before the gap is the key frame at each
+    segment time in it. TARGETDURATION is 1 in both renditions (FFmpeg alone writes 0 for
+    0.5 s segments, which browsers refuse)."""
+    make_sink = Session.make_sink
+
+    def stalling_sink(self, width, height, settings):
+        sink = make_sink(self, width, height, settings)
+        write = sink.write
+
+        def write_after_a_stall(*args, **kwargs):
+            if sink.frames_written == 60:
+                time.sleep(3.0)
+            write(*args, **kwargs)
+
+        sink.write = write_after_a_stall
+        return sink
+
+    monkeypatch.setattr(Session, "make_sink", stalling_sink)
+    port = free_port()
+    live = PipelineOptions(chunk_frames=15, patch_px=20, segment_s=0.5, model="bicubic")
+    server = Server(ServeOptions(listen=(f"cam=tcp://127.0.0.1:{port}",), out_dir=str(tmp_path / "hls"), http_port=0,
+                                 model="bicubic", read_timeout_s=1.5, live=live)).start()
+    try:
+        for _ in range(20):  # the TCP listener re-listens every second: retry a refused connection
+            p = publish(long_clip, f"tcp://127.0.0.1:{port}", "mpegts")
+            if p.wait(90) == 0:
+                break
+            time.sleep(0.5)
+        assert p.returncode == 0, p.stderr.read()
+        s = wait_for(lambda: next((s for s in server.status()["streams"] if not s["running"]), None), 60,
+                     "the stream to end")
+    finally:
+        server.stop()
+    assert s["error"] is None and s["frames_in"] == 300, s
+    assert s["dropped"] >= 30 and s["frames_out"] + s["dropped"] == 300, s  # more than a second shed
+    folder = os.path.join(tmp_path, "hls", "cam-1")
+    target, durations, ended = playlist_info(os.path.join(folder, "index.m3u8"))
+    assert ended and target == 1 and len(durations) >= 10, (target, durations)
+    assert durations[:-1] == pytest.approx([0.5] * (len(durations) - 1), abs=1e-3), durations
+    assert 0 < durations[-1] <= 0.5 + 1e-3
+    assert s["repeated_frames"] >= 2  # the gap held two segment times at least
+    uhd = playlist_frames(os.path.join(folder, "index.m3u8"))
+    assert len(uhd) == s["frames_out"] + s["repeated_frames"]
+    lr_target, lr_durations, lr_ended = playlist_info(os.path.join(folder, "lr", "index.m3u8"))
+    assert lr_ended and lr_target == 1 and max(lr_durations) <= 0.5 + 1e-3  # the input's GOP: 15 frames
 
 
 def test_srt_without_an_srt_capable_ffmpeg(tmp_path):

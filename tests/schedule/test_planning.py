@@ -8,7 +8,7 @@ import pytest
 from anchorsr.errors import ConfigError, PlanFormatError
 from anchorsr.graph import build_graph, carry_out, objective
 from anchorsr.graph.synthetic import moving_object_clip
-from anchorsr.schedule import (chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
+from anchorsr.schedule import (CHUNK_END, chunks_of, parse_budget, plan_stream, plan_to_file, read_plans,
                                write_plans)
 from anchorsr.types import Chunk, PatchGrid
 
@@ -115,6 +115,18 @@ def test_a_frame_size_change_starts_a_new_schedule():
     alone = [p.to_bytes() for _, p in plan_stream(b, "dag-greedy", 0.1, chunk_frames=5, patch_px=8)]
     assert [p.to_bytes() for _, p in out[2:]] == alone
     assert all(p.grid == c.grid for c, p in out)
+
+
+def test_a_chunk_end_in_the_stream_cuts_the_chunk_in_progress():
+    """A live input that paused: the chunk so far is planned at once, the next goes on from its
+    last frame; an end with nothing in progress (twice in a row, or first) is nothing."""
+    frames = moving_object_clip(32, 48, 12, obj_px=12, speed_px=3)
+    stream = [CHUNK_END, *frames[:3], CHUNK_END, CHUNK_END, *frames[3:12]]
+    cut = list(chunks_of(stream, chunk_frames=5, patch_px=8))
+    assert [[f.index for f in c.frames] for c in cut] == [[0, 1, 2], [3, 4, 5, 6, 7], [8, 9, 10, 11]]
+    assert cut[0].prev is None and cut[1].prev is frames[2] and cut[2].prev is frames[7]
+    out = list(plan_stream(stream, "dag-greedy", 0.1, chunk_frames=5, patch_px=8))
+    assert [len(c) for c, _ in out] == [3, 5, 4] and all(len(p) > 0 for _, p in out)
 
 
 def test_skipped_chunks_get_no_anchors_and_no_graph(monkeypatch):

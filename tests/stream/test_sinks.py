@@ -80,3 +80,48 @@ def test_abort_discards_a_file_but_finalises_hls(tmp_path):
         h.write(y, u, v)
     h.abort()
     assert open(tmp_path / "h" / "index.m3u8").read().rstrip().endswith("#EXT-X-ENDLIST")
+
+
+def playlist_lines(folder):
+    text = open(os.path.join(folder, "index.m3u8")).read()
+    target = int(re.search(r"^#EXT-X-TARGETDURATION:(\d+)$", text, re.M).group(1))
+    return text, target, [float(d) for d in re.findall(r"^#EXTINF:([\d.]+),", text, re.M)]
+
+
+@pytest.mark.parametrize("segment_s", [0.5, 1.0, 2.5])
+def test_dropped_frames_leave_hls_segments_of_the_set_duration(tmp_path, segment_s):
+    """Frames missing across segment times (a live pipeline shedding load: runs of 2 to 50
+    frames) still give segments of segment_s each: the last frame is repeated as the key frame
+    at each such time. TARGETDURATION is segment_s rounded up (FFmpeg writes 0 for 0.5 s)."""
+    folder = str(tmp_path / "hls")
+    sink = hls_sink(folder, W, H, EncodeSettings(fps=30, preset="ultrafast"), segment_s=segment_s)
+    kept, i, frames = [], 0, list(pan_frames(12, w=W, h=H))
+    for run, gap in [(7, 2), (20, 17), (3, 50), (9, 4), (30, 30), (40, 0)]:  # frames kept, then dropped
+        for _ in range(run):
+            y, u, v = frames[i % 12]
+            sink.write(y, u, v, i, time=50.0 + i / 30)
+            kept.append(i)
+            i += 1
+        i += gap
+    sink.close()
+    text, target, durations = playlist_lines(folder)
+    assert target == {0.5: 1, 1.0: 1, 2.5: 3}[segment_s]
+    span = (kept[-1] - kept[0]) / 30
+    assert len(durations) == int(span / segment_s) + 1
+    assert durations[:-1] == pytest.approx([segment_s] * (len(durations) - 1), abs=1e-3)
+    assert sink.repeated_frames > 0 and sink.frames_written == len(kept) == 109
+    with av.open(os.path.join(folder, "index.m3u8")) as c:
+        decoded = [(round(float(f.pts * f.time_base), 4), f.key_frame) for f in c.decode(video=0)]
+    assert len(decoded) == len(kept) + sink.repeated_frames
+    keys = [t - decoded[0][0] for t, key in decoded if key]
+    assert keys == pytest.approx([k * segment_s for k in range(len(keys))], abs=1e-3)
+    assert sorted(n for n in os.listdir(folder) if not n.startswith("seg")) == ["index.m3u8"]  # the muxer's: gone
+
+
+def test_a_jump_in_the_input_clock_is_not_filled(tmp_path):
+    folder = str(tmp_path / "hls")
+    sink = hls_sink(folder, W, H, EncodeSettings(fps=30, preset="ultrafast"), segment_s=1.0)
+    for k, (y, u, v) in enumerate(pan_frames(40, w=W, h=H)):
+        sink.write(y, u, v, k, time=k / 30 + (3600.0 if k >= 20 else 0.0))  # the clock jumps by an hour
+    sink.close()
+    assert sink.repeated_frames == 0 and sink.frames_written == 40
