@@ -42,6 +42,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "device": ("device", (str,), "cpu or cuda"),
+    "sr-engine": ("sr_engine", (str,), "auto, numpy or torch"),
 }
 _POSITIVE = {"sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
 

@@ -124,7 +124,8 @@ class Server:
         os.makedirs(self.options.out_dir, exist_ok=True)
         for li in self.listeners:
             self._retain(li.name)
-        source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
+        live = self.options.live
+        source = make_patch_source(self.options.model, live.scale, live.device, live.sr_engine, realtime=True)
         warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
         self.pool = SRPool(source, self.options.sr_workers)
         handler = functools.partial(Handler, self, directory=os.path.abspath(self.options.out_dir))
