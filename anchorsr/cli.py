@@ -207,9 +207,12 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="where the network runs (default cpu; cuda is never picked silently)")
             b.add_argument("--model", default=None,
                            help="an x2 .safetensors model file to measure instead of the shipped one")
+            _add_engine_option(b)
             b.add_argument("--compare", nargs="+", metavar="MODEL", default=None,
                            help="instead: compare x2 model files (gains from their contracts, "
                                 "patches/s measured in turns)")
+        if name == "live":
+            _add_engine_option(b)
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -228,6 +231,8 @@ BENCHMARKS = {
             "live pipeline at a 5 percent SR budget; sustained fps, frames late or dropped, added latency, CPU use",
     "corpus": "assemble the quality benchmark's clips (HR ground truth + live-profile LR encodings) from "
               "installed packages; missing sources are skipped with a note",
+    "engines": "the numpy and the torch SR engine side by side in one run: patches/s, a 720p enhance, "
+               "start-up to the first frame, a live 720p stream (what --sr-engine auto picks, and why)",
     "startup": "time from process start to the first output frame of anchorsr enhance, warm numba cache "
                "against cold (empty cache), and whether a warm start recompiles anything",
     "cluster": "one SR budget across live streams (greedy by estimated gain per pixel over all streams) "
@@ -243,8 +248,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "no network) or a .safetensors model file")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the SR network runs (default cpu; cuda is never picked silently)")
+    _add_engine_option(p)
     p.add_argument("--no-transcode", action="store_true",
                    help="fail instead of re-encoding input that is not H.264 with 1 reference and no B-frames")
+
+
+def _add_engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sr-engine", choices=("auto", "numpy", "torch"), default="auto",
+                   help="what runs the SR network: numpy (the shipped plain networks on the CPU, without "
+                        "importing torch: seconds sooner to the first frame), torch (any network, CPU or "
+                        "CUDA), or auto (default: numpy for a run that ends, torch for a real-time live run "
+                        "when torch is installed, and for CUDA or other networks)")
 
 
 def _add_av_options(p: argparse.ArgumentParser) -> None:
@@ -278,7 +292,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
                            audio=not args.no_audio, fps=args.fps, device=args.device,
-                           node_bias=args.node_bias, gate=not args.no_gate)
+                           node_bias=args.node_bias, gate=not args.no_gate, sr_engine=args.sr_engine)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -362,7 +376,8 @@ def _run_enhance(args: argparse.Namespace) -> int:
 
     options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
-                              patch_px=args.patch_px, model=args.model, device=args.device, plan_path=args.plan,
+                              patch_px=args.patch_px, model=args.model, device=args.device,
+                              sr_engine=args.sr_engine, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                               max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps,
                               node_bias=args.node_bias, gate=not args.no_gate)
@@ -374,7 +389,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
         def on_frame(summary) -> None:
             progress.update(task, completed=summary.frames, fps=summary.fps, share=summary.sr_share)
             if summary.frames == 1:
-                _mark_first_frame()
+                _mark_first_frame(summary.sr_engine)
 
         summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
     w, h = summary.sizes[0]
@@ -384,14 +399,16 @@ def _run_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mark_first_frame() -> None:
-    """For ``anchorsr bench startup``: record when the first output frame was written."""
+def _mark_first_frame(sr_engine: str) -> None:
+    """For ``anchorsr bench startup``: record when the first output frame was written, the
+    process's CPU time by then, what made its anchors, and whether it has imported torch."""
     path = os.environ.get(FIRST_FRAME_MARK)
     if path:
         import time
 
         with open(path, "w") as fh:
-            fh.write(repr(time.time()))
+            json.dump({"time": time.time(), "cpu_s": time.process_time(), "sr_engine": sr_engine,
+                       "torch_imported": "torch" in sys.modules}, fh)
 
 
 # Environment variable naming a file where `enhance` writes the wall-clock time of its first
@@ -649,7 +666,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     elif args.bench == "live":
         from .bench.live_bench import run_live_bench
 
-        result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
+        result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress,
+                                engine=args.sr_engine)
+    elif args.bench == "engines":
+        from .bench.engine_bench import run_engine_bench
+
+        result = run_engine_bench(quick=args.quick, progress=None if args.json else _stderr_progress)
     elif args.bench == "startup":
         from .bench.startup_bench import run_startup_bench
 
@@ -672,9 +694,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.compare:
             from .sr.bench import compare_models
 
-            result = compare_models(args.compare, device=args.device, quick=args.quick)
+            result = compare_models(args.compare, device=args.device, quick=args.quick, engine=args.sr_engine)
         else:
-            result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model)
+            result = run_sr_bench(quick=args.quick, device=args.device, model_path=args.model,
+                                  engine=args.sr_engine)
     text = json.dumps(result, indent=1)
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)

@@ -4,7 +4,8 @@ Question: does the live pipeline (decode -> schedule -> SR -> reconstruct -> enc
 with a 720p (-> 1440p) and a 1080p (-> 2160p) stream at 5% SR budget on this machine, and at
 what added latency?
 Variables: input size (720p, 1080p); fixed: x2, dag-greedy, the shipped SR network, 60-frame
-chunks, HLS output (x264 ``ultrafast``), one SR worker thread with one torch thread.
+chunks, HLS output (x264 ``ultrafast``), one SR worker thread with one network thread; the SR
+engine (``--sr-engine``, default auto).
 Metrics: sustained output fps (higher is better; real time = the input's 30 fps), frames
 dropped (the live input queue overflowed) and late (output after the deadline), frames rebuilt
 without their SR patches because SR missed the deadline, the SR share actually used (the
@@ -88,11 +89,13 @@ def push(clip: str, url: str, duration_s: float, stop: threading.Event, connect_
     return sent
 
 
-def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str) -> dict:
-    options = PipelineOptions(scale=2, budget_fraction=budget, chunk_frames=60, crf=23.0, realtime=True)
-    source = make_patch_source(model, options.scale)
+def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str,
+            engine: str = "auto") -> dict:
+    options = PipelineOptions(scale=2, budget_fraction=budget, chunk_frames=60, crf=23.0, realtime=True,
+                              sr_engine=engine)
+    source = make_patch_source(model, options.scale, options.device, options.sr_engine, realtime=True)
     warm_up(options, source)
-    pool = SRPool(source, workers=1, torch_threads=1)
+    pool = SRPool(source, workers=1, sr_threads=1)
     port = _free_port()
     stop = threading.Event()
     sent = {}
@@ -112,7 +115,8 @@ def run_one(clip: str, label: str, duration_s: float, model: str, budget: float,
         pusher.join(10)
         pool.close()
     snap = pipeline.snapshot()
-    return {"input": label, "frames_sent": sent.get("frames"), "frames_out": snap["frames_out"],
+    return {"input": label, "sr_engine": getattr(getattr(source, "model", None), "engine", "bicubic"),
+            "frames_sent": sent.get("frames"), "frames_out": snap["frames_out"],
             "output_size": snap["output_size"], "sustained_fps": snap["fps"],
             "realtime_ratio": round(snap["fps"] / FPS, 3), "dropped": snap["dropped"], "late": snap["late"],
             "sr_late_frames": snap["sr_late_frames"], "corrupt_packets": snap["corrupt_packets"],
@@ -133,22 +137,26 @@ def _cpu_s() -> float:
 
 
 def run_live_bench(quick: bool = False, progress: Callable[[str], None] | None = None,
-                   model: str = "default", budget: float = 0.05) -> dict:
+                   model: str = "default", budget: float = 0.05, engine: str = "auto",
+                   size_filter: tuple[str, ...] | None = None) -> dict:
+    """size_filter: the inputs to run ("720p", "1080p"; default both; ``quick`` runs 360p only)."""
     say = progress or (lambda _m: None)
     duration_s, clip_frames = (8.0, 120) if quick else (32.0, 150)  # the clip loops (key frame first)
     sizes = [("360p", 640, 360, 1_000_000)] if quick else [("720p", 1280, 720, 3_000_000),
                                                            ("1080p", 1920, 1080, 4_500_000)]
+    if size_filter is not None and not quick:
+        sizes = [s for s in sizes if s[0] in size_filter]
     results = []
     with tempfile.TemporaryDirectory(prefix="anchorsr-live-") as tmp:
         for label, w, h, bps in sizes:
             say(f"live: filming and encoding a {label} clip ({clip_frames} frames)")
             clip = _make_clip(tmp, w, h, clip_frames, bps)
             say(f"live: pushing {label} at {FPS} fps for {duration_s:.0f} s")
-            results.append(run_one(clip, label, duration_s, model, budget, tmp))
+            results.append(run_one(clip, label, duration_s, model, budget, tmp, engine))
             say(f"live: {label}: {results[-1]['sustained_fps']} fps, {results[-1]['dropped']} dropped, "
                 f"{results[-1]['late']} late")
     return {"benchmark": "live", "question": "real-time live enhancement at 5% budget (x2)",
             "input_fps": FPS, "duration_s": duration_s, "scale": 2, "scheduler": "dag-greedy",
-            "model": model, "chunk_frames": 60, "output": "HLS, libx264 ultrafast, CRF 23",
-            "threads": {"sr_workers": 1, "torch_threads": 1, "numba": "default (all cores)"},
+            "model": model, "sr_engine": engine, "chunk_frames": 60, "output": "HLS, libx264 ultrafast, CRF 23",
+            "threads": {"sr_workers": 1, "sr_threads": 1, "numba": "default (all cores)"},
             "results": results, "environment": environment(quick=quick)}

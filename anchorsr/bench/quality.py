@@ -211,11 +211,10 @@ class ClipBench:
         seconds per LR pixel of anchor patches (haloed, batched, as ``enhance`` runs them) and
         seconds per whole frame (one pass, as all-frame SR runs). The benchmark's runs take
         their SR output from the cached whole-frame pass, so their SR cost is this model."""
-        from ..sr import SRPatchSource, load_model
+        from ..sr import SRPatchSource, open_model
         from ..sr.patches import upscale_frame
 
-        model = load_model(self.s.scale)
-        source = SRPatchSource(model)
+        source = SRPatchSource(open_model(self.s.scale), whole_frame_at=float("inf"))
         f = self.frames[len(self.frames) // 2]
         boxes = PatchGrid(self.patch_px, f.height, f.width).boxes()
         source(f, boxes[:1], self.s.scale)

@@ -76,7 +76,8 @@ class StreamWorker:
                  segment_prefix: str = "seg", append: bool = False, write_from: float | None = None) -> None:
         self.params, self.folder, self.options = params, folder, options
         self._prefix, self._append = segment_prefix, append
-        source = make_patch_source(model or options.model, options.scale, options.device)
+        source = make_patch_source(model or options.model, options.scale, options.device, options.sr_engine,
+                                   realtime=True)
         warm_up(options, source)
         self.pool = SRPool(source, 1)
         self.feed_q = PacketFeed()

@@ -53,6 +53,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),
     "ray": ("ray", (str,), "local, auto or HOST:PORT of a Ray head node"),
     "ray-cpus-per-stream": ("ray_cpus_per_stream", (int, float), "CPUs (> 0)"),
+    "sr-engine": ("sr_engine", (str,), "auto, numpy or torch"),
 }
 _KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
 _POSITIVE = {"ray_cpus_per_stream", "sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}

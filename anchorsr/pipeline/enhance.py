@@ -31,6 +31,7 @@ class EnhanceSummary(SRCounts):
     transcoded: bool = False
     seconds: float = 0.0
     output: str = ""
+    sr_engine: str = ""  # what made the anchors: "numpy" or "torch" (the SR network), or "bicubic"
     sizes: list[tuple[int, int]] = field(default_factory=list)
 
     @property
@@ -67,8 +68,9 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
     Ctrl-C what was produced so far is finalised.
     """
     get_scheduler(options.scheduler)  # fail fast on an unknown name
-    patch_source = make_patch_source(options.model, options.scale, options.device)
-    summary = EnhanceSummary(output=output)
+    patch_source = make_patch_source(options.model, options.scale, options.device, options.sr_engine)
+    summary = EnhanceSummary(output=output, sr_engine=getattr(getattr(patch_source, "model", None), "engine",
+                                                              "bicubic"))
     src = VideoSource(source, transcode=options.transcode, timeout_s=options.timeout_s, fps=options.fps,
                       audio=options.audio)
     summary.transcoded = src.stats.transcoded

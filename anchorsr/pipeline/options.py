@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..reuse import ReuseConfig
+from ..sr.contract import resolve_engine
 from ..types import PatchGrid
 
 
@@ -15,7 +16,8 @@ class PipelineOptions:
 
     plan_path (client mode) replaces the scheduler. model: "default" (the shipped SR network for
     ``scale``), "bicubic" (stand-in, no network), or a path to a model file; device: where the
-    network runs, "cpu" or "cuda" (never picked silently).
+    network runs, "cpu" or "cuda" (never picked silently); sr_engine: what runs it, "auto",
+    "numpy" or "torch" (``anchorsr.sr.contract.resolve_engine``).
     crf: x264 CRF of the output. preset / segment_s: x264 preset and HLS segment length
     (key-frame interval) of a live output (HLS or URL); a file output keeps the file profile.
     max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
@@ -43,6 +45,7 @@ class PipelineOptions:
     patch_px: int = 64
     model: str = "default"
     device: str = "cpu"
+    sr_engine: str = "auto"
     plan_path: str | None = None
     transcode: bool = True
     timeout_s: float = 10.0
@@ -65,6 +68,7 @@ class PipelineOptions:
             raise ConfigError(f"node bias must be 'predictor' or 'texture', got {self.node_bias!r}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        resolve_engine(self.sr_engine, None, self.device)  # a known engine that can run on the device
         if self.fps is not None and not self.fps > 0:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:

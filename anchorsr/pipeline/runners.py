@@ -56,7 +56,7 @@ def enhance_stream(source: str, output: str, options: PipelineOptions, *, model:
     check_target(output)
     if options.plan_path is None:
         get_scheduler(options.scheduler)  # fail fast on an unknown name, before connecting
-    patch_source = make_patch_source(model, options.scale, options.device)
+    patch_source = make_patch_source(model, options.scale, options.device, options.sr_engine, options.realtime)
     # fail fast, then warm up
     src = VideoSource(source, transcode=transcode, timeout_s=timeout_s, fps=options.fps, audio=options.audio)
     pool = None

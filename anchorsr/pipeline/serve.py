@@ -165,7 +165,8 @@ class Server:
         for name in {li.name for li in self.listeners} | {k.name for k in self.options.keys}:
             self._retain(name)
         if self.options.ray is None:
-            source = make_patch_source(self.options.model, self.options.live.scale, self.options.live.device)
+            live = self.options.live
+            source = make_patch_source(self.options.model, live.scale, live.device, live.sr_engine, realtime=True)
             warm_up(self.options.live, source)  # compile kernels before the first publisher arrives
             self.pool = SRPool(source, self.options.sr_workers)
         else:  # Ray is imported only here: serve without --ray needs no Ray

@@ -3,7 +3,8 @@
 Jobs (one frame's anchor boxes) are served earliest-deadline-first across streams, so a stream
 whose frames are due sooner is never stuck behind another stream's chunk. A job whose deadline
 has passed before a worker reaches it is skipped, not run: its frame has already been rebuilt
-by reuse alone. The network releases the GIL (torch), so SR overlaps reconstruction.
+by reuse alone. The network releases the GIL (torch, and numpy's matrix products and large
+array operations), so SR overlaps reconstruction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import heapq
 import itertools
 import logging
 import math
-import sys
 import threading
 import time
 from typing import Callable
@@ -48,15 +48,17 @@ class SRJob:
 class SRPool:
     """``workers`` threads running ``patch_source``; ``submit`` returns an :class:`SRJob`.
 
-    torch_threads: intra-op threads of the network (torch's setting is process-wide; None
-    leaves it alone). On a 2-core machine one SR thread with one torch thread leaves the other
-    core to reconstruction and encoding (README, live benchmark).
+    sr_threads: threads of one network call (the patch source's ``set_threads``: the numpy
+    engine's own, torch's intra-op setting, which is process-wide; None leaves it alone). On a
+    2-core machine one SR thread with one network thread leaves the other core to
+    reconstruction and encoding (README, live benchmark).
     """
 
-    def __init__(self, patch_source: HRPatchSource, workers: int = 1, torch_threads: int | None = 1,
+    def __init__(self, patch_source: HRPatchSource, workers: int = 1, sr_threads: int | None = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if torch_threads is not None and "torch" in sys.modules:  # only when a network is loaded
-            sys.modules["torch"].set_num_threads(torch_threads)
+        set_threads = getattr(patch_source, "set_threads", None)
+        if sr_threads is not None and set_threads is not None:  # only when a network is loaded
+            set_threads(sr_threads)
         self.patch_source, self.clock = patch_source, clock
         self._heap: list[tuple[float, int, SRJob]] = []
         self._seq = itertools.count()

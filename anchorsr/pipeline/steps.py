@@ -34,14 +34,17 @@ class SRCounts:
         return self.anchor_pixels / self.lr_pixels if self.lr_pixels else 0.0
 
 
-def make_patch_source(model: str, scale: int, device: str = "cpu") -> HRPatchSource:
-    """The HR patch source named by ``--model`` (the SR network on ``device``, or the bicubic
-    stand-in)."""
+def make_patch_source(model: str, scale: int, device: str = "cpu", engine: str = "auto",
+                      realtime: bool = False) -> HRPatchSource:
+    """The HR patch source named by ``--model`` (the SR network on ``device``, run by the
+    ``--sr-engine`` ``engine``; "auto" depends on whether this is a real-time live run,
+    ``realtime``: see ``anchorsr.sr.contract.resolve_engine``), or the bicubic stand-in."""
     if model == "bicubic":
         return BicubicPatchSource()
-    from ..sr import SRPatchSource, load_model
+    from ..sr import SRPatchSource, open_model
 
-    return SRPatchSource(load_model(scale, None if model == "default" else model, device=device))
+    return SRPatchSource(open_model(scale, None if model == "default" else model, device=device, engine=engine,
+                                    realtime=realtime))
 
 
 def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,

@@ -2,8 +2,10 @@
 
 Public API:
 
-* :func:`load_model` (scale, path=None) -> :class:`SRModel`: the shipped default network for
-  x2/x3/x4 (``weights/repsr_x{scale}.safetensors`` + its JSON contract), or a model file.
+* :func:`open_model` (scale, path=None, device="cpu", engine="auto") -> :class:`SRModel`: the
+  shipped default network for x2/x3/x4 (``weights/repsr_x{scale}.safetensors`` + its JSON
+  contract), or a model file, on the numpy engine (``engine``: no torch import) or the torch
+  one (``model``); :func:`load_model` is the torch engine's loader.
 * :class:`SRPatchSource` (model, halo_px=8, precision="auto"): an ``HRPatchSource``
   (``anchorsr.types``): ``source(frame, boxes, scale) -> [(Y, U, V), ...]`` uint8 HR patches.
 * :class:`SRRunner` / :func:`upscale_frame`: whole-plane / whole-frame SR.
@@ -15,12 +17,13 @@ Colour handling: the network works on luma (Y/255); chroma is bicubic. See ``net
 
 The names are imported on first use (PEP 562): importing ``anchorsr.sr.cli`` to register the
 ``train`` sub-command must not import torch, which costs seconds at every CLI start even when
-no network runs (``--model bicubic``, ``plan``, ``inspect``).
+no network runs (``--model bicubic``, ``plan``, ``inspect``) or the numpy engine runs it.
 """
 
 import importlib
 
-_WHERE = {"SRModel": "model", "load_model": "model", "save_model": "model", "EDSRNet": "nets",
+_WHERE = {"SRModel": "contract", "open_model": "contract", "load_model": "model", "save_model": "model",
+          "NumpyPlainNet": "engine", "EDSRNet": "nets",
           "PlainSRNet": "nets", "RepSRNet": "nets", "SRPatchSource": "patches", "SRRunner": "patches",
           "upscale_frame": "patches"}
 
@@ -33,5 +36,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SRModel", "load_model", "save_model", "EDSRNet", "PlainSRNet", "RepSRNet",
+__all__ = ["SRModel", "open_model", "load_model", "save_model", "NumpyPlainNet", "EDSRNet", "PlainSRNet", "RepSRNet",
            "SRPatchSource", "SRRunner", "upscale_frame"]

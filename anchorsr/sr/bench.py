@@ -3,8 +3,9 @@
 Question: is the shipped x2 network good enough on real content, fast enough per anchor
 patch on a CPU, and seamless when its patches are pasted into a frame?
 
-Variables: the shipped x2 RepSR model; precision (fp32 / bf16 autocast) and memory format
-(contiguous / channels-last) for speed; H.264 CRF of the LR for quality.
+Variables: the shipped x2 RepSR model; the engine (numpy / torch, ``--sr-engine``), precision
+(fp32 / bf16 autocast) and memory format (contiguous / channels-last) for speed; H.264 CRF of
+the LR for quality.
 
 Metrics (direction):
 * ``quality``: PSNR-Y (dB, higher better) of SR and of bicubic on the held-out photos
@@ -13,6 +14,9 @@ Metrics (direction):
   (80x80 network input), network only and through ``SRPatchSource`` (crop, batch, chroma,
   uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
   run, and the full YUV frame as all of its 64 px patches through ``SRPatchSource``.
+  ``engines``: the same patch throughput of the numpy and the torch engine with one network
+  thread (what a live SR worker uses) and with all cores (a file's ``enhance``), measured in
+  interleaved turns in this one process so that the ratio holds on a busy machine.
 * ``seams``: a frame assembled from haloed 64 px patches vs the same network on the whole
   frame: PSNR of each to the ground truth (difference should be <= 0.05 dB) and PSNR between
   the two (higher better; inf = identical).
@@ -36,7 +40,8 @@ import torch
 
 from ..errors import ConfigError
 from . import data
-from .model import SRModel, load_model
+from .contract import PLAIN_ARCH, SRModel, open_model, read_contract
+from .model import load_model
 from .patches import DEFAULT_HALO_PX, SRPatchSource, cpu_has_bf16, upscale_frame
 from .train import evaluate, fine_tune
 from ..envinfo import environment
@@ -67,19 +72,65 @@ def _patch_frame() -> tuple[CodedFrame, np.ndarray]:
     return _frame(lr, lr[::2, ::2].copy(), lr[1::2, 1::2].copy()), PatchGrid(PATCH_PX, *lr.shape).boxes()
 
 
-def speed(model: SRModel, quick: bool) -> dict:
+def _network_rates(model_path: str | None, device: str, quick: bool) -> dict:
+    """Network-only patches/s (64 patches of 80x80): torch fp32/bf16 x contiguous/channels-last,
+    and the numpy engine (repsr-plain on the CPU) with one thread and with all cores."""
+    import os
+
     secs = 1.0 if quick else 3.0
     n = 64
     side = PATCH_PX + 2 * DEFAULT_HALO_PX
     x = torch.rand(n, 1, side, side)
-    net_only = {}
+    rates = {}
+    net = load_model(2, model_path, device=device).net
     for precision in ("fp32", "bf16"):
         for cl in (False, True):
-            model.net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-            xx = x.contiguous(memory_format=torch.channels_last) if cl else x
-            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-                rate = _best_rate(lambda: model.net(xx), n, secs)
-            net_only[f"{precision}{'_channels_last' if cl else ''}"] = round(rate, 1)
+            net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            xx = (x.contiguous(memory_format=torch.channels_last) if cl else x).to(device)
+            with torch.inference_mode(), torch.autocast(xx.device.type, torch.bfloat16, enabled=precision == "bf16"):
+                rate = _best_rate(lambda: net(xx), n, secs)
+            rates[f"{precision}{'_channels_last' if cl else ''}"] = round(rate, 1)
+    if device == "cpu" and read_contract(2, model_path)[1].get("arch") == PLAIN_ARCH:
+        numpy_net = open_model(2, model_path, engine="numpy").net
+        xn = x.numpy()
+        for threads in sorted({1, os.cpu_count() or 1}):
+            numpy_net.threads = threads
+            rates[f"numpy_fp32_{threads}_thread{'s' if threads > 1 else ''}"] = round(
+                _best_rate(lambda: numpy_net(xn), n, secs), 1)
+    return rates
+
+
+def engine_rates(model_path: str | None, quick: bool) -> dict:
+    """Patches/s through ``SRPatchSource`` of each engine, with one network thread and with all
+    cores, measured in interleaved turns (a busy machine slows every candidate alike)."""
+    import os
+
+    if read_contract(2, model_path)[1].get("arch") != PLAIN_ARCH:
+        return {}
+    frame, boxes = _patch_frame()
+    sources = {e: SRPatchSource(open_model(2, model_path, engine=e)) for e in ("numpy", "torch")}
+    torch_threads = torch.get_num_threads()
+    configs = [(e, t) for t in sorted({1, os.cpu_count() or 1}) for e in sources]
+    best = dict.fromkeys(configs, 0.0)
+    try:
+        for _ in range(3 if quick else 8):
+            for engine, threads in configs:
+                src = sources[engine]
+                src.set_threads(threads)
+                best[(engine, threads)] = max(best[(engine, threads)],
+                                              _best_rate(lambda: src(frame, boxes, 2), len(boxes), 0.5))
+    finally:
+        torch.set_num_threads(torch_threads)
+    out: dict = {e: {} for e in sources}
+    for (engine, threads), rate in best.items():
+        out[engine][f"{threads}_thread{'s' if threads > 1 else ''}"] = round(rate, 1)
+    out["numpy_over_torch"] = {k: round(out["numpy"][k] / out["torch"][k], 3) for k in out["numpy"]}
+    return out
+
+
+def speed(model: SRModel, quick: bool, model_path: str | None = None, device: str = "cpu") -> dict:
+    secs = 1.0 if quick else 3.0
+    net_only = _network_rates(model_path, device, quick)
     source = SRPatchSource(model)  # the deployed configuration ("auto")
     frame, boxes = _patch_frame()
     pipeline = _best_rate(lambda: source(frame, boxes, model.scale), len(boxes), secs)
@@ -89,11 +140,13 @@ def speed(model: SRModel, quick: bool) -> dict:
     f1080 = _frame(y1080, y1080[::2, ::2].copy(), y1080[1::2, 1::2].copy())
     b1080 = PatchGrid(PATCH_PX, 1080, 1920).boxes()
     t_tiled = min(_timed(lambda: source(f1080, b1080, model.scale)) for _ in range(reps))
-    return {"patch_px": PATCH_PX, "halo_px": DEFAULT_HALO_PX, "batch": n,
-            "network_patches_per_s": net_only, "deployed_precision": source.runner.precision,
+    return {"patch_px": PATCH_PX, "halo_px": DEFAULT_HALO_PX, "batch": 64,
+            "network_patches_per_s": net_only, "deployed_engine": model.engine,
+            "deployed_precision": source.runner.precision,
             "patch_source_patches_per_s": round(pipeline, 1),
             "frame_1080p_to_2160p_luma_ms": round(1000 * t_best, 1),
-            "frame_1080p_to_2160p_all_patches_yuv_ms": round(1000 * t_tiled, 1)}
+            "frame_1080p_to_2160p_all_patches_yuv_ms": round(1000 * t_tiled, 1),
+            "engines": engine_rates(model_path, quick) if device == "cpu" else {}}
 
 
 def _timed(fn) -> float:
@@ -168,11 +221,11 @@ def fine_tune_gain(model: SRModel, quick: bool) -> dict:
             "gain_db": round(after["psnr_y_db"] - before["psnr_y_db"], 3)}
 
 
-def compare_models(paths: list[str], device: str = "cpu", quick: bool = False) -> dict:
+def compare_models(paths: list[str], device: str = "cpu", quick: bool = False, engine: str = "auto") -> dict:
     """Candidate x2 networks side by side: validation and held-out gains (from their contracts,
     measured at the end of training) and patch throughput through ``SRPatchSource``, measured
     in turns in this one process so that the ratios between them hold on a busy machine."""
-    models = {str(p): load_model(2, p, device=device) for p in paths}
+    models = {str(p): open_model(2, p, device=device, engine=engine) for p in paths}
     frame, boxes = _patch_frame()
     sources = {p: SRPatchSource(m) for p, m in models.items()}
     best = dict.fromkeys(models, 0.0)
@@ -183,27 +236,35 @@ def compare_models(paths: list[str], device: str = "cpu", quick: bool = False) -
     for p, m in models.items():
         c, measured = m.contract, m.contract.get("measured", {})
         rows.append({"model": p, "channels": c.get("channels"), "body": c.get("body"), "skip": c.get("skip"),
-                     "parameters": sum(t.numel() for t in m.net.parameters()),
+                     "parameters": _parameters(p, device),
                      "iterations": c.get("training", {}).get("iterations_done"),
                      "validation_gain_db": measured.get("validation", {}).get("gain_db"),
                      "clean_gain_db": measured.get("clean", {}).get("gain_db"),
                      "h264_crf23_gain_db": measured.get("h264_crf23", {}).get("gain_db"),
                      "patch_source_patches_per_s": round(best[p], 1)})
-    return {"candidates": rows, "device": device, "environment": environment(cpu_bf16=cpu_has_bf16())}
+    return {"candidates": rows, "device": device, "engines": {p: m.engine for p, m in models.items()},
+            "environment": environment(cpu_bf16=cpu_has_bf16())}
 
 
-def run_sr_bench(quick: bool = False, device: str = "cpu", model_path: str | None = None) -> dict:
+def _parameters(path: str, device: str) -> int:
+    return sum(t.numel() for t in load_model(2, path, device=device).net.parameters())
+
+
+def run_sr_bench(quick: bool = False, device: str = "cpu", model_path: str | None = None,
+                 engine: str = "auto") -> dict:
     """Run the whole benchmark on the x2 model (the shipped one, or ``model_path``), and the
-    quality part on the shipped x3 and x4 models; return a JSON-ready dict."""
-    model = load_model(2, model_path, device=device)
+    quality part on the shipped x3 and x4 models, with the engine ``engine`` (fine-tuning
+    trains, so it runs on torch); return a JSON-ready dict."""
+    model = open_model(2, model_path, device=device, engine=engine)
     result = {"model": {k: model.contract.get(k) for k in ("arch", "scale", "channels", "body")},
-              "device": device, "environment": environment(cpu_bf16=cpu_has_bf16())}
+              "device": device, "engine": model.engine, "environment": environment(cpu_bf16=cpu_has_bf16())}
     result["quality"] = quality(model, quick)
-    result["quality_other_scales"] = {f"x{s}": quality(load_model(s, device=device), quick)
+    result["quality_other_scales"] = {f"x{s}": quality(open_model(s, device=device, engine=engine), quick)
                                       for s in (3, 4)}
     result["seams"] = seams(model)
-    result["speed"] = speed(model, quick)
-    result["fine_tune"] = fine_tune_gain(model, quick)
+    result["speed"] = speed(model, quick, model_path, device)
+    torch_model = model if model.engine == "torch" else load_model(2, model_path, device=device)
+    result["fine_tune"] = fine_tune_gain(torch_model, quick)
     return result
 
 

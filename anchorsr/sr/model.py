@@ -1,57 +1,25 @@
-"""Shipped SR weights and their contracts: safe loading and saving.
+"""The torch engine: loading SR models as torch networks, and saving trained ones.
 
-Each model is two files side by side in ``anchorsr/sr/weights/`` (or anywhere else):
-
-* ``NAME.safetensors``: the deployed network's tensors (safetensors: no pickle, no code).
-* ``NAME.json``: the contract: architecture and sizes, scale, colour space ("Y, BT.601 video
-  range, 4:2:0; chroma bicubic"), normalisation ("Y / 255, output clamped to [0, 255]"),
-  training data list, seeds and settings, and measured PSNR.
-
-Nothing is ever downloaded: a missing or unreadable file raises :class:`ModelError` naming
-the path and what was expected.
+The files, their contracts and the checks both engines share are in ``contract.py`` (no torch);
+this module builds the registered architecture a contract names (``nets.ARCHS``) and loads its
+tensors. ``contract.open_model`` picks between this and the numpy engine (``engine.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ModelError
+from .contract import (COLOUR_SPACE, DEFAULT_BODY, DEFAULT_CHANNELS, NORMALISATION, WEIGHTS_DIR,  # noqa: F401
+                       SRModel, check_contract, default_path, read_contract, read_tensors, tensor_mismatch)
 from .nets import ARCHS, arch_of
 
 log = logging.getLogger(__name__)
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_CHANNELS = 16
-DEFAULT_BODY = 2
-COLOUR_SPACE = "Y plane of BT.601 video-range YUV 4:2:0; U and V upsampled bicubically"
-NORMALISATION = "input Y/255 (float32); output *255, rounded, clamped to [0, 255]"
-
-
-@dataclass
-class SRModel:
-    """A ready-to-run luma SR network and its contract.
-
-    net: maps float (N, 1, h, w) Y/255 to (N, 1, scale*h, scale*w).
-    contract: the JSON contract (dict) it was loaded with or trained under.
-    """
-
-    net: nn.Module
-    scale: int
-    contract: dict = field(default_factory=dict)
-
-    @property
-    def receptive_radius(self) -> int:
-        return int(self.net.receptive_radius)
-
-
-def default_path(scale: int) -> Path:
-    return WEIGHTS_DIR / f"repsr_x{scale}.safetensors"
 
 
 def build_net(contract: dict) -> nn.Module:
@@ -80,19 +48,6 @@ def arch_contract(net: nn.Module) -> dict:
     except TypeError as exc:
         raise ModelError(str(exc)) from None
     return {"arch": spec.name, "scale": int(net.scale), **spec.params(net)}
-
-
-def check_contract(contract: dict, path: Path) -> None:
-    """Raise ModelError unless ``contract`` states what the loader relies on.
-
-    The colour space and normalisation are fixed by this package's patch source (Y/255 in,
-    luma out, chroma bicubic): a weight file trained for anything else would load and run but
-    give wrong pictures, so it is refused here instead.
-    """
-    for key, expected in (("colour_space", COLOUR_SPACE), ("normalisation", NORMALISATION)):
-        if contract.get(key) != expected:
-            raise ModelError(f"SR model contract {path}: expected {key} {expected!r}, "
-                             f"got {contract.get(key)!r}")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -132,35 +87,14 @@ def load_model(scale: int, path: str | Path | None = None,
     Raises ModelError when the file or its contract is missing, unreadable, for another
     scale, or does not hold the tensors its contract's architecture needs.
     """
-    path = default_path(scale) if path is None else Path(path)
-    contract_path = path.with_suffix(".json")
-    if not path.is_file():
-        raise ModelError(f"SR model file {path} not found: expected a safetensors file of an "
-                         f"x{scale} network with its contract {contract_path.name} next to it")
-    try:
-        contract = json.loads(contract_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"SR model contract {contract_path}: expected readable JSON, got {exc}") from None
-    if not isinstance(contract, dict):
-        raise ModelError(f"SR model contract {contract_path}: expected a JSON object, got "
-                         f"{type(contract).__name__}")
-    if contract.get("scale") != scale:
-        raise ModelError(f"SR model {path}: expected scale {scale}, contract says {contract.get('scale')!r}")
-    check_contract(contract, contract_path)
+    path, contract = read_contract(scale, path)
     net = build_net(contract)
     torch_device = resolve_device(device)
-    try:
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own SafetensorError / OSError kinds
-        raise ModelError(f"SR model file {path}: expected a safetensors file, could not read it ({exc})") from None
+    state = read_tensors(path, "pt")
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ModelError(f"SR model file {path}: tensors do not match {contract['arch']} "
-                         f"x{scale} from its contract ({first})") from None
+        raise tensor_mismatch(path, contract, scale, str(exc).splitlines()[0]) from None
     net.eval().to(torch_device)
     for p in net.parameters():
         p.requires_grad_(False)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contract import LINEAR_SKIP_PX, SKIPS
 from .resample import BICUBIC_RADIUS_PX, bicubic_planes
 
 _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
@@ -127,10 +128,6 @@ class ECB(nn.Module):
             eye[idx, idx, 1, 1] = 1.0
             k = k + eye
         return k, b
-
-
-SKIPS = ("nearest", "bicubic", "linear")
-LINEAR_SKIP_PX = 7  # kernel side of the learnt linear skip (LR pixels)
 
 
 class Skip(nn.Module):

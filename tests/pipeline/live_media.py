@@ -131,3 +131,36 @@ def push_encoded(url: str, fmt: str, n_frames: int, fps: float = 30.0, connect_t
             out.mux(stream.encode(frame))
             time.sleep(max(0.0, t0 + (i + 1) / fps - time.monotonic()))
         out.mux(stream.encode(None))
+
+
+def push_file(url: str, fmt: str, path: str, connect_timeout_s: float = 30.0) -> None:
+    """Publish every stream of the file ``path`` (video and audio) to ``url`` as ``fmt`` (``flv``
+    for RTMP), remuxed, each packet at its real-time instant (by its timestamp), as
+    ``ffmpeg -re -i FILE -c copy -f FMT URL`` would."""
+    import av
+
+    deadline = time.monotonic() + connect_timeout_s
+    with av.open(path) as src:
+        while True:
+            try:
+                out = av.open(url, "w", format=fmt)
+                break
+            except (OSError, av.error.FFmpegError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        t0 = time.monotonic()
+        with out:
+            for pkt in src.demux(*[s for s in src.streams if s.index in streams]):
+                if pkt.dts is None:
+                    continue
+                time.sleep(max(0.0, t0 + float(pkt.dts * pkt.time_base) - time.monotonic()))
+                pkt.stream = streams[pkt.stream.index]
+                out.mux(pkt)
+
+
+def file_pusher(url: str, fmt: str, path: str) -> threading.Thread:
+    t = threading.Thread(target=push_file, args=(url, fmt, path), daemon=True)
+    t.start()
+    return t

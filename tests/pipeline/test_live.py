@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anchorsr.errors import SinkError
-from anchorsr.pipeline import LivePipeline, PipelineOptions, SRPool, enhance_frames, warm_up
+from anchorsr.pipeline import LivePipeline, PipelineOptions, SRPool, enhance_frames, make_patch_source, warm_up
 from anchorsr.reuse import BicubicPatchSource, upscale_bicubic
 from anchorsr.stream import EncodeSettings, Sink, open_frames, write_clip
 from tests.conftest import pan_frames
@@ -75,7 +75,7 @@ def clip(tmp_path_factory):
 
 def run(frames, options, source=None, patch_source=None, sink_delay_s=0.0, make_sink=None):
     warm_up(options, BicubicPatchSource())  # compile the kernels outside the timed stream
-    pool = SRPool(patch_source or BicubicPatchSource(), torch_threads=None)
+    pool = SRPool(patch_source or BicubicPatchSource(), sr_threads=None)
     sinks = []
 
     def default_sink(w, h, settings):
@@ -93,15 +93,22 @@ def run(frames, options, source=None, patch_source=None, sink_delay_s=0.0, make_
     return p, (sinks[0] if sinks else None)
 
 
+@pytest.mark.parametrize("anchors", ["bicubic", "network"])
 @pytest.mark.parametrize("realtime", [False, True], ids=["file-mode", "generous-deadlines"])
-def test_both_runners_give_the_same_frames_bit_for_bit(clip, realtime):
+def test_both_runners_give_the_same_frames_bit_for_bit(clip, realtime, anchors):
     """The sequential and the real-time runner drive the same steps: when nothing is late or
-    dropped (file mode, or deadlines far away), their output frames are identical."""
+    dropped (file mode, or deadlines far away), their output frames are identical. With the SR
+    network both runners use one engine (numpy here; ``--sr-engine auto`` would give a live run
+    torch), so the anchors are the same bits too."""
     options = PipelineOptions(realtime=realtime, chunk_frames=12, patch_px=32, budget_fraction=0.1,
                               max_latency_s=60.0, queue_frames=len(clip))
+    source = BicubicPatchSource() if anchors == "bicubic" else make_patch_source("default", 2, engine="numpy")
     # paced in real-time mode, so that no backlog in front of reconstruction shrinks the budget
-    p, sink = run(clip, options, ListSource(clip, fps=15 if realtime else 0))
-    ref = list(enhance_frames(clip, options, BicubicPatchSource()))
+    p, sink = run(clip, options, ListSource(clip, fps=15 if realtime else 0), patch_source=source)
+    ref = list(enhance_frames(clip, options, source))
+    if anchors == "network":  # the network's anchors differ from bicubic ones: the test sees them
+        bicubic = list(enhance_frames(clip, options, BicubicPatchSource()))
+        assert any(not np.array_equal(a.y, b.y) for a, b in zip(ref, bicubic))
     assert p.stats.dropped == p.stats.late == p.stats.sr_late_frames == 0
     assert not realtime or set(p.controller.history) == {0.1}
     assert len(sink.planes) == len(ref) == 36 and sink.closed and sink.indices == list(range(36))

@@ -20,8 +20,10 @@ import pytest
 from anchorsr.pipeline import psnr
 from anchorsr.reuse import upscale_bicubic
 from anchorsr.stream import open_frames
-from tests.pipeline.live_media import (LR_H, LR_W, corrupt, drop_packets, free_port, make_ts, playlist_frames,
-                                       push_encoded, pusher, wait_for)
+from tests.pipeline.live_media import (LR_H, LR_W, corrupt, drop_packets, file_pusher, free_port, make_ts,
+                                       playlist_frames, push_encoded, pusher, wait_for)
+from tests.stream.av_media import make_clip, streams_of
+from tests.stream.test_av import assert_in_sync
 from tests.test_cli_errors import assert_one_line_error, run_cli
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
@@ -81,7 +83,8 @@ def server(media):
     tmp = media[0]
     urls = {"cam": f"tcp://127.0.0.1:{free_port()}", "cam2": f"tcp://127.0.0.1:{free_port()}",
             "rtmpcam": f"rtmp://127.0.0.1:{free_port()}/live/x", "web": f"tcp://127.0.0.1:{free_port()}",
-            "udpcam": f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"}
+            "udpcam": f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+            "avcam": f"tcp://127.0.0.1:{free_port()}", "avrtmp": f"rtmp://127.0.0.1:{free_port()}/live/av"}
     srv = ServeProcess(tmp, urls)
     srv.urls = urls
     srv.ports = {name: int(urls[name].split(":")[2]) for name in ("cam", "cam2", "web")}
@@ -137,6 +140,24 @@ def test_rtmp_and_udp_publishers(server, name, fmt):
     if fmt == "flv":  # the publisher closing its stream is a normal end, not a warning
         warnings = [ln for ln in open(server.log) if "WARNING" in ln and server.urls[name] in ln]
         assert not warnings, warnings
+
+
+@pytest.mark.parametrize("name, fmt", [("avcam", "mpegts"), ("avrtmp", "flv")])
+def test_a_published_stream_with_audio_is_served_with_it_in_sync(server, tmp_path, name, fmt):
+    """A publisher sends H.264 with an AAC track (MPEG-TS over TCP, FLV over RTMP, remuxed at
+    real-time pace like ``ffmpeg -re -c copy``): the served HLS carries the audio, starting and
+    ending with the video within one frame."""
+    clip = str(tmp_path / f"av.{'ts' if fmt == 'mpegts' else 'flv'}")
+    make_clip(clip, 60, w=LR_W, h=LR_H, fmt=fmt)
+    sent = streams_of(clip)
+    assert sent["audio"]["codec"] == "aac" and sent["video"]["frames"] == 60
+    file_pusher(server.urls[name], fmt, clip).join(60)
+    s = wait_for(lambda: server.finished(f"{name}-1"), 30, f"the {fmt} stream with audio to end")
+    assert s["error"] is None and s["frames_out"] >= 40, json.dumps(s)  # a loaded machine may drop a few
+    got = streams_of(os.path.join(server.out, s["name"], "index.m3u8"))
+    assert got["audio"]["codec"] == "aac" and got["audio"]["rate"] == 48000
+    assert_in_sync(got, s["frames_out"])
+    assert got["audio"]["samples"] >= 0.9 * sent["audio"]["samples"] * s["frames_out"] / 60
 
 
 def test_corrupt_and_missing_packets_then_disconnect(server, media):

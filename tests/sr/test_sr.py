@@ -74,7 +74,7 @@ def test_warm_start_from_plain_is_exact():
 def test_halo_assembly_equals_whole_frame(scale):
     frame = _frame(120, 200)  # LR 200x120: edge patches are partial in both directions
     model = _toy_model(scale)
-    source = SRPatchSource(model, halo_px=8, precision="fp32")
+    source = SRPatchSource(model, halo_px=8, precision="fp32", whole_frame_at=float("inf"))  # patch by patch
     boxes = PatchGrid(48, frame.height, frame.width).boxes()
     y = np.zeros((scale * frame.height, scale * frame.width), np.uint8)
     u = np.zeros((scale * frame.u.shape[0], scale * frame.u.shape[1]), np.uint8)
@@ -98,10 +98,29 @@ def test_small_halo_does_show_seams():
     frame = _frame(120, 200)
     model = _toy_model(2)
     boxes = PatchGrid(48, frame.height, frame.width).boxes()
-    patches = SRPatchSource(model, halo_px=0, precision="fp32")(frame, boxes, 2)
+    patches = SRPatchSource(model, halo_px=0, precision="fp32", whole_frame_at=float("inf"))(frame, boxes, 2)
     whole = SRRunner(model, "fp32").upscale_y(frame.y)
     y0, y1, x0, x1 = (2 * int(b) for b in boxes[1])
     assert np.abs(patches[1][0].astype(int) - whole[y0:y1, x0:x1]).max() > 2
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_many_anchors_switch_to_one_whole_frame_pass_with_the_same_pixels(scale):
+    """When a frame's haloed anchors cover more than the frame, one whole-plane pass is cheaper;
+    it gives the patch path's pixels (the halo covers the receptive field); few anchors stay
+    patch by patch."""
+    frame = _frame(120, 200)
+    model = _toy_model(scale)
+    boxes = PatchGrid(32, frame.height, frame.width).boxes()
+    switching = SRPatchSource(model, precision="fp32")
+    patchwise = SRPatchSource(model, precision="fp32", whole_frame_at=float("inf"))
+    for got, want in zip(switching(frame, boxes, scale), patchwise(frame, boxes, scale)):
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            assert np.abs(g.astype(int) - w.astype(int)).max() <= SEAM_MAX_LEVELS
+    assert switching.whole_frame_calls == 1 and patchwise.whole_frame_calls == 0
+    switching(frame, boxes[:2], scale)
+    assert switching.whole_frame_calls == 1  # two patches: cheaper one by one
 
 
 @pytest.mark.parametrize("scale,height,width", [(2, 121, 203), (3, 37, 50), (4, 30, 46)])
