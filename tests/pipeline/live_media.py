@@ -104,6 +104,20 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def _open_output(url: str, fmt: str, connect_timeout_s: float):
+    """``url`` opened for writing as ``fmt``, retried until the server listens (or the time is up)."""
+    import av
+
+    deadline = time.monotonic() + connect_timeout_s
+    while True:
+        try:
+            return av.open(url, "w", format=fmt)
+        except (OSError, av.error.FFmpegError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def push_encoded(url: str, fmt: str, n_frames: int, fps: float = 30.0, connect_timeout_s: float = 30.0) -> None:
     """Encode a pan with libx264 and publish it to ``url`` with PyAV (``flv`` for RTMP,
     ``mpegts`` for UDP), one frame per 1/fps."""
@@ -111,15 +125,7 @@ def push_encoded(url: str, fmt: str, n_frames: int, fps: float = 30.0, connect_t
 
     from anchorsr.stream.frames import yuv_to_frame
 
-    deadline = time.monotonic() + connect_timeout_s
-    while True:
-        try:
-            out = av.open(url, "w", format=fmt)
-            break
-        except (OSError, av.error.FFmpegError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    out = _open_output(url, fmt, connect_timeout_s)
     stream = out.add_stream("libx264", rate=int(fps))
     stream.width, stream.height, stream.pix_fmt = LR_W, LR_H, "yuv420p"
     stream.options = EncodeSettings(keyint=15).codec_options()
@@ -139,16 +145,8 @@ def push_file(url: str, fmt: str, path: str, connect_timeout_s: float = 30.0) ->
     ``ffmpeg -re -i FILE -c copy -f FMT URL`` would."""
     import av
 
-    deadline = time.monotonic() + connect_timeout_s
     with av.open(path) as src:
-        while True:
-            try:
-                out = av.open(url, "w", format=fmt)
-                break
-            except (OSError, av.error.FFmpegError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        out = _open_output(url, fmt, connect_timeout_s)
         streams = {s.index: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
         t0 = time.monotonic()
         with out:

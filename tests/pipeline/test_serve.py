@@ -57,6 +57,17 @@ class ServeProcess:
         for ln in self.proc.stdout:
             self.lines.append(ln)
 
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM (the server finalises its streams), then kill when it does not exit in time."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def status(self) -> dict:
         with urllib.request.urlopen(self.url + "/status", timeout=5) as r:
             assert r.headers["Content-Type"] == "application/json"

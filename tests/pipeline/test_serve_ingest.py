@@ -7,7 +7,6 @@ model; every wait is bounded."""
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -86,13 +85,7 @@ def server(tmp_path_factory):
     srv.rtmp = f"rtmp://127.0.0.1:{rtmp_port}/live"
     srv.srt_port, srv.udp_port = srt_port, udp_port
     yield srv
-    if srv.proc.poll() is None:
-        srv.proc.send_signal(signal.SIGTERM)
-        try:
-            srv.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait(10)
+    srv.stop()
 
 
 def log_lines(server, text):

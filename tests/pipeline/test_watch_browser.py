@@ -8,7 +8,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 
@@ -147,9 +146,4 @@ def test_a_published_stream_plays_in_chromium(tmp_path):
         if publisher is not None and publisher.poll() is None:
             publisher.kill()
             publisher.wait(10)
-        srv.proc.send_signal(signal.SIGTERM)
-        try:
-            srv.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait(10)
+        srv.stop()
