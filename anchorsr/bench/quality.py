@@ -1,5 +1,5 @@
 """``anchorsr bench quality``: every scheduler at every budget through one reuse + SR path,
-measured against the HR ground truth (docs/evaluation.md §1).
+measured against the HR ground truth (docs/evaluation.md, "Quality protocol").
 
 Per clip: the LR stream is decoded once; the SR network upscales every whole frame once (cached:
 it is the ``all`` result, and anchors are cut from it, which equals SR on the patch with its
@@ -7,8 +7,8 @@ halo, the halo being at least the network's receptive radius); each scheduler pl
 the reuse path rebuilds every frame with those anchors, and the output is compared with the
 ground truth (MSE Y+U+V and Y on every frame, SSIM-Y and VMAF on a frame subsample). A run's PSNR
 is that of its mean MSE over the frames (``anchorsr.metrics.clip_psnr``), so an exact frame (MSE 0)
-counts as one frame, not as an infinite or capped PSNR. The
-derived figures (gain kept, anchor-size saving, estimator fidelity) follow docs/evaluation.md §4.
+counts as one frame, not as an infinite or capped PSNR. The derived figures (gain kept,
+anchor-size saving, estimator fidelity) follow docs/evaluation.md, "Derived figures".
 """
 
 from __future__ import annotations
