@@ -37,6 +37,7 @@ from ..pipeline.steps import fetch_patches, make_patch_source, rebuild
 from ..reuse import Reconstructor
 from ..schedule import chunks_of, get_scheduler, pair_plans
 from ..stream import EncodeSettings, open_frames, write_clip
+from ..types import PatchGrid
 from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
 
 # name, scikit-image photo, camera path: streams that differ in what an anchor buys.
@@ -60,13 +61,12 @@ def _stream(tmp: str, name: str, image: str, path: CameraPath, width: int, heigh
 
 def _sr_px_per_s(source, frame, patch_px: int) -> float:
     """The network's measured LR pixels per second on ``frame``'s patches (after a warm-up)."""
-    h, w = frame.height // patch_px * patch_px, frame.width // patch_px * patch_px
-    boxes = np.array([(y, y + patch_px, x, x + patch_px) for y in range(0, h, patch_px)
-                      for x in range(0, w, patch_px)], np.int64)
+    grid = PatchGrid(patch_px, frame.height, frame.width)
+    boxes = grid.boxes()
     source(frame, boxes[:2], SCALE)
     start = time.perf_counter()
     source(frame, boxes, SCALE)
-    return len(boxes) * patch_px * patch_px / (time.perf_counter() - start)
+    return float(grid.areas().sum()) / (time.perf_counter() - start)
 
 
 def _psnr(frames, plans, truth, source, options: PipelineOptions) -> float:

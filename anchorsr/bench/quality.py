@@ -226,11 +226,15 @@ class ClipBench:
         upscale_frame(source.runner, f.y, f.u, f.v)
         return {"patch_s_per_lr_px": per_px, "frame_s": time.process_time() - c0}
 
+    def _graph_key(self, ci: int, options: dict) -> tuple[int, tuple]:
+        """The cache key of chunk ``ci``'s graph; ``options`` may name a node bias ("bias",
+        NODE_BIASES; the settings' own otherwise)."""
+        return ci, tuple(sorted({"bias": self.s.node_bias, **options}.items()))
+
     def graph(self, ci: int, options: dict):
-        options = {"bias": self.s.node_bias, **options}  # "bias": which node bias (NODE_BIASES)
-        key = (ci, tuple(sorted(options.items())))
+        key = self._graph_key(ci, options)
         if key not in self._graphs:
-            opts = dict(options)
+            opts = dict(key[1])
             bias = self.node_bias(opts.pop("bias"))
             c0 = time.process_time()
             self._graphs[key] = build_graph(self.chunks[ci], node_bias=bias, **opts)
@@ -239,7 +243,7 @@ class ClipBench:
 
     def graph_cpu_s(self, ci: int, options: dict) -> float:
         """CPU seconds the chunk's graph took to build (0 when it was not built)."""
-        return self._graph_cpu.get((ci, tuple(sorted({"bias": self.s.node_bias, **options}.items()))), 0.0)
+        return self._graph_cpu.get(self._graph_key(ci, options), 0.0)
 
     def node_bias(self, kind: str):
         """The graph's node_bias callable for a bias kind: None (texture), the predictor shipped

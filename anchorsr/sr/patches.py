@@ -129,17 +129,20 @@ def _halo_boxes(boxes: np.ndarray, halo: int, height: int, width: int) -> np.nda
     return g
 
 
-def upscale_boxes(plane: np.ndarray, boxes: np.ndarray, scale: int, halo: int, fn) -> list[np.ndarray]:
+def upscale_boxes(plane: np.ndarray, boxes: np.ndarray, scale: int, halo: int, fn,
+                  grown: np.ndarray | None = None) -> list[np.ndarray]:
     """Upscale ``plane`` inside each box with haloed, size-grouped batches.
 
     plane: uint8 (H, W) or (C, H, W); boxes: int (K, 4) (y0, y1, x0, x1) in its pixels;
     fn: float (N, C, h, w) -> (N, C, s*h, s*w). Returns K uint8 arrays (C?, s*bh, s*bw).
+    grown: the boxes already grown by ``halo`` (``_halo_boxes``), when the caller has them.
     """
     squeeze = plane.ndim == 2
     if squeeze:
         plane = plane[None]
     _, height, width = plane.shape
-    grown = _halo_boxes(boxes, halo, height, width)
+    if grown is None:
+        grown = _halo_boxes(boxes, halo, height, width)
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for k, (y0, y1, x0, x1) in enumerate(grown):
         groups[(int(y1 - y0), int(x1 - x0))].append(k)
@@ -205,7 +208,7 @@ class SRPatchSource:
             hr = self.runner.upscale_y(frame.y)
             ys = [np.ascontiguousarray(hr[scale * y0:scale * y1, scale * x0:scale * x1]) for y0, y1, x0, x1 in boxes]
         else:
-            ys = upscale_boxes(frame.y, boxes, scale, self.halo_px, self.runner.run)
+            ys = upscale_boxes(frame.y, boxes, scale, self.halo_px, self.runner.run, grown)
         cboxes = np.array([chroma_box(b) for b in boxes], np.int64)
         uv = upscale_boxes(np.stack([frame.u, frame.v]), cboxes, scale, CHROMA_HALO_PX,
                            lambda t: bicubic_planes_np(t, scale))
