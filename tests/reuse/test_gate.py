@@ -19,8 +19,8 @@ def _psnr_y(outputs, truth) -> float:
     return clip_psnr([float(np.mean((o.astype(np.float64) - t) ** 2)) for o, t in zip(outputs, truth)])
 
 
-def _reuse_y(frames):
-    rec = Reconstructor(ReuseConfig(2))
+def _reuse_y(frames, residual="bicubic"):
+    rec = Reconstructor(ReuseConfig(2, residual_upsampler=residual))
     return [rec.step(f).y for f in frames]
 
 
@@ -38,12 +38,16 @@ def zoom(tmp_path_factory):
 
 
 def test_gate_lifts_reuse_on_a_zoom_to_bicubic(zoom):
+    """With the nearest residual, block motion on this zoom loses to bicubic and the gate lifts it
+    back; the default (bicubic residual) is above bicubic here with or without the gate."""
     truth, frames = zoom
+    gated_frames = list(gate_frames(frames))
     bicubic = _psnr_y(_bicubic_y(frames), truth)
-    ungated = _psnr_y(_reuse_y(frames), truth)
-    gated = _psnr_y(_reuse_y(list(gate_frames(frames))), truth)
+    ungated = _psnr_y(_reuse_y(frames, "nearest"), truth)
+    gated = _psnr_y(_reuse_y(gated_frames, "nearest"), truth)
     assert ungated < bicubic  # block motion cannot follow the zoom: the test proves something
     assert gated >= bicubic, (gated, bicubic, ungated)
+    assert _psnr_y(_reuse_y(gated_frames), truth) >= bicubic
 
 
 def _frame(index, y, kind, mv=None, intra=None):
@@ -74,12 +78,12 @@ def _cut_clip(n=10, cut=5, h=64, w=96):
 
 def test_gate_sends_an_inter_coded_cut_to_bicubic():
     truth, frames = _cut_clip()
-    bicubic = _psnr_y(_bicubic_y(frames), truth)
-    ungated = _psnr_y(_reuse_y(frames), truth)
     gated_frames = list(gate_frames(frames))
-    gated = _psnr_y(_reuse_y(gated_frames), truth)
-    assert ungated < bicubic - 1.0
-    assert gated >= bicubic, (gated, bicubic, ungated)
+    bicubic, ungated, gated = _bicubic_y(frames), _reuse_y(frames), _reuse_y(gated_frames)
+    cut = slice(5, 6)  # the cut frame (before it, exact vectors make reuse near perfect)
+    assert _psnr_y(ungated[cut], truth[cut]) < _psnr_y(bicubic[cut], truth[cut]) - 0.3
+    assert _psnr_y(gated[cut], truth[cut]) >= _psnr_y(bicubic[cut], truth[cut])
+    assert _psnr_y(gated, truth) >= _psnr_y(bicubic, truth)
     # Before the cut most blocks are reused (where the shadow's reuse and bicubic tie, as next
     # to the borders the pan uncovers, either may win); the cut frame is upsampled whole.
     for f in gated_frames[1:5]:
