@@ -132,3 +132,71 @@ def test_a_lost_node_restarts_the_stream_elsewhere_and_its_hls_goes_on(tmp_path,
     # lost actor counts there too, so this is a lower bound)
     assert seconds * fps - s["dropped"] <= len(frames) <= seconds * fps, (len(frames), json.dumps(s))
     assert s["dropped"] <= fps, json.dumps(s)
+
+
+@pytest.fixture()
+def two_big_nodes():
+    """A head that runs nothing and two worker nodes of three logical CPUs each: three streams
+    fit on one node, so the streams of a lost node have somewhere to go."""
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False,
+        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
+                           "health_check_initial_delay_ms": 0}})
+    try:
+        workers = [cluster.add_node(num_cpus=3) for _ in range(2)]
+        cluster.wait_for_nodes(timeout=180)
+        yield cluster, workers
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="needs the ffmpeg CLI")
+def test_three_streams_lose_a_node_and_every_stream_s_hls_is_complete(tmp_path, two_big_nodes):
+    """Three publishers (the ffmpeg CLI) on a head and two worker nodes; the node running the
+    most streams is removed mid-stream. Every stream's playlist ends, holds every published
+    frame but those the real-time policy dropped, and is marked with one discontinuity exactly
+    where its actor was restarted."""
+    cluster, workers = two_big_nodes
+    names, seconds, fps = ("a", "b", "c"), 16, 30
+    ports = {n: free_port() for n in names}
+    srv = Serve(tmp_path, {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}, extra=["--ray", cluster.address])
+    pubs = {n: publish(ports[n], seconds, fps) for n in names}
+    try:
+        live = wait_for(lambda: (ss := [srv.stream(f"{n}-1") for n in names]) and all(
+            s and s["frames_out"] >= 2 * fps for s in ss) and ss, 180, "every stream's first segments")
+        on = {w.node_id: [s["name"] for s in live if s["node_id"] == w.node_id] for w in workers}
+        node = max(workers, key=lambda w: len(on[w.node_id]))
+        lost = set(on[node.node_id])
+        assert lost and all(p.poll() is None for p in pubs.values()), "a publisher ended before the node was lost"
+        before = {s["name"]: segments(f"{srv.out}/{s['name']}/index.m3u8") for s in live}
+        cluster.remove_node(node, allow_graceful=False)
+        for p in pubs.values():
+            p.wait(seconds + 120)
+        done = {n: wait_for(lambda n=n: srv.finished(f"{n}-1"), 240, f"stream {n} to end") for n in names}
+        status = srv.status()
+    finally:
+        for p in pubs.values():
+            if p.poll() is None:
+                p.kill()
+        srv.close()
+    assert status["cluster"]["nodes"] == 2 and status["active_streams"] == 0
+    for n, s in done.items():
+        name = f"{n}-1"
+        restarted = name in lost
+        assert s["error"] is None and s["actor_restarts"] == int(restarted), json.dumps(s)
+        if restarted:
+            assert s["node_id"] != node.node_id, json.dumps(s)
+        playlist = f"{srv.out}/{name}/index.m3u8"
+        text = open(playlist).read()
+        assert text.rstrip().endswith("#EXT-X-ENDLIST")
+        assert text.count("#EXT-X-DISCONTINUITY") == int(restarted), (name, text)
+        after = segments(playlist)
+        assert after[:len(before[name])] == before[name] and len(after) > len(before[name])
+        if restarted:  # the new segments follow the discontinuity and are the new actor's
+            tail = text.split("#EXT-X-DISCONTINUITY", 1)[1]
+            assert all(ln.startswith("seg-r1-") for ln in tail.splitlines() if ln.endswith(".ts")), tail
+        frames = playlist_frames(playlist)
+        # every published frame at most once; none lost but those the real-time policy dropped
+        assert seconds * fps - s["dropped"] <= len(frames) <= seconds * fps, (name, len(frames), json.dumps(s))
