@@ -49,7 +49,7 @@ class ServeOptions:
 
     live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
     ray: run each stream in a Ray actor on that cluster ("local", "auto" or HOST:PORT; None: in
-    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (no audio passthrough there).
+    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (the audio goes to it too).
     """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
@@ -197,9 +197,8 @@ class Server:
         self._threads.append(t)
 
     def _open(self, url: str, options: dict[str, str], timeout_s) -> VideoSource:
-        # Audio is not carried to cluster actors (yet): with ``ray`` the HLS has video only.
-        return VideoSource(url, transcode=self.options.transcode,
-                           audio=self.options.live.audio and self.cluster is None,
+        # with ``ray`` the audio packets go to the stream's actor with the video's (cluster.runner)
+        return VideoSource(url, transcode=self.options.transcode, audio=self.options.live.audio,
                            fps=self.options.live.fps, options=options, timeout_s=timeout_s)
 
     def _accept_loop(self, li: Listener) -> None:

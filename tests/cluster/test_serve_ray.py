@@ -12,7 +12,10 @@ import textwrap
 import pytest
 
 from tests.cluster.serve_proc import Serve
-from tests.pipeline.live_media import LR_H, LR_W, free_port, make_ts, playlist_frames, pusher, wait_for
+from tests.pipeline.live_media import (LR_H, LR_W, file_pusher, free_port, make_ts, playlist_frames, pusher,
+                                       wait_for)
+from tests.stream.av_media import make_clip, streams_of
+from tests.stream.test_av import assert_in_sync
 from tests.test_cli_errors import assert_one_line_error, closed_port, run_cli
 
 
@@ -66,13 +69,42 @@ def test_a_stream_runs_in_a_ray_actor_and_comes_out_as_hls(tmp_path):
     assert any(ln.startswith("stopped; 1 stream(s) finalised") for ln in srv.lines), srv.lines
 
 
-def publish(port: int, seconds: int, fps: int = 30) -> subprocess.Popen:
+@pytest.mark.slow
+@pytest.mark.parametrize("audio", [True, False], ids=["audio", "no-audio"])
+def test_the_audio_of_a_stream_goes_through_its_actor_in_sync(tmp_path, audio):
+    """H.264 with an AAC track published as MPEG-TS over TCP at real-time pace: with --ray the
+    served HLS has the audio, copied, starting and ending with the video within a frame;
+    --no-audio leaves it out."""
+    clip = str(tmp_path / "av.ts")
+    make_clip(clip, 60, w=LR_W, h=LR_H, fmt="mpegts")
+    sent = streams_of(clip)
+    port = free_port()
+    srv = Serve(tmp_path, {"avcam": f"tcp://127.0.0.1:{port}"},
+                extra=["--ray", "local", *([] if audio else ["--no-audio"])])
+    try:
+        file_pusher(f"tcp://127.0.0.1:{port}", "mpegts", clip).join(60)
+        s = wait_for(lambda: srv.finished("avcam-1"), 240, "the stream with audio to end")
+    finally:
+        srv.close()
+    assert s["error"] is None and s["frames_out"] == 60 and s["actor_restarts"] == 0, json.dumps(s)
+    got = streams_of(f"{srv.out}/avcam-1/index.m3u8")
+    if not audio:
+        assert "audio" not in got and got["video"]["frames"] == 60 and s["audio_packets"] == 0
+        return
+    assert got["audio"]["codec"] == "aac" and got["audio"]["rate"] == 48000 and s["audio_packets"] > 0
+    assert_in_sync(got, 60)
+    assert got["audio"]["samples"] >= 0.95 * sent["audio"]["samples"]
+
+
+def publish(port: int, seconds: int, fps: int = 30, audio: bool = False) -> subprocess.Popen:
     """The ffmpeg CLI publishing a test pattern in the live profile (a key frame every half
-    second) as MPEG-TS over TCP, at real-time pace."""
+    second) as MPEG-TS over TCP, at real-time pace; ``audio``: with a 48 kHz AAC tone."""
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
     return subprocess.Popen(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-         f"testsrc2=size={LR_W}x{LR_H}:rate={fps}", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast",
-         "-tune", "zerolatency", "-g", str(fps // 2), "-bf", "0", "-refs", "1", "-pix_fmt", "yuv420p",
+         f"testsrc2=size={LR_W}x{LR_H}:rate={fps}", *tone, "-t", str(seconds), "-c:v", "libx264",
+         "-preset", "veryfast", "-tune", "zerolatency", "-g", str(fps // 2), "-bf", "0", "-refs", "1",
+         "-pix_fmt", "yuv420p", *(["-c:a", "aac", "-b:a", "64k"] if audio else []),
          "-f", "mpegts", f"tcp://127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -157,12 +189,13 @@ def test_three_streams_lose_a_node_and_every_stream_s_hls_is_complete(tmp_path, 
     """Three publishers (the ffmpeg CLI) on a head and two worker nodes; the node running the
     most streams is removed mid-stream. Every stream's playlist ends, holds every published
     frame but those the real-time policy dropped, and is marked with one discontinuity exactly
-    where its actor was restarted."""
+    where its actor was restarted; its audio (AAC) lasts as long as the published stream, the
+    restarted actors' part included."""
     cluster, workers = two_big_nodes
     names, seconds, fps = ("a", "b", "c"), 16, 30
     ports = {n: free_port() for n in names}
     srv = Serve(tmp_path, {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}, extra=["--ray", cluster.address])
-    pubs = {n: publish(ports[n], seconds, fps) for n in names}
+    pubs = {n: publish(ports[n], seconds, fps, audio=True) for n in names}
     try:
         live = wait_for(lambda: (ss := [srv.stream(f"{n}-1") for n in names]) and all(
             s and s["frames_out"] >= 2 * fps for s in ss) and ss, 180, "every stream's first segments")
@@ -200,3 +233,5 @@ def test_three_streams_lose_a_node_and_every_stream_s_hls_is_complete(tmp_path, 
         frames = playlist_frames(playlist)
         # every published frame at most once; none lost but those the real-time policy dropped
         assert seconds * fps - s["dropped"] <= len(frames) <= seconds * fps, (name, len(frames), json.dumps(s))
+        sound = streams_of(playlist)["audio"]
+        assert sound["codec"] == "aac" and abs(sound["samples"] / sound["rate"] - seconds) < 0.15, (name, sound)
