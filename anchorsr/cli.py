@@ -51,6 +51,7 @@ def _stream_counts(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected stream counts such as 1,2,4 (or none), got {text!r}")
     return counts
 _non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
+_non_negative_float = _number(float, "a number >= 0", lambda v: v >= 0)
 _share = _number(float, "a share from 0 to 1", lambda v: 0.0 < v <= 1.0)
 
 
@@ -140,6 +141,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sr-workers", type=_positive_int, default=1, help="SR worker threads shared by all streams")
     p.add_argument("--read-timeout", type=_positive_float, default=5.0,
                    help="seconds without data after which a publisher counts as gone (default 5)")
+    p.add_argument("--reconnect-grace", type=_non_negative_float, default=5.0, metavar="SECONDS",
+                   help="a publisher of the same stream name that comes within SECONDS after the last one "
+                        "left continues its session (same folder and playlists, timeline going on); later, "
+                        "a new session (default 5; 0: every publisher gets a new session)")
     p.add_argument("--crf", type=_crf, default=23.0, help="x264 CRF of the output, 0-51 (default 23)")
     p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
                    help="keep the last N finished sessions of each stream name in OUT, delete older ones "
@@ -534,7 +539,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     listen = args.listen or getattr(args, "config_listen", None) or ["tcp://127.0.0.1:9000"]
     options = ServeOptions(listen=tuple(listen), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
-                           read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
+                           read_timeout_s=args.read_timeout, reconnect_grace_s=args.reconnect_grace,
+                           transcode=not args.no_transcode,
                            retention=args.retention, keys=tuple(getattr(args, "keys", ())), ffmpeg=args.ffmpeg,
                            live=_live_options(args, realtime=True),
                            ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream)

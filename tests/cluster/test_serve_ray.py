@@ -96,6 +96,24 @@ def test_the_audio_of_a_stream_goes_through_its_actor_in_sync(tmp_path, audio):
     assert got["audio"]["samples"] >= 0.95 * sent["audio"]["samples"]
 
 
+@pytest.mark.slow
+def test_a_publisher_back_within_the_grace_period_continues_its_ray_session(tmp_path):
+    """As in plain serve (tests/pipeline/test_reconnect.py): the same actor stream goes on with
+    the second publisher's packets and audio; after the grace period a new session starts."""
+    from tests.pipeline.test_reconnect import GRACE, N, check_reconnect
+
+    clip = str(tmp_path / "av.ts")
+    make_clip(clip, N, w=LR_W, h=LR_H, fmt="mpegts")
+    port = free_port()
+    srv = Serve(tmp_path, {"cam": f"tcp://127.0.0.1:{port}"},
+                extra=["--ray", "local", "--reconnect-grace", str(GRACE)])
+    try:
+        check_reconnect(srv, f"tcp://127.0.0.1:{port}", clip)
+        assert srv.stream("cam-1")["actor_restarts"] == 0
+    finally:
+        srv.close()
+
+
 def publish(port: int, seconds: int, fps: int = 30, audio: bool = False) -> subprocess.Popen:
     """The ffmpeg CLI publishing a test pattern in the live profile (a key frame every half
     second) as MPEG-TS over TCP, at real-time pace; ``audio``: with a 48 kHz AAC tone."""
