@@ -203,10 +203,13 @@ def _build_parser() -> argparse.ArgumentParser:
             b.add_argument("--streams", type=_positive_int, default=4, help="streams sharing the SR workers (default 4)")
             b.add_argument("--budget", type=_share, default=0.05,
                            help="SR capacity as a share of all streams' LR pixels (default 0.05)")
-            b.add_argument("--scale-streams", type=_stream_counts, default=(1, 2, 4), metavar="N,N...",
+            b.add_argument("--scale-streams", type=_stream_counts, default=(1, 2, 4, 8), metavar="N,N...",
                            help="also measure total fps and real-time margin of this many simultaneous "
                                 "360p->720p streams, in this process and in Ray actors (needs Ray; "
-                                "default 1,2,4; 'none' skips it)")
+                                "default 1,2,4,8; 'none' skips it)")
+            b.add_argument("--scale-extra-node", action="store_true",
+                           help="with --scale-streams: also run the Ray streams on a head and one more node "
+                                "process on this machine (its CPUs split between them), actors spread over both")
         if name == "sr":
             b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                            help="where the network runs (default cpu; cuda is never picked silently)")
@@ -689,7 +692,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         result = run_cluster_bench(args.streams, args.budget, quick=args.quick,
                                    progress=None if args.json else _stderr_progress,
-                                   scale_counts=args.scale_streams)
+                                   scale_counts=args.scale_streams, scale_extra_node=args.scale_extra_node)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 
