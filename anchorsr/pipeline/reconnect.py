@@ -196,7 +196,9 @@ class SessionSource:
             src = None
         with self._lock:
             self._waiting = False
-            if src is None:  # nobody came (or the server stops); a publisher offered meanwhile is late
+            if src is None and not self._closed and not self._next.empty():
+                src = self._next.get_nowait()  # offered as the grace period ran out: still taken
+            elif src is None:  # the server stops: a publisher offered meanwhile is let go
                 while not self._next.empty():
                     late = self._next.get_nowait()
                     if late is not None:
