@@ -51,6 +51,7 @@ def _stream_counts(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected stream counts such as 1,2,4 (or none), got {text!r}")
     return counts
 _non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
+_non_negative_float = _number(float, "a number >= 0", lambda v: v >= 0)
 _share = _number(float, "a share from 0 to 1", lambda v: 0.0 < v <= 1.0)
 
 
@@ -140,6 +141,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sr-workers", type=_positive_int, default=1, help="SR worker threads shared by all streams")
     p.add_argument("--read-timeout", type=_positive_float, default=5.0,
                    help="seconds without data after which a publisher counts as gone (default 5)")
+    p.add_argument("--reconnect-grace", type=_non_negative_float, default=5.0, metavar="SECONDS",
+                   help="a publisher of the same stream name that comes within SECONDS after the last one "
+                        "left continues its session (same folder and playlists, timeline going on); later, "
+                        "a new session (default 5; 0: every publisher gets a new session)")
     p.add_argument("--crf", type=_crf, default=23.0, help="x264 CRF of the output, 0-51 (default 23)")
     p.add_argument("--retention", type=_non_negative_int, default=0, metavar="N",
                    help="keep the last N finished sessions of each stream name in OUT, delete older ones "
@@ -198,10 +203,13 @@ def _build_parser() -> argparse.ArgumentParser:
             b.add_argument("--streams", type=_positive_int, default=4, help="streams sharing the SR workers (default 4)")
             b.add_argument("--budget", type=_share, default=0.05,
                            help="SR capacity as a share of all streams' LR pixels (default 0.05)")
-            b.add_argument("--scale-streams", type=_stream_counts, default=(1, 2, 4), metavar="N,N...",
+            b.add_argument("--scale-streams", type=_stream_counts, default=(1, 2, 4, 8), metavar="N,N...",
                            help="also measure total fps and real-time margin of this many simultaneous "
                                 "360p->720p streams, in this process and in Ray actors (needs Ray; "
-                                "default 1,2,4; 'none' skips it)")
+                                "default 1,2,4,8; 'none' skips it)")
+            b.add_argument("--scale-extra-node", action="store_true",
+                           help="with --scale-streams: also run the Ray streams on a head and one more node "
+                                "process on this machine (its CPUs split between them), actors spread over both")
         if name == "sr":
             b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                            help="where the network runs (default cpu; cuda is never picked silently)")
@@ -534,7 +542,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     listen = args.listen or getattr(args, "config_listen", None) or ["tcp://127.0.0.1:9000"]
     options = ServeOptions(listen=tuple(listen), out_dir=args.out,
                            host=args.host, http_port=args.port, model=args.model, sr_workers=args.sr_workers,
-                           read_timeout_s=args.read_timeout, transcode=not args.no_transcode,
+                           read_timeout_s=args.read_timeout, reconnect_grace_s=args.reconnect_grace,
+                           transcode=not args.no_transcode,
                            retention=args.retention, keys=tuple(getattr(args, "keys", ())), ffmpeg=args.ffmpeg,
                            live=_live_options(args, realtime=True),
                            ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream)
@@ -683,7 +692,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         result = run_cluster_bench(args.streams, args.budget, quick=args.quick,
                                    progress=None if args.json else _stderr_progress,
-                                   scale_counts=args.scale_streams)
+                                   scale_counts=args.scale_streams, scale_extra_node=args.scale_extra_node)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 

@@ -9,7 +9,11 @@ to HLS) in two set-ups measured in the same run on the same packets:
   * in process: N ``LivePipeline``s, each decoding the packets (``PacketSource``), sharing one
     SR pool of N threads, as ``serve`` runs them;
   * Ray: a local Ray cluster on this machine, one ``StreamWorker`` actor per stream asking for
-    min(1, CPUs / N) CPUs, fed the packets through Ray, as ``serve --ray`` runs them.
+    min(1, CPUs / N) CPUs, fed the packets through Ray, as ``serve --ray`` runs them;
+  * with ``extra_node``, a third set-up: a Ray cluster of a head node and one more node process
+    on this machine (loopback; this machine's CPUs split between them), the actors spread over
+    both, as a two-machine cluster runs them but without more cores: what a second node's
+    process, object transfers between nodes and the spread cost on their own.
 Start-up (model loading, kernel warm-up, actor creation) is left out: the clock starts when
 every pipeline is ready and stops when the last one has finalised its HLS.
 Metrics: total output fps (all streams' frames over the wall time), each stream's real-time
@@ -68,11 +72,12 @@ def _in_process(n: int, params: StreamParams, packets: list, options: PipelineOp
         pool.close()
 
 
-def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOptions, cluster, out: str) -> dict:
+def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOptions, cluster, out: str,
+            tag: str = "ray") -> dict:
     ray = cluster.ray
     cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / n)
-    actor = cluster.actor_class.options(num_cpus=cpus, max_restarts=0)
-    workers = [actor.remote(params, os.path.join(out, f"ray-{n}-{i}"), options) for i in range(n)]
+    actor = cluster.actor_class.options(num_cpus=cpus, max_restarts=0, scheduling_strategy="SPREAD")
+    workers = [actor.remote(params, os.path.join(out, f"{tag}-{n}-{i}"), options) for i in range(n)]
     try:
         ray.get([w.snapshot.remote() for w in workers], timeout=600)  # every actor started and warmed up
         start = time.monotonic()
@@ -87,7 +92,10 @@ def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOption
             i = pending.pop(ready[0])
             ends[i] = time.monotonic() - start
             done[i] = ray.get(ready[0])["frames_out"]
-        return _figures(done, ends, max(ends))
+        figures = _figures(done, ends, max(ends))
+        figures["nodes_used"] = len(set(ray.get([w.snapshot.remote() for w in workers], timeout=60)[i]["node_id"]
+                                        for i in range(n)))
+        return figures
     finally:
         for w in workers:
             ray.kill(w)
@@ -100,8 +108,20 @@ def _figures(frames: list[int], seconds: list[float], wall: float) -> dict:
             "min_realtime_margin": round(min(margins), 3)}
 
 
-def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4), quick: bool = False,
-                    progress: Callable[[str], None] | None = None) -> dict:
+def _two_node_cluster(cpus: int):
+    """A Ray head and one more node process on this machine, ``cpus`` split between them."""
+    from ray import cluster_utils
+
+    half = max(cpus // 2, 1)
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": half, "include_dashboard": False})
+    cluster.add_node(num_cpus=max(cpus - half, 1))
+    cluster.wait_for_nodes(timeout=300)
+    return cluster
+
+
+def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
+                    progress: Callable[[str], None] | None = None, extra_node: bool = False) -> dict:
     """The scale figures (see the module docstring); needs Ray for the Ray half."""
     from ..cluster.runner import RayCluster
 
@@ -132,10 +152,28 @@ def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4), quick: bool = False,
             cpus = cluster.ray.cluster_resources().get("CPU")
         finally:
             cluster.close()
+        if extra_node:
+            say("scale: start a Ray head and one more node process on this machine")
+            nodes = _two_node_cluster(int(cpus or os.cpu_count() or 2))
+            try:
+                two = RayCluster(nodes.address)
+                try:
+                    for row in rows:
+                        n = row["streams"]
+                        say(f"scale: {n} stream(s) in Ray actors over two node processes")
+                        row["ray_two_nodes"] = _on_ray(n, params, packets, options, two, tmp, tag="two")
+                        row["two_nodes_over_one_node_fps"] = (round(row["ray_two_nodes"]["total_fps"]
+                                                                    / row["ray"]["total_fps"], 3)
+                                                              if row["ray"]["total_fps"] else None)
+                finally:
+                    two.close()
+            finally:
+                nodes.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"lr_size": [width, height], "hr_size": [2 * width, 2 * height], "frames_per_stream": frames,
             "input_fps": FPS, "model": "default", "budget": options.budget_fraction, "ray_cpus": cpus,
+            "extra_node": extra_node,
             "by_streams": rows,
             "note": "throughput mode (every frame rebuilt, none dropped), start-up excluded; both set-ups "
                     "measured back to back on the same packets on this machine"}

@@ -2,7 +2,9 @@
 
 It receives the stream's compressed packets in batches (``feed``), decodes them with motion
 (``stream.packets.PacketSource``), and runs the live pipeline on them: schedule, SR (its own
-SR thread, in the actor), rebuild, encode, and write HLS into the session folder. That folder
+SR thread, in the actor), rebuild, encode, and write HLS into the session folder. Audio packets
+in the batches (after their ``AudioHeader``) go to the sink's audio feed, passed through in sync
+as ``serve`` does in process. That folder
 is the serve front's output folder, so on several machines it is a shared folder mounted at the
 same path on every node.
 
@@ -29,7 +31,9 @@ from ..pipeline.runners import warm_up
 from ..pipeline.srpool import SRPool
 from ..pipeline.steps import make_patch_source
 from ..stream import EncodeSettings, hls_sink
-from ..stream.packets import PacketFeed, PacketSource, StreamParams, WirePacket
+from ..stream.audio import AudioFeed
+from ..stream.packets import (AudioHeader, PacketFeed, PacketSource, StreamParams, WireAudio, WirePacket,
+                              audio_feed_from_header, audio_packet)
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +88,14 @@ class StreamWorker:
         self.frames = PacketSource(params, self.feed_q, hold_replay=self._hold)
         self._out: _FromTime | None = None
         self._write_from = write_from
+        self.audio: AudioFeed | None = None
+        self.audio_packets = 0
         self.pipeline = LivePipeline(self.frames, params.fps, self._make_sink, self.pool, options, name=params.name)
         self.pipeline.start()
 
     def _make_sink(self, width: int, height: int, settings: EncodeSettings) -> _FromTime:
         self._out = _FromTime(lambda: hls_sink(self.folder, width, height, settings, self.options.segment_s,
-                                               segment_prefix=self._prefix, append=self._append),
+                                               self.audio, segment_prefix=self._prefix, append=self._append),
                               self._write_from)
         return self._out
 
@@ -99,13 +105,29 @@ class StreamWorker:
         while q.maxsize and q.qsize() >= q.maxsize - 1 and time.monotonic() < end:
             time.sleep(0.005)
 
-    def feed(self, packets: list[WirePacket]) -> dict:
-        """Queue a batch of packets; returns the stream's figures."""
-        self.feed_q.put(packets)
+    def feed(self, packets: list[WirePacket | WireAudio | AudioHeader]) -> dict:
+        """Queue a batch of packets (video to the decoder, audio to the sink's audio feed);
+        returns the stream's figures."""
+        video = []
+        for p in packets:
+            if isinstance(p, WirePacket):
+                video.append(p)
+            elif isinstance(p, WireAudio):
+                if self.audio is not None:
+                    self.audio.push(audio_packet(p, self.audio.time_base))
+                    self.audio_packets += 1
+            elif isinstance(p, AudioHeader) and self.audio is None:
+                if self._out is not None and self._out.sink is not None:
+                    log.warning("%s: the audio parameters came after the output started; no audio", self.params.name)
+                else:
+                    self.audio = audio_feed_from_header(p)
+        self.feed_q.put(video)
         return self.snapshot()
 
     def end(self, timeout_s: float = 60.0) -> dict:
         """The input ended: finish what is queued, finalise the HLS, return the figures."""
+        if self.audio is not None:
+            self.audio.end()
         self.feed_q.end()
         self.pipeline.wait(timeout_s)
         self.pool.close()
@@ -118,6 +140,7 @@ class StreamWorker:
         s["frames_skipped_as_written"] = skipped
         s["first_time"] = self._out.first_time if self._out is not None else None
         s["packets_queued"] = self.feed_q.qsize()
+        s["audio_packets"] = self.audio_packets
         s["host"] = socket.gethostname()
         s["pid"] = os.getpid()
         s["node_id"] = _node_id()

@@ -13,6 +13,11 @@ from the playlist); the new actor gets them again from that key frame and writes
 after those segments, so no frame already written is lost or written twice. When that key frame
 is no longer held, it starts at the next one held, or waits for the next one to arrive.
 ``/status`` counts the restarts.
+
+Audio: the input's audio packets go in the same batches (``WireAudio``, after one
+``AudioHeader`` per actor), undecoded; the actor's sink passes them through as ``serve`` does in
+process (``--no-audio`` drops them here). The front holds the audio of the held video's time
+span too, so a restarted actor's segments have their audio.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import replace
 
 from ..errors import ConfigError, SourceError
 from ..pipeline.options import PipelineOptions
-from ..stream.packets import StreamParams, WirePacket, wire_packets
+from ..stream.packets import AudioHeader, StreamParams, WireAudio, WirePacket, audio_header, wire_audio, wire_packets
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ BATCH_PACKETS = 8  # a batch goes to the actor at this many packets or after BAT
 BATCH_S = 0.1
 TRIM_S = 1.0  # how often the held packets are cut back to what a restart could need
 MAX_HELD = 3600  # packets held at most (two minutes at 30 fps) when no key frame comes
+MAX_HELD_AUDIO = 12000  # audio packets held at most (over four minutes of 48 kHz AAC)
+HELD_AUDIO_MARGIN_S = 1.0  # audio held from this long before the first held video packet
 MAX_RESTARTS = 8  # restarts of one stream before it is given up
 END_TIMEOUT_S = 300.0  # longest wait for an actor to finish its stream after the input ended (start-up included)
 PLAYLIST = "index.m3u8"
@@ -198,7 +205,12 @@ class RayStream:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}-ray", daemon=True)
         self._held: collections.deque[WirePacket] = collections.deque()  # sent packets a restart may need
-        self._batch: list[WirePacket] = []
+        self._batch: list[WirePacket | WireAudio | AudioHeader] = []
+        self._batch_video = 0
+        self._held_audio: collections.deque[WireAudio] = collections.deque()
+        self._audio_head: AudioHeader | None = None  # the audio's parameters, once its first packet came
+        self._audio_off = False  # the audio cannot be carried (said once in the log)
+        self._head_sent = False  # the current actor has the audio header
         self._refs: list = []
         self._actor = None
         self._inc = -1  # incarnation: 0 for the first actor, +1 per restart
@@ -245,13 +257,16 @@ class RayStream:
             last_send = last_trim = time.monotonic()
             for wp in wire_packets(self.source):
                 if self._await_key and not wp.key:
+                    self._take_audio()
                     continue  # a restart found no key frame to start from: the next one
                 self._await_key = False
                 if self._start_time is None:
                     self._start_time = wp.time
+                self._take_audio()
                 self._batch.append(wp)
+                self._batch_video += 1
                 now = time.monotonic()
-                if len(self._batch) >= BATCH_PACKETS or now - last_send >= BATCH_S:
+                if self._batch_video >= BATCH_PACKETS or now - last_send >= BATCH_S:
                     self._flush()
                     last_send = now
                 self._poll()
@@ -278,23 +293,52 @@ class RayStream:
         self._actor = self.cluster.spawn(self.params, self.session.folder, self.options, model=self.model,
                                          segment_prefix=self._prefix(self._inc), append=self._inc > 0,
                                          write_from=write_from)
+        self._head_sent = False
         if replay:
+            if self._audio_head is not None:
+                replay = [self._audio_head, *replay]
+                self._head_sent = True
             self._refs.append(self._actor.feed.remote([replace(p, replay=True) for p in replay]))
 
     @staticmethod
     def _prefix(inc: int) -> str:
         return "seg" if inc == 0 else f"seg-r{inc}-"
 
+    def _take_audio(self) -> None:
+        """Move the audio packets demuxed so far into the batch (the first with the header)."""
+        feed = self.source.audio
+        if feed is None:
+            return
+        packets = feed.take(None)
+        if not packets or self._audio_off:
+            return
+        if self._audio_head is None:
+            self._audio_head = audio_header(feed, packets[0])
+            if self._audio_head is None:
+                self._audio_off = True
+                return
+        self._batch.extend(wire_audio(feed, packets))
+
     def _flush(self) -> None:
         if not self._batch:
             return
+        if self._audio_head is not None and not self._head_sent:
+            self._batch.insert(0, self._audio_head)
+            self._head_sent = True
         # sent before the actor has answered once (it is starting): a backlog it must not shed
         batch = self._batch if self._last is not None else [replace(p, replay=True) for p in self._batch]
         self._refs.append(self._actor.feed.remote(batch))
-        self._held.extend(self._batch)
+        for p in self._batch:
+            if isinstance(p, WirePacket):
+                self._held.append(p)
+            elif isinstance(p, WireAudio):
+                self._held_audio.append(p)
         while len(self._held) > MAX_HELD:
             self._held.popleft()
+        while len(self._held_audio) > MAX_HELD_AUDIO:
+            self._held_audio.popleft()
         self._batch = []
+        self._batch_video = 0
 
     def _poll(self, timeout_s: float = 0.0) -> None:
         """Take the actor's answers that have come; a dead actor is replaced."""
@@ -338,6 +382,9 @@ class RayStream:
         keys = [i for i, p in enumerate(self._held) if p.key and p.time <= resume + 1e-6]
         for _ in range(keys[-1] if keys else 0):
             self._held.popleft()
+        if self._held:
+            while self._held_audio and self._held_audio[0].time < self._held[0].time - HELD_AUDIO_MARGIN_S:
+                self._held_audio.popleft()
 
     def _restart(self, why: Exception) -> None:
         self.restarts += 1
@@ -369,9 +416,12 @@ class RayStream:
             before = [i for i, p in enumerate(held) if p.key and p.time <= resume + eps]
             start = before[-1] if before else next((i for i, p in enumerate(held) if p.key), None)
         replay = held[start:] if start is not None else []
-        if not replay:  # no key frame held: the new actor starts at the next one to arrive
+        if replay:  # the audio of that span (the sink drops what comes before its first frame)
+            replay = [p for p in self._held_audio if p.time >= replay[0].time - HELD_AUDIO_MARGIN_S] + replay
+        else:  # no key frame held: the new actor starts at the next one to arrive
             keys = [i for i, p in enumerate(self._batch) if p.key]
             self._batch = self._batch[keys[0]:] if keys else []
+            self._batch_video = sum(isinstance(p, WirePacket) for p in self._batch)
             self._await_key = not keys
         self._spawn(None if resume is None else resume - eps, replay)
         if resume is not None and self._start_time is None:
@@ -380,6 +430,7 @@ class RayStream:
     def _finish(self) -> None:
         """The input ended (or serve stops): the actor finishes and finalises the playlist."""
         while True:
+            self._take_audio()
             self._flush()
             try:
                 self._update(self.ray.get(self._actor.end.remote(END_TIMEOUT_S / 2), timeout=END_TIMEOUT_S))

@@ -37,6 +37,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "budget": ("budget", (str, int, float), "a share such as \"5%\" or 0.05"),
     "sr-workers": ("sr_workers", (int,), "a positive integer"),
     "read-timeout": ("read_timeout", (int, float), "seconds"),
+    "reconnect-grace": ("reconnect_grace", (int, float), "seconds (0: a reconnecting publisher starts a new session)"),
     "model": ("model", (str,), "'default', 'bicubic' or a .safetensors file"),
     "scale": ("scale", (int,), "2, 3 or 4"),
     "scheduler": ("scheduler", (str,), "a scheduler name"),
@@ -80,7 +81,7 @@ def load_serve_config(path: str) -> dict:
         dest, types, expected = spec
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
-        if dest in _POSITIVE and not value > 0 or dest == "retention" and value < 0 \
+        if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace") and value < 0 \
                 or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest == "scheduler":

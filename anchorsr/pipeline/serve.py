@@ -5,7 +5,8 @@ modes, one publisher at a time; RTMP (``rtmp://HOST:PORT/APP[/KEY]``) accepts an
 publishers, each checked against the stream keys (``rtmp.py``); SRT (``srt://HOST:PORT``) runs
 an ffmpeg relay process per publisher (``srt.py``). Every publisher gets a :class:`Session`
 folder and a :class:`LivePipeline`; when its source ends (or sends nothing for
-``read_timeout_s``) the HLS is finalised. All streams share one SR worker pool. A small HTTP
+``read_timeout_s``), a publisher of the same stream name that comes within
+``reconnect_grace_s`` continues the session (``reconnect.py``), else the HLS is finalised. All streams share one SR worker pool. A small HTTP
 server (localhost unless told otherwise) serves the HLS folders, the watch page, ``/status``
 and ``/metrics``.
 With ``ray`` (a Ray cluster's address) each stream's pipeline runs in a cluster actor instead
@@ -30,6 +31,7 @@ from ..stream import VideoSource
 from .http import Handler
 from .live import LivePipeline
 from .options import PipelineOptions
+from .reconnect import DEFAULT_GRACE_S, SessionSource
 from .rtmp import Publisher, RtmpGate, StreamKey
 from .runners import warm_up
 from .session import Session, apply_retention, earlier_sessions
@@ -49,7 +51,7 @@ class ServeOptions:
 
     live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
     ray: run each stream in a Ray actor on that cluster ("local", "auto" or HOST:PORT; None: in
-    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (no audio passthrough there).
+    this process), each actor asking for ``ray_cpus_per_stream`` CPUs (the audio goes to it too).
     """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
@@ -61,6 +63,7 @@ class ServeOptions:
     accept_timeout_s: float = 1.0
     probe_timeout_s: float = 15.0
     read_timeout_s: float = 5.0
+    reconnect_grace_s: float = DEFAULT_GRACE_S  # a publisher back within this continues its session
     handshake_timeout_s: float = 10.0  # an RTMP client that has not published by then is dropped
     transcode: bool = True
     retention: int = 0  # finished sessions kept per stream name (0: all)
@@ -143,6 +146,8 @@ class Server:
             raise ConfigError(f"expected distinct stream names, got {names}")
         self.pipelines: dict[str, LivePipeline] = {}
         self.sessions: dict[str, Session] = {}
+        self.sources: dict[str, SessionSource] = {}
+        self._offer_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._waiting: set[threading.Thread] = set()  # listener threads waiting for a publisher
@@ -197,9 +202,8 @@ class Server:
         self._threads.append(t)
 
     def _open(self, url: str, options: dict[str, str], timeout_s) -> VideoSource:
-        # Audio is not carried to cluster actors (yet): with ``ray`` the HLS has video only.
-        return VideoSource(url, transcode=self.options.transcode,
-                           audio=self.options.live.audio and self.cluster is None,
+        # with ``ray`` the audio packets go to the stream's actor with the video's (cluster.runner)
+        return VideoSource(url, transcode=self.options.transcode, audio=self.options.live.audio,
                            fps=self.options.live.fps, options=options, timeout_s=timeout_s)
 
     def _accept_loop(self, li: Listener) -> None:
@@ -222,31 +226,59 @@ class Server:
                 time.sleep(1.0)
 
     def _run_session(self, stream: str, src: VideoSource, where: str) -> str | None:
-        """Enhance one publisher's stream into a new session folder until it ends; the session's
-        name, or None when no session folder could be made."""
-        try:
-            session = Session(self.options.out_dir, stream, src, self.options.live.segment_s)
-        except OSError as exc:
-            log.error("%s: cannot create a session folder in %s: %s", stream, self.options.out_dir, exc)
-            src.close()
-            return None
-        name = session.name
-        log.info("%s: publisher on %s, HLS in %s", name, where, session.folder)
-        pipeline = self._pipeline(src, session, name)
-        pipeline.start()
-        self.sessions[name] = session
-        self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
+        """Enhance one publisher's stream until its input ends: as the next part of the
+        stream's session that waits for its publisher to come back, or in a new session folder.
+        The session's name, or None when no session folder could be made."""
+        with self._offer_lock:
+            name = self._continue(stream, src)
+            if name is None:
+                try:
+                    session = Session(self.options.out_dir, stream, src, self.options.live.segment_s)
+                except OSError as exc:
+                    log.error("%s: cannot create a session folder in %s: %s", stream, self.options.out_dir, exc)
+                    src.close()
+                    return None
+                name = session.name
+                source = SessionSource(src, self.options.reconnect_grace_s)
+                session.set_source(source)
+                log.info("%s: publisher on %s, HLS in %s", name, where, session.folder)
+                pipeline = self._pipeline(source, session, name)
+                pipeline.start()
+                self.sessions[name] = session
+                self.sources[name] = source
+                self.pipelines[name] = pipeline  # listed once started: /status never shows it as ended early
+                self._spawn(functools.partial(self._finalise, stream, name), f"end-{name}")
+            else:
+                log.info("%s: publisher on %s continues the session", name, where)
+        source, pipeline = self.sources[name], self.pipelines[name]
+        while not source.wait_part(0.2) and pipeline.running:
+            pass
+        return name
+
+    def _continue(self, stream: str, src: VideoSource) -> str | None:
+        """The session of ``stream`` that took ``src`` as its next part (None: none waits)."""
+        for name, source in list(self.sources.items()):
+            session = self.sessions.get(name)
+            if session is not None and session.stream == stream and source.waiting and source.offer(src):
+                return name
+        return None
+
+    def _finalise(self, stream: str, name: str) -> None:
+        """Wait for a session's pipeline to end (its last publisher gone for the grace period,
+        or the server stopping), then finalise the session."""
+        pipeline, session, source = self.pipelines[name], self.sessions[name], self.sources[name]
         while not pipeline.wait(0.2):
             if self._stop.is_set():
+                source.end()
                 pipeline.stop()
+        source.end()
         session.close()
         error = pipeline.snapshot()["error"]
         if error:
             log.warning("%s ended with an error: %s", name, error)
         else:
-            log.info("%s ended: %d frames", name, pipeline.stats.frames_out)
+            log.info("%s ended: %d frames in %d part(s)", name, pipeline.stats.frames_out, source.parts)
         self._retain(stream)
-        return name
 
     # -- RTMP: many publishers per port, with stream keys (rtmp.py) ----------------------------
     def _rtmp_gate(self, li: Listener) -> RtmpGate:
@@ -264,7 +296,7 @@ class Server:
 
     def _is_live(self, stream: str) -> bool:
         return any(s.stream == stream and self.pipelines.get(n) is not None and self.pipelines[n].running
-                   for n, s in list(self.sessions.items()))
+                   and not (n in self.sources and self.sources[n].waiting) for n, s in list(self.sessions.items()))
 
     def _rtmp_session(self, li: Listener, pub: Publisher) -> None:
         """One RTMP connection: FFmpeg's listener at ``pub.backend_url`` (the gate relays to it)."""
@@ -305,7 +337,7 @@ class Server:
             log.info("SRT relay of %s used %.2f s of CPU over %.1f s", name or li.name, relay.cpu_s,
                      time.monotonic() - began)
 
-    def _pipeline(self, src: VideoSource, session: Session, name: str):
+    def _pipeline(self, src: SessionSource, session: Session, name: str):
         """The stream's runner: a LivePipeline here, or a stream of cluster actors with ``ray``."""
         if self.cluster is not None:
             return self.cluster.stream(src, session, self.options.live, self.options.model, name)
@@ -317,6 +349,7 @@ class Server:
         for removed in apply_retention(self.options.out_dir, stream, self.options.retention, live):
             self.pipelines.pop(removed, None)
             self.sessions.pop(removed, None)
+            self.sources.pop(removed, None)
 
     def status(self) -> dict:
         streams = [p.snapshot() for p in list(self.pipelines.values())]
@@ -325,6 +358,9 @@ class Server:
             session = self.sessions.get(s["name"])
             if session is not None:
                 s.update(session.info())
+            source = self.sources.get(s["name"])
+            if source is not None:
+                s["parts"], s["waiting_for_publisher"] = source.parts, source.waiting
         active = [s for s in streams if s["running"]]
         return {"listening": [li.url for li in self.listeners], "streams": streams,
                 "active_streams": len(active),
@@ -338,6 +374,8 @@ class Server:
         self._stop.set()
         for gate in self._gates:
             gate.stop()
+        for source in list(self.sources.values()):
+            source.end()
         for p in list(self.pipelines.values()):
             p.stop()
         for relay in list(self._relays.values()):

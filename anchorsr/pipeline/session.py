@@ -199,6 +199,12 @@ class Session:
                 log.warning("%s: no LR rendition: %s", self.name, exc)
                 self.lr = None
 
+    def set_source(self, source) -> None:
+        """The session reads ``source`` (a ``SessionSource`` over the publisher's input): the
+        LR copy takes its packets, every part's."""
+        if self.lr is not None:
+            source.on_packet = self.lr.write
+
     def make_sink(self, width: int, height: int, settings: EncodeSettings):
         sink = hls_sink(self.folder, width, height, settings, self.segment_s, self.audio)
         self.uhd = (width, height)

@@ -75,6 +75,7 @@ class AudioFeed:
         self.ended = False
         self.dropped = 0
         self.video_start: float | None = None  # input time of the first video frame decoded
+        self.last_end_s: float | None = None  # input time where the latest packet pushed ends
 
     def push(self, packet: av.Packet) -> None:
         with self._lock:
@@ -84,6 +85,10 @@ class AudioFeed:
                 if self.dropped == 1:
                     log.warning("audio is not being written out fast enough; dropping the oldest")
             self._packets.append(packet)
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is not None:
+                end = float((ts + (packet.duration or 0)) * self.time_base)
+                self.last_end_s = end if self.last_end_s is None else max(self.last_end_s, end)
 
     def end(self) -> None:
         self.ended = True

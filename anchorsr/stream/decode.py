@@ -336,6 +336,13 @@ class VideoSource:
             n += 1
             yield pkt, time
 
+    def start_time(self) -> float | None:
+        """Input time (seconds) of the first video packet, before any is read (None: unknown)."""
+        first = self._pending[0] if self._pending else None
+        if first is None or first.pts is None or not self._time_base or self._raw:
+            return 0.0 if first is not None and self._raw else None
+        return float(first.pts * self._time_base)
+
     def extradata(self) -> bytes | None:
         """The codec's out-of-band parameter sets of ``live_packets`` (None: they are in-band)."""
         if self.stats.transcoded:

@@ -8,10 +8,19 @@ is a few kilobytes, its decoded frame with motion about a hundred times more.
 
 Each packet carries its sequence number (the decoder's pts: one packet, one frame, no
 reordering in the live profile) and its input time, which the frame keeps.
+
+Audio travels beside the video, not decoded: the input's audio packets as :class:`WireAudio`
+(bytes and timestamps in the audio stream's time base), preceded once by an :class:`AudioHeader`,
+the codec's parameters as a tiny Matroska file holding the stream and its first packet (what
+FFmpeg needs to copy or decode the rest: for AAC from MPEG-TS, the parameters are read from that
+packet's ADTS header). The receiver turns them back into an ``AudioFeed`` for its sink
+(:func:`audio_feed_from_header`), which passes the audio through as the in-process pipeline does.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import queue
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +28,10 @@ from typing import Callable, Iterable, Iterator
 
 import av
 
+from .audio import AudioFeed
 from .decode import DecodeStats, VideoSource, _new_mv_decoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,82 @@ class WirePacket:
     time: float
     key: bool
     replay: bool = False
+
+
+@dataclass(frozen=True)
+class WireAudio:
+    """One audio packet: ``pts``/``dts`` in the audio time base (``AudioHeader.time_base``),
+    ``time`` its start in seconds (the video's clock). Never a key frame; ``replay`` as for
+    :class:`WirePacket` (audio is never held back, the flag only marks a resend)."""
+
+    data: bytes
+    pts: int | None
+    dts: int | None
+    time: float
+    replay: bool = False
+    key = False
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """The audio codec's parameters: ``header`` a Matroska file of the stream and its first
+    packet (:func:`audio_header`), ``time_base`` that of the ``WireAudio`` timestamps."""
+
+    header: bytes
+    time_base: Fraction
+    time: float = float("-inf")
+    replay: bool = False
+    key = False
+
+
+def audio_header(feed: AudioFeed, first: av.Packet) -> AudioHeader | None:
+    """``feed``'s codec parameters with its first packet ``first`` (None, with a warning, when
+    they cannot be written: the stream then goes on without audio)."""
+    if feed.template is None:
+        log.warning("the audio (%s) cannot be carried to the stream's worker; the output has no audio",
+                    feed.codec_name)
+        return None
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, mode="w", format="matroska") as out:
+            stream = out.add_stream_from_template(feed.template)
+            pkt = av.Packet(bytes(first))
+            pkt.pts, pkt.dts, pkt.time_base = first.pts, first.dts, feed.time_base
+            pkt.stream = stream
+            out.mux(pkt)
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        log.warning("the audio (%s) cannot be carried to the stream's worker (%s); the output has no audio",
+                    feed.codec_name, exc)
+        return None
+    return AudioHeader(buf.getvalue(), feed.time_base)
+
+
+def wire_audio(feed: AudioFeed, packets: list[av.Packet]) -> list[WireAudio]:
+    tb = feed.time_base
+    out = []
+    for p in packets:
+        ts = p.pts if p.pts is not None else p.dts
+        out.append(WireAudio(bytes(p), p.pts, p.dts, float(ts * tb) if ts is not None else float("-inf")))
+    return out
+
+
+def audio_feed_from_header(head: AudioHeader) -> AudioFeed | None:
+    """An ``AudioFeed`` for the packets that follow ``head`` (None, with a warning, when the
+    header cannot be read)."""
+    try:
+        with av.open(io.BytesIO(head.header), mode="r") as holder:
+            feed = AudioFeed(holder.streams.audio[0])
+    except (av.error.FFmpegError, ValueError, IndexError, OSError) as exc:
+        log.warning("cannot read the stream's audio parameters (%s); the output has no audio", exc)
+        return None
+    feed.time_base = head.time_base
+    return feed
+
+
+def audio_packet(wa: WireAudio, time_base: Fraction) -> av.Packet:
+    pkt = av.Packet(wa.data)
+    pkt.pts, pkt.dts, pkt.time_base = wa.pts, wa.dts, time_base
+    return pkt
 
 
 @dataclass(frozen=True)

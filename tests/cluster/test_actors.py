@@ -69,3 +69,34 @@ def test_playlist_helpers_and_the_restart_metric(tmp_path):
     text = render_metrics({"streams": [{"name": "cam-1", "restarts": 2, "latency_ms": {"median": None, "p95": None},
                                         "latency_target_ms": 1.0, "queues": {}}]})
     assert 'anchorsr_stream_restarts_total{stream="cam-1",session="cam-1"} 2' in text
+
+
+def test_the_worker_passes_the_audio_it_is_sent_through_in_sync(tmp_path):
+    """Audio packets sent beside the video (after their header, as the serve front sends them)
+    come out as the HLS audio track, copied, starting and ending with the video."""
+    from anchorsr.stream.packets import audio_header, wire_audio
+    from tests.stream.av_media import make_clip, streams_of
+    from tests.stream.test_av import assert_in_sync
+
+    clip = str(tmp_path / "av.ts")
+    make_clip(clip, 45, w=160, h=96, fmt="mpegts")
+    src = VideoSource(clip, audio=True)
+    params, batch = StreamParams.of(src, "cam"), []
+    for wp in wire_packets(src):  # interleaved as demuxed: each video packet after the audio read before it
+        audio = src.audio.take(None)
+        if audio:
+            if not batch:
+                batch.append(audio_header(src.audio, audio[0]))
+            batch += wire_audio(src.audio, audio)
+        batch.append(wp)
+    batch += wire_audio(src.audio, src.audio.take(None))
+    assert batch[0].header and sum(type(p).__name__ == "WireAudio" for p in batch) > 40
+    folder = str(tmp_path / "cam-1")
+    worker = StreamWorker(params, folder, OPTIONS)
+    for i in range(0, len(batch), 10):
+        worker.feed(batch[i:i + 10])
+    snap = worker.end(60)
+    assert snap["error"] is None and snap["frames_out"] == 45 and snap["audio_packets"] > 40
+    got = streams_of(os.path.join(folder, "index.m3u8"))
+    assert got["audio"]["codec"] == "aac" and got["audio"]["rate"] == 48000
+    assert_in_sync(got, 45)

@@ -86,3 +86,25 @@ def test_bad_offers_and_workers_are_refused_with_one_message():
         allocate_global([_offer("a", [1.0])], [])
     with pytest.raises(ConfigError, match="one offer per stream"):
         allocate_global([_offer("a", [1.0]), _offer("a", [2.0])], [Worker("w", 1.0)])
+
+
+@pytest.mark.parametrize("policy", ["global", "equal"])
+def test_a_worker_that_would_finish_late_gets_no_anchor_under_either_policy(policy):
+    """A worker busy past every deadline, and one too slow for any anchor, are given nothing;
+    the anchors that are kept all go to the worker that finishes them in time."""
+    rng = np.random.default_rng(11)
+    offers = [Offer(f"s{i}", np.sort(rng.exponential(1.0, 6))[::-1], np.full(6, 32.0 * 32),
+                    np.sort(rng.uniform(0.05, 0.2, 6))) for i in range(3)]
+    busy = Worker("busy", 1e9, free_at=0.5)  # fast, but free only after every deadline
+    slow = Worker("slow", 32.0 * 32 / 0.3)  # 0.3 s per anchor: late for every one
+    ok = Worker("ok", 32.0 * 32 / 0.04)  # 40 ms per anchor: it fills up, and then 'busy' would finish first
+    workers = [busy, slow, ok]
+    if policy == "global":
+        alloc = allocate_global(offers, workers)
+    else:
+        alloc = allocate_equal(offers, workers, capacity_px=1e9)
+    assert busy.jobs == [] and slow.jobs == [] and alloc.late > 0
+    assert sum(alloc.kept.values()) > 0 and len(ok.jobs) == sum(alloc.kept.values())
+    assert all(name == "ok" for names in alloc.placement.values() for name in names)
+    for (stream, k), end in alloc.finish_times(workers).items():
+        assert end <= next(o for o in offers if o.stream == stream).deadlines[k] + 1e-12
