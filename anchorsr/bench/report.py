@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from ..stream import yuv_to_rgb
-from .quality.derive import TARGET_BY_KEY, Target
+from .quality import derived as _derived
 
 COLOURS = {"dag-greedy": "#d62728", "palantir": "#1f77b4", "neuroscaler": "#2ca02c", "key-uniform": "#9467bd",
            "uniform": "#8c564b", "nemo": "#e377c2", "dag-greedy-noweights": "#ff9896",
@@ -84,7 +84,7 @@ def plot_gain_kept(summary: dict, path: str) -> None:
                         lw=2.2 if name == "dag-greedy" else 1.2, color=COLOURS.get(name),
                         label=_label(name, summary) + suffix if name == "dag-greedy" or not suffix else None)
     for key, style in (("gain_kept_vs_bicubic_5pct_mean>=0.60", "-"), ("gain_kept_5pct_mean>=0.70", ":")):
-        t = TARGET_BY_KEY[key]
+        t = _derived.target(key)
         reading = "over bicubic" if "bicubic" in key else "over bilinear"
         ax.axhline(100 * t.threshold, color="grey", ls=style, lw=1,
                    label=f"{100 * t.threshold:.0f}% target at 5% ({reading})")
@@ -302,22 +302,26 @@ def markdown(result: dict) -> str:
     return "\n".join(L)
 
 
-def _target_value(t: Target | None, v) -> str:
+def _target_value(t, v, threshold: bool = False) -> str:
     if v is None:
         return "n/a"
     if t is None:
         return f"{v:.3f}"
-    return {"share": _pct(v), "dB": f"{v:+.3f} dB", "rho": f"{v:.3f}"}[t.unit]
+    if t.unit == "share":
+        return _pct(v)
+    if t.unit == "dB":
+        return f"{v:g} dB" if threshold else f"{v:+.3f} dB"
+    return f"{v:g}" if threshold else f"{v:.3f}"
 
 
 def target_rows(targets: dict) -> list[list[str]]:
     """The report's target table: each judged target (``summary["targets"]``) with its wording,
-    clips, threshold and unit from the one table, ``quality.derive.TARGETS``."""
+    clips, threshold and unit from the one table, ``quality.derived.TARGETS``."""
     rows = []
     for key, got in targets.items():
-        t = TARGET_BY_KEY.get(key)
+        t = _derived.target(key)
         clips = "-" if t is None else ("every clip" if t.clips == "all" else "clips in the averages")
-        threshold = "-" if t is None else f"{t.comparison} {_target_value(t, t.threshold)}"
+        threshold = "-" if t is None else f"{t.comparison} {_target_value(t, t.threshold, threshold=True)}"
         over_bicubic = _pct(got.get("value_vs_bicubic")) if t is not None and t.vs_bicubic is not None else "-"
         rows.append([key if t is None else t.text, clips, threshold, _target_value(t, got["value"]), over_bicubic,
                      "met" if got["met"] else "**not met**"])

@@ -4,7 +4,7 @@ the HR ground truth (docs/evaluation.md, "Quality protocol").
 
 By role: ``settings`` (what a run measures), ``inputs`` (per clip: the sources, the decoded and
 gated LR stream, the HR ground truth, the cached whole-frame SR, graphs), ``runs`` (every method
-on a clip, measured), ``derive`` (figures derived from the runs: gain kept, savings, averages,
+on a clip, measured), ``derived`` (figures derived from the runs: gain kept, savings, averages,
 and the targets table ``TARGETS``). This module runs them in order and writes ``quality.json``
 and the report.
 """
@@ -21,15 +21,15 @@ import numpy as np
 from ...errors import SourceError
 from ...graph import NODE_BIASES
 from .. import metrics
-from .derive import (LEGACY_PSNR_RULE, PSNR_RULE, TARGETS, Target, bias_figures, derive, judge_targets,
-                     psnr_rule_of, summarize)
+from .derived import (LEGACY_PSNR_RULE, PSNR_RULE, TARGETS, Target, bias_figures, derive, judge_targets,
+                     psnr_rule_of, summarize, target)
 from .inputs import ClipInputs, select_sources
 from .runs import ClipRuns, RunStats, bias_runs, run_clip, visuals
 from .settings import (BUDGETED, BUDGETS, FIDELITY_BUDGET, FIXED, OURS, QUICK, QUICK_CLIPS, SAVING_AGAINST,
                        QualitySettings, budget_key, settings_json)
 
 __all__ = ["LEGACY_PSNR_RULE", "PSNR_RULE", "TARGETS", "Target", "bias_figures", "derive", "judge_targets",
-           "psnr_rule_of", "summarize", "ClipInputs", "select_sources", "ClipRuns", "RunStats", "bias_runs",
+           "psnr_rule_of", "summarize", "target", "ClipInputs", "select_sources", "ClipRuns", "RunStats", "bias_runs",
            "run_clip", "visuals", "BUDGETED", "BUDGETS", "FIDELITY_BUDGET", "FIXED", "OURS", "QUICK",
            "QUICK_CLIPS", "SAVING_AGAINST", "QualitySettings", "budget_key", "settings_json", "rederive",
            "run_quality"]

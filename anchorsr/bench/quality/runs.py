@@ -311,7 +311,7 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
              tick: Tick = lambda text, advance=0.0: None) -> tuple[dict, dict]:
     """Every method on one clip; returns its result dict (JSON-ready, with the clip's derived
     figures) and what the report draws (``visuals``)."""
-    from .derive import bias_figures, derive
+    from .derived import bias_figures, derive
 
     t0 = time.perf_counter()
     clip = ClipInputs(entry, settings, cache_dir, tick)

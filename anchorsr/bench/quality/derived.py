@@ -214,7 +214,12 @@ TARGETS: tuple[Target, ...] = (
            0.6, ">=", "dB", "all",
            lambda cs: _mean(_y_over_bicubic(cs, lambda c: c.get("runs", {}).get(OURS, {}).get(budget_key(0.05))))),
 )
-TARGET_BY_KEY = {t.key: t for t in TARGETS}
+
+
+def target(key: str) -> Target | None:
+    """The target of ``TARGETS`` with this key (None for a key it does not have, e.g. from an
+    older quality.json)."""
+    return next((t for t in TARGETS if t.key == key), None)
 
 
 def judge_targets(clips: Sequence[dict], averaged: Sequence[dict]) -> dict:
