@@ -190,8 +190,7 @@ class ClipRuns:
         return out, wall / max(len(out), 1), cpu
 
     # -- rebuilding ----------------------------------------------------------------------------
-    def rebuild(self, chunk_plans: ChunkPlans, *, frames_from: Sequence | None = None,
-                reconstructor: Reconstructor | None = None, snapshot: bool = False,
+    def rebuild(self, chunk_plans: ChunkPlans, *, reconstructor: Reconstructor | None = None, snapshot: bool = False,
                 counts: SRCounts | None = None, cpu: dict | None = None
                 ) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
         """(index, planes) of the frames ``rebuild_frames`` rebuilds with ``chunk_plans``.
