@@ -208,7 +208,9 @@ class SRPatchSource:
             raise ConfigError(f"boxes must lie inside the {frame.width}x{frame.height} frame and be "
                               f"non-empty, got {boxes[bad][0].tolist()}")
         if self.whole_frames is not None:
-            return _cut_boxes(self.whole_frames(frame.index), boxes, scale)
+            from ..reuse import crop_patches
+
+            return crop_patches(self.whole_frames(frame.index), boxes, scale)
         grown = _halo_boxes(boxes, self.halo_px, frame.height, frame.width)
         seen = float(((grown[:, 1] - grown[:, 0]) * (grown[:, 3] - grown[:, 2])).sum())
         if seen >= self.whole_frame_at * frame.height * frame.width:
@@ -221,17 +223,6 @@ class SRPatchSource:
         uv = upscale_boxes(np.stack([frame.u, frame.v]), cboxes, scale, CHROMA_HALO_PX,
                            lambda t: bicubic_planes_np(t, scale))
         return [(y, c[0], c[1]) for y, c in zip(ys, uv)]
-
-
-def _cut_boxes(planes: Sequence[np.ndarray], boxes: np.ndarray, scale: int) -> list[HRPatch]:
-    """The HR patches of LR luma ``boxes`` cut out of whole HR planes (Y, U, V)."""
-    out = []
-    for box in boxes:
-        y0, y1, x0, x1 = (int(b) * scale for b in box)
-        c0, c1, c2, c3 = (c * scale for c in chroma_box(box))
-        out.append((np.array(planes[0][y0:y1, x0:x1]), np.array(planes[1][c0:c1, c2:c3]),
-                    np.array(planes[2][c0:c1, c2:c3])))
-    return out
 
 
 def upscale_frame(runner: SRRunner, y: np.ndarray, u: np.ndarray, v: np.ndarray):
