@@ -15,9 +15,9 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import ConfigError
 from ..schedule import get_scheduler
-from ..reuse import BicubicPatchSource, Reconstructor
+from ..reuse import BicubicPatchSource, Reconstructor, ReuseConfig
 from ..stream import EncodeSettings, VideoSource, VideoWriter, resize_yuv
-from ..types import CodedFrame, HRFrame, HRPatchSource
+from ..types import CodedFrame, HRFrame, HRPatchSource, PlannedFrame
 from .options import PipelineOptions
 from .steps import SRCounts, count, fetch_patches, make_patch_source, plan_groups, rebuild, size_changed
 
@@ -45,19 +45,34 @@ def enhance_frames(frames: Iterable[CodedFrame], options: PipelineOptions,
     """The sequential runner: every step in turn, frame by frame; nothing is late or dropped.
 
     A resolution change restarts scheduling and reconstruction at the new size."""
-    rec = Reconstructor(options.reuse_config())
-    source = patch_source or BicubicPatchSource()
+    for _, hr in rebuild_frames(plan_groups(frames, options), options.reuse_config(),
+                                patch_source or BicubicPatchSource(), summary):
+        if summary is not None:
+            summary.frames += 1
+        yield hr
+
+
+def rebuild_frames(groups: Iterable[list[PlannedFrame]], config: ReuseConfig, patch_source: HRPatchSource,
+                   counts: SRCounts | None = None, reconstructor: Reconstructor | None = None
+                   ) -> Iterator[tuple[PlannedFrame, HRFrame]]:
+    """The sequential runner's reconstruction half: each planned frame (``plan_groups``, or
+    ``planned_groups`` of ``plan_stream``'s output) rebuilt at HR in turn, its anchors' patches
+    fetched from ``patch_source`` and pasted; yields the frame with its output.
+
+    counts: LR and anchor pixels added up as frames are rebuilt. reconstructor: the closed
+    loop's state to continue from (a fresh one when None; the quality benchmark restarts a
+    chunk from a copy of the state at its start)."""
+    rec = reconstructor if reconstructor is not None else Reconstructor(config)
     shape = None
-    for group in plan_groups(frames, options):
+    for group in groups:
         for pf in group:
             size_changed(shape, pf.frame)
             shape = pf.frame.y.shape
-            patches = fetch_patches(source, pf, options.scale)
+            patches = fetch_patches(patch_source, pf, config.scale)
             hr = rebuild(rec, pf, patches)
-            if summary is not None:
-                summary.frames += 1
-                count(summary, pf, patches is not None)
-            yield hr
+            if counts is not None:
+                count(counts, pf, patches is not None)
+            yield pf, hr
 
 
 def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOptions(),

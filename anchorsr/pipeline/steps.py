@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..reuse import BicubicPatchSource, Reconstructor, gate_frames
 from ..schedule import pair_plans, plan_stream, read_plans
-from ..types import AnchorPlan, CodedFrame, HRFrame, HRPatch, HRPatchSource, PlannedFrame
+from ..types import AnchorPlan, Chunk, CodedFrame, HRFrame, HRPatch, HRPatchSource, PlannedFrame
 from .options import PipelineOptions
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,14 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
         plans = read_plans(options.plan_path)
     if plans is not None:
         return ([pf] for pf in pair_plans(frames, plans, options.patch_px))
-    return ([PlannedFrame(f, plan, t) for t, f in enumerate(chunk.frames)]
-            for chunk, plan in plan_stream(frames, options.scheduler, options.budget_fraction,
-                                           options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
-                                           node_bias=graph_node_bias(options)))
+    return planned_groups(plan_stream(frames, options.scheduler, options.budget_fraction,
+                                      options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
+                                      node_bias=graph_node_bias(options)))
+
+
+def planned_groups(chunk_plans: Iterable[tuple[Chunk, AnchorPlan]]) -> Iterator[list[PlannedFrame]]:
+    """Each chunk's frames with its plan (``plan_stream``'s output), one group per chunk."""
+    return ([PlannedFrame(f, plan, t) for t, f in enumerate(chunk.frames)] for chunk, plan in chunk_plans)
 
 
 def graph_node_bias(options: PipelineOptions):

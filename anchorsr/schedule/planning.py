@@ -88,7 +88,9 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
                 chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
                 texture: bool = True,
                 skip_chunk: Callable[[], bool] | None = None,
-                node_bias: Callable | None = None) -> Iterator[tuple[Chunk, AnchorPlan]]:
+                node_bias: Callable | None = None,
+                graphs: Callable[[Chunk, dict], DependencyGraph] | None = None
+                ) -> Iterator[tuple[Chunk, AnchorPlan]]:
     """Schedule a stream chunk by chunk, carrying the estimated error from chunk to chunk.
 
     scheduler: a Scheduler or a registered name. Yields each chunk with its plan as soon as the
@@ -102,6 +104,10 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     live pipeline shedding load).
     node_bias: the graph's node bias, ``(frame, ref, grid) -> (N,)`` (``graph.node_bias_for``);
     None: the texture term.
+    graphs: ``(chunk, options) -> graph``, called when a chunk is complete instead of building its
+    graph frame by frame; it must give what ``build_graph(chunk, **options)`` gives (options:
+    edge_weights, texture, node_bias). For a caller that plans the same stream many times (the
+    quality benchmark) and builds each graph once.
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
@@ -117,7 +123,8 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
             frame, grid, prev, first = item
             if first:
                 skip = skip_chunk is not None and bool(skip_chunk())
-                builder = GraphBuilder(grid, prev, **options) if scheduler.needs_graph and not skip else None
+                incremental = scheduler.needs_graph and not skip and graphs is None
+                builder = GraphBuilder(grid, prev, **options) if incremental else None
             if builder is not None:
                 builder.add(frame)
             continue
@@ -126,7 +133,11 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
             carry = None
             yield chunk, AnchorPlan(chunk.start, len(chunk), chunk.grid)
             continue
-        graph: DependencyGraph | None = None if builder is None else builder.build()
+        graph: DependencyGraph | None = None
+        if builder is not None:
+            graph = builder.build()
+        elif graphs is not None and scheduler.needs_graph:
+            graph = graphs(chunk, dict(options))
         carry_in = carry if chunk.prev is not None else None  # a new size starts afresh
         plan = scheduler.plan(chunk, budget_fraction, graph=graph, carry_in=carry_in)
         log.debug("chunk at %d: %d anchors (%.2f%%)", chunk.start, len(plan),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -167,11 +168,15 @@ class SRPatchSource:
     """
 
     def __init__(self, model: SRModel, halo_px: int = DEFAULT_HALO_PX, precision: str = "auto",
-                 max_batch: int = 64, whole_frame_at: float = 1.0):
+                 max_batch: int = 64, whole_frame_at: float = 1.0,
+                 whole_frames: Callable[[int], Sequence[np.ndarray]] | None = None):
         """whole_frame_at: run the network once on the whole luma plane, and cut the boxes out of
         it, when the boxes' haloed area reaches this share of the frame (the network's cost is
         about proportional to the pixels it sees, so 1.0: whenever that is cheaper; the halo
-        makes both give the same pixels, to float rounding). ``inf``: always patch by patch."""
+        makes both give the same pixels, to float rounding). ``inf``: always patch by patch.
+        whole_frames: stream index -> that frame's whole-frame output (Y, U, V, as
+        ``upscale_frame`` gives it) computed beforehand; every box is then cut from it and the
+        network does not run (the quality benchmark, whose many runs share one cached pass)."""
         if halo_px < 0:
             raise ConfigError(f"halo_px must be >= 0, got {halo_px}")
         if halo_px < model.receptive_radius:
@@ -181,6 +186,7 @@ class SRPatchSource:
         self.runner = SRRunner(model, precision, max_batch)
         self.whole_frame_at = whole_frame_at
         self.whole_frame_calls = 0  # calls served by one whole-plane pass
+        self.whole_frames = whole_frames
 
     def set_threads(self, threads: int) -> None:
         """Threads the network may use per call (``SRPool`` gives its workers one each)."""
@@ -201,6 +207,10 @@ class SRPatchSource:
         if bad.any():
             raise ConfigError(f"boxes must lie inside the {frame.width}x{frame.height} frame and be "
                               f"non-empty, got {boxes[bad][0].tolist()}")
+        if self.whole_frames is not None:
+            from ..reuse import crop_patches
+
+            return crop_patches(self.whole_frames(frame.index), boxes, scale)
         grown = _halo_boxes(boxes, self.halo_px, frame.height, frame.width)
         seen = float(((grown[:, 1] - grown[:, 0]) * (grown[:, 3] - grown[:, 2])).sum())
         if seen >= self.whole_frame_at * frame.height * frame.width:

@@ -16,7 +16,37 @@ SCHEDULERS = "dag-greedy,palantir,neuroscaler,key-uniform,uniform,nemo,dag-greed
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def loop_calls():
+    """Spies on the library's planning (``plan_stream``) and reconstruction loop
+    (``rebuild_frames``) as the benchmark's runs module calls them, during the run below."""
+    from anchorsr.bench.quality import runs
+
+    calls: dict[str, list] = {"plan_stream": [], "rebuild_frames": []}
+    plan_stream, rebuild_frames = runs.plan_stream, runs.rebuild_frames
+
+    def spy_plan(frames, scheduler, budget, *args, **kwargs):
+        name = scheduler if isinstance(scheduler, str) else scheduler.name
+        calls["plan_stream"].append({"scheduler": name, "budget": budget, "args": args, **kwargs})
+        return plan_stream(frames, scheduler, budget, *args, **kwargs)
+
+    def spy_rebuild(groups, *args, **kwargs):
+        n = [0]
+
+        def counted():
+            for g in groups:
+                n[0] += len(g)
+                yield g
+        calls["rebuild_frames"].append(n)
+        return rebuild_frames(counted(), *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runs, "plan_stream", spy_plan)
+        m.setattr(runs, "rebuild_frames", spy_rebuild)
+        yield calls
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, loop_calls):
     tmp = tmp_path_factory.mktemp("quality")
     clip = tmp / "hr.mkv"
     write_clip(clip, pan_frames(14, dx=3, dy=1, w=130, h=98), EncodeSettings(crf=8, keyint=30))
@@ -44,6 +74,69 @@ def test_quality_run_writes_json_report_and_figures(run, capsys):
             assert (out / rel).stat().st_size > 500
     assert (out / "figures" / "gain_kept.png").exists()
     assert "<table>" in (out / "report.html").read_text()
+
+
+def test_runs_are_planned_by_plan_stream_and_rebuilt_by_the_enhance_loop(run, loop_calls):
+    """Every scheduler at every budget (and dag-greedy with each other node bias) is planned by
+    ``plan_stream`` with the run's chunking, grid and the clip's cached graphs; every reuse run
+    (reuse alone, each plan, each anchor set of the fidelity family) is rebuilt by
+    ``rebuild_frames``, the loop ``enhance`` runs."""
+    _, out = run
+    (clip,) = json.loads((out / "quality.json").read_text())["clips"]
+    planned = loop_calls["plan_stream"]
+    budgets = (0.05, 0.10, 0.20)
+    want = {(n, b) for n in SCHEDULERS.split(",") if n != "keyframes" for b in budgets} | {("keyframes", 0.0)}
+    got = {(c["scheduler"], c["budget"]) for c in planned}
+    assert want <= got
+    assert all(c["args"] == (60, 16) and callable(c["graphs"]) for c in planned)  # 60-frame chunks, --patch-px 16
+    biased = [c for c in planned if c["node_bias"] is not None]
+    assert {type(c["node_bias"]).__name__ for c in biased} >= {"OracleBias"}
+    assert len(biased) >= len(budgets)  # the oracle's runs at least (the predictor ships too)
+    rebuilt = loop_calls["rebuild_frames"]
+    runs = 2 + sum(len(per) for per in clip["runs"].values()) + 1  # none, no gate, the plans, keyframes
+    fidelity = clip["fidelity"]["chunks"][0]["sets"]
+    assert len(rebuilt) >= runs + len(fidelity)
+    assert sum(n[0] == 12 for n in rebuilt) >= runs and all(n[0] > 0 for n in rebuilt)
+
+
+def test_the_json_keeps_its_keys(run):
+    _, out = run
+    result = json.loads((out / "quality.json").read_text())
+    assert list(result) == ["benchmark", "command", "psnr_rule", "settings", "quick", "command_clips", "corpus",
+                            "clips", "summary", "environment", "seconds"]
+    (clip,) = result["clips"]
+    assert list(clip) == ["name", "kind", "frames", "lr", "hr", "patch_px", "chunks", "encoding", "key_frames",
+                          "node_bias_runs", "baselines", "runs", "gain_kept", "gain_kept_vs_bicubic", "saving",
+                          "dag_greedy_minus_palantir_db", "sr_beats_reuse_alone", "fidelity", "node_bias",
+                          "vmaf_note", "ssim_note", "seconds", "figures"]
+    assert list(result["summary"]) == ["clips", "clips_in_averages", "clips_left_out", "gain_kept_mean",
+                                       "gain_kept_vs_bicubic_mean", "gain_kept_mean_all_clips", "clips_per_scheduler",
+                                       "saving_mean", "spearman_family_mean", "spearman_random_only_mean", "targets",
+                                       "node_bias"]
+    assert set(clip["baselines"]["none"]) >= {"psnr_yuv_db", "psnr_y_db", "mse_yuv", "mse_y", "ssim_y", "sr_share",
+                                              "cpu_ms_per_frame", "cpu_ms_per_frame_by_step"}
+    assert set(clip["runs"]["dag-greedy"]["5%"]) >= {"psnr_yuv_db", "sr_share", "schedule_ms_per_chunk",
+                                                     "cpu_ms_per_frame"}
+    assert list(clip["fidelity"]) == ["chunks", "node_bias", "spearman_family_by_bias_mean", "spearman_family_mean",
+                                      "spearman_random_only_mean"]
+    assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "gate"]
+
+
+def test_the_report_shows_every_judged_target_from_the_table(run):
+    from anchorsr.bench.quality import target
+
+    _, out = run
+    result = json.loads((out / "quality.json").read_text())
+    targets = result["summary"]["targets"]
+    assert targets and all(target(k) is not None for k in targets)
+    report = (out / "report.md").read_text()
+    section = report[report.index("## Targets"):report.index("## Averages over clips")]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| target")]
+    assert len(rows) == len(targets)
+    for row, (key, got) in zip(rows, targets.items()):
+        t = target(key)
+        assert row.startswith(f"| {t.text} |") and f"| {t.comparison} " in row
+        assert row.endswith("| met |") if got["met"] else row.endswith("| **not met** |")
 
 
 def test_gain_kept_and_savings_follow_the_formulas(run):
@@ -96,6 +189,54 @@ def test_summary_targets_from_clip_figures():
     s2 = summarize([clip, odd], QualitySettings(budgets=(1 / 60, 0.05)))
     assert s2["clips_left_out"] == ["z"]
     assert s2["targets"]["gain_kept_5pct_mean>=0.70"]["value"] == pytest.approx(0.8)
+
+
+def _clip(name, bicubic_y, none_y, all_y, ours_y, others_y, spearman=None):
+    """A clip's figures as ``summarize`` reads them (PSNR-Y; Y+U+V taken equal)."""
+    def row(y):
+        return {"psnr_y_db": y, "psnr_yuv_db": y}
+    runs = {"dag-greedy": {"5%": row(ours_y)}, **{o: {"5%": row(y)} for o, y in others_y.items()}}
+    return {"name": name, "baselines": {"bicubic": row(bicubic_y), "none": row(none_y), "all": row(all_y)},
+            "runs": runs, "gain_kept_vs_bicubic": {"dag-greedy": {"5%": (ours_y - bicubic_y) / (all_y - bicubic_y)}},
+            "saving": {}, **({"fidelity": {"spearman_family_mean": spearman}} if spearman is not None else {})}
+
+
+def test_the_targets_table_judges_the_summary_and_drives_the_report(monkeypatch):
+    """Each target in ``TARGETS`` is judged from the clips (value against its threshold) in the
+    table's order; changing a threshold in the table changes what the summary and the report
+    say."""
+    import dataclasses
+
+    from anchorsr.bench import report
+    from anchorsr.bench.quality import derived
+
+    clips = [_clip("a", 40.0, 40.2, 41.0, 40.7, {"palantir": 40.705, "uniform": 40.5}, spearman=0.96),
+             _clip("b", 30.0, 29.9, 30.6, 30.3, {"palantir": 30.2, "neuroscaler": 30.32}, spearman=0.86)]
+    settings = QualitySettings(budgets=(0.05,))
+    t = summarize(clips, settings)["targets"]
+    assert list(t) == [x.key for x in derived.TARGETS if x.key in t]
+    assert t["reuse_not_below_bicubic_every_clip"]["value"] == pytest.approx(-0.1)
+    assert not t["reuse_not_below_bicubic_every_clip"]["met"]
+    assert t["all_frame_sr_over_bicubic_mean>=0.8db"]["value"] == pytest.approx(0.8)
+    assert t["all_frame_sr_over_bicubic_mean>=0.8db"]["met"]
+    assert t["all_frame_sr_above_bicubic_every_clip"]["met"]
+    assert t["dag_greedy_5pct_over_bicubic_mean>=0.6db"]["value"] == pytest.approx(0.5)
+    assert not t["dag_greedy_5pct_over_bicubic_mean>=0.6db"]["met"]
+    assert t["gain_kept_vs_bicubic_5pct_mean>=0.60"]["value"] == pytest.approx((0.7 + 0.5) / 2)
+    # dag-greedy 0.005 dB below palantir on a, 0.02 dB below neuroscaler on b
+    assert t["dag_greedy_within_0.01db_of_every_scheduler"]["value"] == pytest.approx(-0.02)
+    assert not t["dag_greedy_within_0.01db_of_every_scheduler"]["met"]
+    assert t["spearman_mean>=0.9"]["value"] == pytest.approx(0.91) and t["spearman_mean>=0.9"]["met"]
+    assert t["spearman_min>=0.8"]["value"] == pytest.approx(0.86) and t["spearman_min>=0.8"]["met"]
+    rows = {r[0]: r for r in report.target_rows(t)}
+    sp = derived.target("spearman_min>=0.8")
+    assert rows[sp.text][2] == ">= 0.8" and rows[sp.text][-1] == "met"
+    # a stricter threshold in the table: the summary and the report say not met
+    stricter = tuple(dataclasses.replace(x, threshold=0.9) if x.key == sp.key else x for x in derived.TARGETS)
+    monkeypatch.setattr(derived, "TARGETS", stricter)
+    t2 = summarize(clips, settings)["targets"]
+    assert not t2[sp.key]["met"]
+    assert {r[0]: r for r in report.target_rows(t2)}[sp.text][2:] == [">= 0.9", "0.860", "-", "**not met**"]
 
 
 def test_bad_options_end_with_one_error_line(tmp_path, capsys):

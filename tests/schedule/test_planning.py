@@ -102,6 +102,32 @@ def test_plan_stream_builds_graphs_frame_by_frame(monkeypatch):
     assert events == [(kind, i) for i in range(12) for kind in ("decoded", "add")]
 
 
+def test_plan_stream_takes_each_chunk_graph_from_a_provider(monkeypatch):
+    """``graphs``: each complete chunk's graph comes from the provider (given the chunk and the
+    build options, ablations and node bias included) instead of being built frame by frame; the
+    plans, error carried chunk to chunk, are those of the frame-by-frame graphs."""
+    from anchorsr.schedule import planning
+
+    frames = moving_object_clip(32, 48, 12, obj_px=12, speed_px=3)
+    for name in ("dag-greedy", "dag-greedy-noweights", "palantir"):
+        want = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8)]
+        asked = []
+
+        def provider(chunk, options):
+            asked.append((chunk.start, len(chunk), dict(options)))
+            return build_graph(chunk, **options)
+
+        with monkeypatch.context() as m:
+            m.setattr(planning, "GraphBuilder", lambda *a, **k: pytest.fail("a graph was built frame by frame"))
+            got = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, graphs=provider)]
+        assert got == want, name
+        assert [(s, n) for s, n, _ in asked] == [(0, 5), (5, 5), (10, 2)]
+        weights = name != "dag-greedy-noweights"
+        assert all(o == {"edge_weights": weights, "texture": True, "node_bias": None} for *_, o in asked)
+    # schedulers without a graph never ask for one
+    assert len(list(plan_stream(frames, "uniform", 0.1, 5, 8, graphs=lambda c, o: pytest.fail("asked")))) == 3
+
+
 def test_a_frame_size_change_starts_a_new_schedule():
     a = moving_object_clip(32, 48, 7, obj_px=12, speed_px=3)
     b = moving_object_clip(24, 40, 6, obj_px=8, speed_px=2, seed=1)

@@ -123,6 +123,31 @@ def test_many_anchors_switch_to_one_whole_frame_pass_with_the_same_pixels(scale)
     assert switching.whole_frame_calls == 1  # two patches: cheaper one by one
 
 
+def test_a_precomputed_whole_frame_pass_serves_the_boxes_without_the_network():
+    """``whole_frames``: the boxes are cut from the frame's whole-frame output given beforehand
+    (as ``upscale_frame`` makes it), the network does not run, and the pixels are those of the
+    network on the patches (to the seam tolerance)."""
+    from anchorsr.sr.patches import upscale_frame
+
+    frame = _frame(120, 200)
+    model = _toy_model(2)
+    boxes = PatchGrid(32, frame.height, frame.width).boxes()[[0, 3, 7, -1]]
+    whole = upscale_frame(SRRunner(model, "fp32"), frame.y, frame.u, frame.v)
+    asked = []
+    cached = SRPatchSource(model, precision="fp32", whole_frames=lambda i: asked.append(i) or whole)
+    cached.runner.run = cached.runner.upscale_y = lambda *a: pytest.fail("the network ran")
+    got = cached(frame, boxes, 2)
+    assert asked == [frame.index]
+    patchwise = SRPatchSource(model, precision="fp32", whole_frame_at=float("inf"))(frame, boxes, 2)
+    for box, g, w in zip(boxes, got, patchwise):
+        y0, y1, x0, x1 = (2 * int(b) for b in box)
+        np.testing.assert_array_equal(g[0], whole[0][y0:y1, x0:x1])
+        for a, b in zip(g, w):
+            assert a.shape == b.shape and a.flags.writeable
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= SEAM_MAX_LEVELS
+    assert cached(frame, boxes[:0], 2) == []
+
+
 @pytest.mark.parametrize("scale,height,width", [(2, 121, 203), (3, 37, 50), (4, 30, 46)])
 def test_patch_shapes_edge_and_odd_frames(scale, height, width):
     frame = _frame(height, width, seed=1)
