@@ -55,6 +55,7 @@ train: train-data
 	$(TRAIN) --scale 2 --iterations 1000 --val-every 250 -o $(WEIGHTS)/repsr_x2 $$(test -e $(WEIGHTS)/repsr_x2.ckpt && echo --resume)
 	$(TRAIN) --scale 2 --iterations 6000 --val-every 500 -o $(WEIGHTS)/repsr_x2 --resume
 	$(TRAIN) --scale 2 --iterations 16000 --val-every 1000 -o $(WEIGHTS)/repsr_x2 --resume
+	$(TRAIN) --scale 2 --iterations 52000 --val-every 2000 -o $(WEIGHTS)/repsr_x2 --resume
 	for s in 3 4; do \
 	  $(TRAIN) --scale $$s --iterations 2000 --val-every 250 -o $(WEIGHTS)/repsr_x$$s $$(test -e $(WEIGHTS)/repsr_x$$s.ckpt && echo --resume) && \
 	  $(TRAIN) --scale $$s --iterations 6000 --val-every 500 -o $(WEIGHTS)/repsr_x$$s --resume || exit 1; done
