@@ -12,8 +12,9 @@ themselves. The pieces, all plain Python (Ray is imported only where they run as
   deadline, together with their tasks. Offers that arrive within a short round are allocated
   together by :func:`~anchorsr.cluster.budget.allocate_global` over the workers' measured
   speeds and backlogs; each stream keeps the prefix it is given, and the kept anchors go to the
-  worker the allocation placed them on, each worker's calls in deadline order. A worker whose
-  call fails is dropped from later rounds (its anchors' frames are rebuilt by reuse).
+  worker the allocation placed them on, each worker's calls in deadline order. A worker that a
+  stream finds lost (its call failed with the actor gone) is dropped from later rounds (the
+  frames of its anchors are rebuilt by reuse).
 * :class:`RemoteSR`: the stream actor's side, in place of its ``SRPool``: ``submit_chunk``
   offers a group of frames and returns the kept prefix and one job per frame. A job hands back
   the frame's HR patches only when all of them arrived before the wait ends (the pipeline waits
@@ -45,6 +46,7 @@ ROUND_S = 0.02  # offers arriving within this long are allocated together
 CALIBRATION_PX = 64  # side of the square patch a worker's speed is measured on
 MAX_RECORD = 500  # rounds kept for inspection
 OFFER_TIMEOUT_S = 30.0
+STATS_WAIT_S = 2.0
 MAX_DONE_KEYS = 100_000  # keys of the last tasks a worker ran, kept for inspection
 
 
@@ -161,8 +163,8 @@ class SRCoordinator:
             self.speeds[name] = CALIBRATION_PX ** 2 / max(float(np.median(times)), 1e-6)
         self.free_at = {n: 0.0 for n in self.handles}
         self.dropped: list[str] = []
-        self.outstanding: dict[str, list] = {n: [] for n in self.handles}
         self.rounds: list[dict] = []
+        self.last_stats: dict[str, dict] = {}
         self.offered = self.kept = 0
         self._lock = threading.Lock()
         self._round_lock = threading.Lock()
@@ -170,7 +172,7 @@ class SRCoordinator:
 
     def offer(self, stream: str, gains, areas, deadlines, frames, tasks: list[dict]) -> dict:
         """A stream's offer (plan order); returns ``kept`` (the prefix length) and ``calls``:
-        ``[(picks, ref)]``, the worker calls that compute the kept picks."""
+        ``[(picks, ref, worker name)]``, the worker calls that compute the kept picks."""
         slot = {"offer": Offer(stream, np.asarray(gains, float), np.asarray(areas, float),
                                np.asarray(deadlines, float)),
                 "frames": np.asarray(frames, int), "tasks": tasks, "done": threading.Event()}
@@ -182,39 +184,39 @@ class SRCoordinator:
                 self._round()
         return slot["result"]
 
-    def _drop_lost(self) -> None:
-        for name, refs in self.outstanding.items():
-            if not refs or name in self.dropped:
-                continue
-            ready, rest = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-            self.outstanding[name] = rest
-            for ref in ready:
-                try:
-                    self.ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the worker (or its node) is gone
-                    log.warning("SR worker %s lost (%s); dropped", name, type(exc).__name__)
-                    self.dropped.append(name)
-                    break
+    def lost(self, name: str) -> None:
+        """A stream's call to worker ``name`` failed because the worker is gone: the next rounds
+        leave it out (the anchors it held are not redone; their frames are rebuilt by reuse)."""
+        with self._lock:
+            if name in self.handles and name not in self.dropped:
+                log.warning("SR worker %s lost; dropped", name)
+                self.dropped.append(name)
 
     def _round(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        self._drop_lost()
-        live = {n: s for n, s in self.speeds.items() if n not in self.dropped}
+        with self._lock:
+            live = {n: s for n, s in self.speeds.items() if n not in self.dropped}
         if not live:
             for p in pending:
                 p["result"] = {"kept": 0, "calls": []}
                 p["done"].set()
             return
         now = time.time()
-        alloc, start, ordered, busy = plan_round(pending, live, self.free_at, now)
+        try:
+            alloc, start, ordered, busy = plan_round(pending, live, self.free_at, now)
+        except Exception:  # noqa: BLE001 - a bad offer: this round's streams go on by reuse
+            log.exception("SR round failed")
+            for p in pending:
+                p["result"] = {"kept": 0, "calls": []}
+                p["done"].set()
+            return
         results = {i: [] for i in range(len(pending))}
         for wname, calls in ordered.items():
             handle = self.handles[wname]
             for _, i, picks in calls:
                 ref = handle.run.remote([pending[i]["tasks"][k] for k in picks])
-                self.outstanding[wname].append(ref)
-                results[i].append((picks, ref))
+                results[i].append((picks, ref, wname))
             self.free_at[wname] = start[wname] + busy[wname]
         self.rounds.append({"time": now, "offers": [p["offer"] for p in pending],
                             "workers": {n: (live[n], start[n]) for n in live},
@@ -232,12 +234,17 @@ class SRCoordinator:
     def stats(self) -> dict:
         live = [n for n in self.handles if n not in self.dropped]
         refs = {n: self.handles[n].stats.remote() for n in live}
+        # a worker answers between its calls: what has not come within the wait is shown as last seen
+        ready, _ = self.ray.wait(list(refs.values()), num_returns=len(refs), timeout=STATS_WAIT_S)
+        ready = set(ready)
         workers = []
         for n, ref in refs.items():
-            try:
-                s = self.ray.get(ref, timeout=5)
-            except Exception:  # noqa: BLE001 - lost since the last round
-                s = {"name": n, "error": "lost"}
+            if ref in ready:
+                try:
+                    self.last_stats[n] = self.ray.get(ref)
+                except Exception:  # noqa: BLE001 - lost since the last round
+                    self.last_stats[n] = {"name": n, "error": "lost"}
+            s = dict(self.last_stats.get(n, {"name": n}))
             s["measured_px_per_s"] = round(self.speeds[n])
             workers.append(s)
         return {"count": len(live), "dropped": list(self.dropped), "rounds": len(self.rounds),
@@ -255,20 +262,23 @@ class _RemoteJob:
 
     def wait(self, timeout_s: float | None) -> list[HRPatch] | None:
         ray, o = self.owner.ray, self.owner
-        refs = [r for _, r in self.refs]
+        refs = [r for _, r, _ in self.refs]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         if len(ready) < len(refs):
             o.late_anchors += self.n
             return None
         patches: list = [None] * self.n
-        try:
-            for (slots, _), part in zip(self.refs, ray.get(refs)):
-                for j, p in zip(slots, part):
-                    patches[j] = p
-        except Exception as exc:  # noqa: BLE001 - a lost SR worker: the frame is rebuilt by reuse
-            log.warning("%s: SR worker call failed (%s)", o.name, type(exc).__name__)
-            o.failed_anchors += self.n
-            return None
+        for slots, ref, wname in self.refs:
+            try:
+                part = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - the frame is rebuilt by reuse
+                log.warning("%s: SR worker %s call failed (%s)", o.name, wname, type(exc).__name__)
+                o.failed_anchors += self.n
+                if isinstance(exc, ray.exceptions.RayActorError):  # the worker is gone
+                    o.coordinator.lost.remote(wname)
+                return None
+            for j, p in zip(slots, part):
+                patches[j] = p
         if any(p is None for p in patches):
             o.late_anchors += self.n
             return None
@@ -333,9 +343,9 @@ class RemoteSR:
             order[j] = (by_t[t], seen.get(t, 0))
             seen[t] = seen.get(t, 0) + 1
         per_frame: dict[int, list] = {}
-        for picks, ref in res["calls"]:
+        for picks, ref, wname in res["calls"]:
             pos = order[picks[0]][0]
-            per_frame.setdefault(pos, []).append(([order[p][1] for p in picks], ref))
+            per_frame.setdefault(pos, []).append(([order[p][1] for p in picks], ref, wname))
         jobs = [None if pos not in per_frame else
                 _RemoteJob(self, per_frame[pos], seen[ts[pos]], deadlines[pos]) for pos in range(len(frames))]
         return kept, jobs

@@ -67,8 +67,9 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
         plans = read_plans(options.plan_path)
     if plans is not None:
         return ([pf] for pf in pair_plans(frames, plans, options.patch_px))
+    scheduler = options.scheduler if scheduler is None else scheduler
     return ([PlannedFrame(f, plan, t) for t, f in enumerate(chunk.frames)]
-            for chunk, plan in plan_stream(frames, scheduler or options.scheduler, options.budget_fraction,
+            for chunk, plan in plan_stream(frames, scheduler, options.budget_fraction,
                                            options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
                                            node_bias=graph_node_bias(options)))
 
