@@ -167,6 +167,10 @@ class RayCluster:
             resources, device = {"num_gpus": share, "num_cpus": 0}, "cuda"
         else:
             resources, device = {"num_cpus": SR_WORKER_CPUS}, options.device
+            cpus = float(self.ray.cluster_resources().get("CPU", 0.0))
+            if n * SR_WORKER_CPUS > cpus:
+                raise ConfigError(f"--ray-sr-workers {n}: the cluster has no GPU and {cpus:g} CPUs; each SR "
+                                  f"worker asks for {SR_WORKER_CPUS:g} CPU (and each stream for its own)")
         worker = self.ray.remote(SRWorker)
         names = [f"sr-{i}" for i in range(n)]
         self.sr_workers = [worker.options(max_restarts=0, scheduling_strategy="SPREAD", **resources).remote(
@@ -181,7 +185,12 @@ class RayCluster:
             raise ConfigError(f"an SR worker failed to start: {msg[-1] if msg else type(exc).__name__}") from None
         self.coordinator = self.ray.remote(SRCoordinator).options(num_cpus=0, max_concurrency=64).remote(
             self.sr_workers, names, options.scale)
-        self.ray.get(self.coordinator.record.remote(), timeout=SR_START_S)  # calibrated
+        try:
+            self.ray.get(self.coordinator.record.remote(), timeout=SR_START_S)  # the workers measured
+        except Exception as exc:  # noqa: BLE001 - a worker lost while it was measured, or too slow
+            msg = str(exc).strip().splitlines()
+            raise ConfigError(f"the SR workers could not be measured: {msg[-1] if msg else type(exc).__name__}") \
+                from None
         self.sr_resources = resources
 
     def spawn(self, *args, **kwargs):

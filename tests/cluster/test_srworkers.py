@@ -15,7 +15,7 @@ from anchorsr.cluster.srworkers import MARGIN_PX, crop_task, plan_round
 from anchorsr.pipeline.options import PipelineOptions
 from anchorsr.reuse.sources import BicubicPatchSource
 from anchorsr.types import CodedFrame
-from tests.pipeline.live_media import make_ts
+from tests.pipeline.live_media import free_port, make_ts
 from tests.test_cli_errors import assert_one_line_error, run_cli
 
 
@@ -64,9 +64,28 @@ def test_an_anchor_crop_gives_the_same_hr_patch_as_the_whole_frame():
 
 
 def test_ray_sr_workers_needs_ray_and_a_count(tmp_path):
-    listen = ["--listen", "tcp://127.0.0.1:1", "--out", str(tmp_path / "hls"), "--port", "0", "--model", "bicubic"]
+    listen = ["--listen", f"tcp://127.0.0.1:{free_port()}", "--out", str(tmp_path / "hls"), "--port", "0", "--model", "bicubic"]
     assert_one_line_error(run_cli("serve", *listen, "--ray-sr-workers", "2"), "--ray-sr-workers", "--ray")
     assert_one_line_error(run_cli("serve", *listen, "--ray", "local", "--ray-sr-workers", "-1"), "--ray-sr-workers")
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("ray-sr-workers = -1\n")
+    assert_one_line_error(run_cli("serve", "--config", str(bad)), "ray-sr-workers", "-1")
+
+
+@pytest.mark.slow
+def test_more_sr_workers_than_the_cluster_has_cpus_is_a_one_line_error(tmp_path):
+    listen = ["--listen", f"tcp://127.0.0.1:{free_port()}", "--out", str(tmp_path / "hls"), "--port", "0", "--model", "bicubic"]
+    assert_one_line_error(run_cli("serve", *listen, "--ray", "local", "--ray-sr-workers", "64", timeout=180),
+                          "--ray-sr-workers 64", "no GPU")
+
+
+def test_the_config_key_sets_the_sr_workers(tmp_path):
+    from anchorsr.pipeline.config import load_serve_config
+
+    path = tmp_path / "serve.toml"
+    path.write_text('ray = "local"\nray-sr-workers = 2\n')
+    assert load_serve_config(str(path)) == {"ray": "local", "ray_sr_workers": 2}
 
 
 @pytest.mark.slow
@@ -132,7 +151,7 @@ def test_two_streams_share_two_sr_workers_under_the_global_budget(tmp_path):
 @pytest.mark.slow
 def test_serve_with_ray_sr_workers_shows_them_in_status(tmp_path):
     from tests.cluster.serve_proc import Serve
-    from tests.pipeline.live_media import free_port, playlist_frames, pusher, wait_for
+    from tests.pipeline.live_media import playlist_frames, pusher, wait_for
 
     data = make_ts(str(tmp_path / "in.ts"), 60)
     port = free_port()
