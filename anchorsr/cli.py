@@ -156,6 +156,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         "HTTP stay here, HLS goes to --out (a folder shared by every node)")
     p.add_argument("--ray-cpus-per-stream", type=_positive_float, default=1.0, metavar="N",
                    help="CPUs each stream's actor asks the Ray scheduler for (default 1)")
+    p.add_argument("--ray-sr-workers", type=_non_negative_int, default=0, metavar="N",
+                   help="with --ray: run SR in N worker actors shared by all streams (a GPU share each "
+                        "where the cluster has GPUs, else 1 CPU), given to the anchors with the most "
+                        "estimated gain per pixel over all streams that can finish before their "
+                        "deadlines (default 0: SR in each stream's actor)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="TOML file of serve settings (keys as the long options: listen, out, host, port, "
                         "budget, retention...; [keys]: the RTMP stream keys); options given here override it")
@@ -546,7 +551,8 @@ def _run_serve(args: argparse.Namespace) -> int:
                            transcode=not args.no_transcode,
                            retention=args.retention, keys=tuple(getattr(args, "keys", ())), ffmpeg=args.ffmpeg,
                            live=_live_options(args, realtime=True),
-                           ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream)
+                           ray=args.ray, ray_cpus_per_stream=args.ray_cpus_per_stream,
+                           ray_sr_workers=args.ray_sr_workers)
     server = Server(options)
     try:
         server.start()

@@ -77,13 +77,20 @@ class StreamWorker:
     """
 
     def __init__(self, params: StreamParams, folder: str, options: PipelineOptions, *, model: str | None = None,
-                 segment_prefix: str = "seg", append: bool = False, write_from: float | None = None) -> None:
+                 segment_prefix: str = "seg", append: bool = False, write_from: float | None = None,
+                 sr=None) -> None:
         self.params, self.folder, self.options = params, folder, options
         self._prefix, self._append = segment_prefix, append
-        source = make_patch_source(model or options.model, options.scale, options.device, options.sr_engine,
-                                   realtime=True)
-        warm_up(options, source)
-        self.pool = SRPool(source, 1)
+        if sr is None:
+            source = make_patch_source(model or options.model, options.scale, options.device, options.sr_engine,
+                                       realtime=True)
+            warm_up(options, source)
+            self.pool = SRPool(source, 1)
+        else:  # the cluster's SR workers, through the global budget's coordinator (an actor handle)
+            from .srworkers import RemoteSR
+
+            warm_up(options, make_patch_source("bicubic", options.scale))  # the kernels; no network here
+            self.pool = RemoteSR(sr, params.name)
         self.feed_q = PacketFeed()
         self.frames = PacketSource(params, self.feed_q, hold_replay=self._hold)
         self._out: _FromTime | None = None
@@ -144,6 +151,7 @@ class StreamWorker:
         s["host"] = socket.gethostname()
         s["pid"] = os.getpid()
         s["node_id"] = _node_id()
+        s["sr"] = self.pool.stats()
         return s
 
 

@@ -45,6 +45,8 @@ MAX_HELD = 3600  # packets held at most (two minutes at 30 fps) when no key fram
 MAX_HELD_AUDIO = 12000  # audio packets held at most (over four minutes of 48 kHz AAC)
 HELD_AUDIO_MARGIN_S = 1.0  # audio held from this long before the first held video packet
 MAX_RESTARTS = 8  # restarts of one stream before it is given up
+SR_WORKER_CPUS = 1.0  # CPUs an SR worker actor asks for where the cluster has no GPU
+SR_START_S = 300.0  # longest wait for the SR workers to load their model and be measured
 END_TIMEOUT_S = 300.0  # longest wait for an actor to finish its stream after the input ended (start-up included)
 PLAYLIST = "index.m3u8"
 
@@ -116,9 +118,12 @@ class RayCluster:
     """The connection to a Ray cluster: ``address`` "local" starts one in this process, "auto"
     joins the one started on this machine (``ray start``), HOST:PORT joins that head node."""
 
-    def __init__(self, address: str, cpus_per_stream: float = 1.0, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str, cpus_per_stream: float = 1.0, num_cpus: int | None = None, *,
+                 sr_workers: int = 0, model: str = "default", options: PipelineOptions | None = None) -> None:
         if not cpus_per_stream > 0:
             raise ConfigError(f"expected CPUs per stream > 0, got {cpus_per_stream}")
+        if sr_workers < 0:
+            raise ConfigError(f"expected SR workers >= 0, got {sr_workers}")
         ray = import_ray()
         self.address, self.cpus_per_stream = address, cpus_per_stream
         if address not in ("local", "auto"):
@@ -147,12 +152,52 @@ class RayCluster:
 
         self.ray = ray
         self.actor_class = ray.remote(StreamWorker)
+        self.coordinator, self.sr_workers = None, []
+        if sr_workers:
+            self._start_sr_workers(sr_workers, model, options or PipelineOptions())
+
+    def _start_sr_workers(self, n: int, model: str, options: PipelineOptions) -> None:
+        """``n`` SR worker actors (a GPU share each where the cluster has GPUs, else a CPU) and
+        the coordinator that gives them the global budget (``cluster.srworkers``)."""
+        from .srworkers import SRCoordinator, SRWorker
+
+        gpus = float(self.ray.cluster_resources().get("GPU", 0.0))
+        if gpus > 0:
+            share = min(1.0, gpus / n)
+            resources, device = {"num_gpus": share, "num_cpus": 0}, "cuda"
+        else:
+            resources, device = {"num_cpus": SR_WORKER_CPUS}, options.device
+            cpus = float(self.ray.cluster_resources().get("CPU", 0.0))
+            if n * SR_WORKER_CPUS > cpus:
+                raise ConfigError(f"--ray-sr-workers {n}: the cluster has no GPU and {cpus:g} CPUs; each SR "
+                                  f"worker asks for {SR_WORKER_CPUS:g} CPU (and each stream for its own)")
+        worker = self.ray.remote(SRWorker)
+        names = [f"sr-{i}" for i in range(n)]
+        self.sr_workers = [worker.options(max_restarts=0, scheduling_strategy="SPREAD", **resources).remote(
+            name, model, options.scale, device, options.sr_engine) for name in names]
+        try:
+            self.ray.get([w.stats.remote() for w in self.sr_workers], timeout=SR_START_S)
+        except self.ray.exceptions.GetTimeoutError:
+            raise ConfigError(f"{n} SR worker(s) asking for {resources} could not all start within "
+                              f"{SR_START_S:g} s on the cluster ({self.ray.cluster_resources()})") from None
+        except Exception as exc:  # the model failed to load in the worker
+            msg = str(exc).strip().splitlines()
+            raise ConfigError(f"an SR worker failed to start: {msg[-1] if msg else type(exc).__name__}") from None
+        self.coordinator = self.ray.remote(SRCoordinator).options(num_cpus=0, max_concurrency=64).remote(
+            self.sr_workers, names, options.scale)
+        try:
+            self.ray.get(self.coordinator.record.remote(), timeout=SR_START_S)  # the workers measured
+        except Exception as exc:  # noqa: BLE001 - a worker lost while it was measured, or too slow
+            msg = str(exc).strip().splitlines()
+            raise ConfigError(f"the SR workers could not be measured: {msg[-1] if msg else type(exc).__name__}") \
+                from None
+        self.sr_resources = resources
 
     def spawn(self, *args, **kwargs):
         """A StreamWorker actor wherever Ray finds ``cpus_per_stream`` free CPUs, streams spread
         over the nodes; its restarts are the front's (a new actor continues the stream)."""
         return self.actor_class.options(num_cpus=self.cpus_per_stream, max_restarts=0,
-                                        scheduling_strategy="SPREAD").remote(*args, **kwargs)
+                                        scheduling_strategy="SPREAD").remote(*args, sr=self.coordinator, **kwargs)
 
     def stats(self) -> dict:
         try:
@@ -161,9 +206,18 @@ class RayCluster:
                     "cpus": self.ray.cluster_resources().get("CPU", 0.0),
                     "free_cpus": self.ray.available_resources().get("CPU", 0.0),
                     "gpus": self.ray.cluster_resources().get("GPU", 0.0),
-                    "cpus_per_stream": self.cpus_per_stream}
+                    "cpus_per_stream": self.cpus_per_stream, "sr_workers": self.sr_stats()}
         except Exception as exc:  # the cluster went away: say so in /status rather than fail it
             return {"address": self.address, "error": str(exc)}
+
+    def sr_stats(self) -> dict | None:
+        """The SR workers' figures (None: SR runs in each stream's actor)."""
+        if self.coordinator is None:
+            return None
+        try:
+            return {**self.ray.get(self.coordinator.stats.remote(), timeout=10), "resources": self.sr_resources}
+        except Exception as exc:  # noqa: BLE001 - shown in /status
+            return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
 
     def stream(self, source, session, options: PipelineOptions, model: str, name: str) -> "RayStream":
         return RayStream(self, source, session, options, model, name)

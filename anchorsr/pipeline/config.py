@@ -54,6 +54,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),
     "ray": ("ray", (str,), "local, auto or HOST:PORT of a Ray head node"),
     "ray-cpus-per-stream": ("ray_cpus_per_stream", (int, float), "CPUs (> 0)"),
+    "ray-sr-workers": ("ray_sr_workers", (int,), "a number of SR worker actors (0: SR in each stream's actor)"),
     "sr-engine": ("sr_engine", (str,), "auto, numpy or torch"),
 }
 _KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
@@ -81,7 +82,7 @@ def load_serve_config(path: str) -> dict:
         dest, types, expected = spec
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
-        if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace") and value < 0 \
+        if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
                 or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest == "scheduler":

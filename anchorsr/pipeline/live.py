@@ -282,7 +282,8 @@ class LivePipeline:
 
         full: AnchorPlan | None = None
         cut: AnchorPlan | None = None
-        for group in plan_groups(frames(), self.options, plans=self.plans, skip_chunk=overloaded):
+        for group in plan_groups(frames(), self.options, plans=self.plans, skip_chunk=overloaded,
+                                 scheduler=self.scheduler):
             if self.options.realtime:
                 if group[0].plan is not full:  # one budget decision per plan
                     full = group[0].plan
@@ -290,8 +291,11 @@ class LivePipeline:
                                                                         self.options.chunk_frames))
                 group = with_budget(group, cut)
             batch = [items.pop(pf.frame.index) for pf in group]
-            for item, pf in zip(batch, group):
-                self._submit(item, pf)
+            if hasattr(self.pool, "submit_chunk"):  # SR workers shared by streams, one global budget
+                self._submit_chunk(batch, group)
+            else:
+                for item, pf in zip(batch, group):
+                    self._submit(item, pf)
             for item in batch:
                 self._put(self.q_planned, item)
 
@@ -301,6 +305,19 @@ class LivePipeline:
         boxes = pf.boxes
         if len(boxes):
             item.job = self.pool.submit(item.frame, boxes, self.options.scale, item.deadline)
+
+    def _submit_chunk(self, batch: list[_Item], group: list[PlannedFrame]) -> None:
+        """Offer the group's anchors to the global budget (``cluster.srworkers.RemoteSR``) with
+        the scheduler's marginal gains; the frames keep the prefix it gives them."""
+        for item in batch:
+            item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
+        plan = group[0].plan
+        gains = getattr(self.scheduler, "last_gains", None) if self.plans is None else None
+        kept, jobs = self.pool.submit_chunk([pf.frame for pf in group], [pf.t for pf in group], plan,
+                                            None if gains is None else np.asarray(gains),
+                                            [item.deadline for item in batch], self.options.scale)
+        for item, pf, job in zip(batch, with_budget(group, kept), jobs):
+            item.planned, item.job = pf, job
 
     def _reconstruct(self) -> None:
         if self.options.kernel_threads is not None:

@@ -52,6 +52,8 @@ class ServeOptions:
     live: each stream's pipeline settings (its audio passthrough and ``fps`` override included).
     ray: run each stream in a Ray actor on that cluster ("local", "auto" or HOST:PORT; None: in
     this process), each actor asking for ``ray_cpus_per_stream`` CPUs (the audio goes to it too).
+    ray_sr_workers: with ``ray``, SR runs in this many SR worker actors shared by the streams
+    under one global budget (``cluster.srworkers``); 0: in each stream's actor.
     """
 
     listen: tuple[str, ...] = ("tcp://127.0.0.1:9000",)
@@ -72,6 +74,7 @@ class ServeOptions:
     live: PipelineOptions = field(default_factory=PipelineOptions)
     ray: str | None = None
     ray_cpus_per_stream: float = 1.0
+    ray_sr_workers: int = 0
 
 
 def check_stream_name(name: str, what: str) -> str:
@@ -163,6 +166,8 @@ class Server:
         return f"http://{host}:{port}"
 
     def start(self) -> "Server":
+        if self.options.ray_sr_workers and self.options.ray is None:
+            raise ConfigError("--ray-sr-workers runs SR in Ray actors: it needs --ray ADDRESS")
         for li in self.listeners:
             li.check_free()
         self._check_srt_relay()
@@ -177,7 +182,9 @@ class Server:
         else:  # Ray is imported only here: serve without --ray needs no Ray
             from ..cluster.runner import RayCluster
 
-            self.cluster = RayCluster(self.options.ray, self.options.ray_cpus_per_stream)
+            self.cluster = RayCluster(self.options.ray, self.options.ray_cpus_per_stream,
+                                      sr_workers=self.options.ray_sr_workers, model=self.options.model,
+                                      options=self.options.live)
         handler = functools.partial(Handler, self, directory=os.path.abspath(self.options.out_dir))
         try:
             self.httpd = http.server.ThreadingHTTPServer((self.options.host, self.options.http_port), handler)

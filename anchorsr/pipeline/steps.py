@@ -49,13 +49,16 @@ def make_patch_source(model: str, scale: int, device: str = "cpu", engine: str =
 
 def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
                 plans: list[AnchorPlan] | None = None,
-                skip_chunk: Callable[[], bool] | None = None) -> Iterator[list[PlannedFrame]]:
+                skip_chunk: Callable[[], bool] | None = None,
+                scheduler=None) -> Iterator[list[PlannedFrame]]:
     """Frames with their anchors, one group per plan as soon as it is known.
 
     From the scheduler, a chunk at a time (its frames wait for its last one; a size change starts
     a new schedule, see ``plan_stream``); in client mode (``plans``, else read from
     ``options.plan_path`` now, so a bad plan file fails before any frame), a frame at a time.
     skip_chunk: as ``plan_stream``'s (a live runner shedding load).
+    scheduler: the Scheduler object to plan with (None: ``options.scheduler`` by name), so that
+    the caller can read what it leaves after each plan (``last_gains``).
     The reuse gate (``options.gate``) is applied to the frames first, so the graph the scheduler
     plans on and the reconstruction of the PlannedFrames see the same gated motion fields.
     """
@@ -64,7 +67,8 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
         plans = read_plans(options.plan_path)
     if plans is not None:
         return ([pf] for pf in pair_plans(frames, plans, options.patch_px))
-    return planned_groups(plan_stream(frames, options.scheduler, options.budget_fraction,
+    scheduler = options.scheduler if scheduler is None else scheduler
+    return planned_groups(plan_stream(frames, scheduler, options.budget_fraction,
                                       options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
                                       node_bias=graph_node_bias(options)))
 

@@ -43,6 +43,7 @@ def test_a_restarted_worker_writes_each_frame_once_after_a_discontinuity(tmp_pat
     again.feed(packets[key:])
     snap = again.end(60)
     assert snap["error"] is None and snap["frames_skipped_as_written"] > 0 and snap["node_id"] is None
+    assert snap["sr"]["workers"] == 1 and "remote" not in snap["sr"]  # SR in the worker itself
     text = open(playlist).read()
     kept = [ln for ln in before.splitlines() if ln.endswith(".ts")]
     assert all(ln in text for ln in kept) and text.count("#EXT-X-DISCONTINUITY") == 1
