@@ -48,6 +48,7 @@ MAX_RESTARTS = 8  # restarts of one stream before it is given up
 SR_WORKER_CPUS = 1.0  # CPUs an SR worker actor asks for where the cluster has no GPU
 SR_START_S = 300.0  # longest wait for the SR workers to load their model and be measured
 END_TIMEOUT_S = 300.0  # longest wait for an actor to finish its stream after the input ended (start-up included)
+NODE_DEATH_WAIT_S = 15.0  # longest wait, before a restart, for Ray to mark a lost actor's node dead
 PLAYLIST = "index.m3u8"
 
 
@@ -199,6 +200,25 @@ class RayCluster:
         return self.actor_class.options(num_cpus=self.cpus_per_stream, max_restarts=0,
                                         scheduling_strategy="SPREAD").remote(*args, sr=self.coordinator, **kwargs)
 
+    def wait_node_dead(self, node_id: str | None, timeout_s: float = NODE_DEATH_WAIT_S) -> bool:
+        """Wait until Ray no longer lists ``node_id`` as alive (True), or ``timeout_s`` (False:
+        the node lives on; its actor died for another reason). A lost node's actors die before
+        the cluster has marked the node itself dead, and until then the scheduler may place the
+        replacement actor on it, where it dies again: a second restart and discontinuity."""
+        if not node_id:
+            return True
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                alive = any(n.get("NodeID") == node_id and n.get("Alive") for n in self.ray.nodes())
+            except Exception:  # noqa: BLE001 - the cluster is unreachable: the spawn will say so
+                return True
+            if not alive:
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.2)
+
     def stats(self) -> dict:
         try:
             nodes = [n for n in self.ray.nodes() if n.get("Alive")]
@@ -268,6 +288,7 @@ class RayStream:
         self._refs: list = []
         self._actor = None
         self._inc = -1  # incarnation: 0 for the first actor, +1 per restart
+        self._node_id: str | None = None  # the node of the current actor, from its first answer
         self._start_time: float | None = None  # input time the incarnation starts writing at
         self._last: dict | None = None  # the current actor's last figures
         self._base = {k: 0 for k in (*_SUMMED, "frames_out")}  # figures of the dead actors
@@ -412,6 +433,7 @@ class RayStream:
         with self._lock:
             first, self._last = self._last is None, snap
         if first:
+            self._node_id = snap.get("node_id")
             log.info("%s: actor %d running on node %s (host %s, pid %s), %.1f s after it was asked for",
                      self.name, self._inc, snap.get("node_id"), snap.get("host"), snap.get("pid"),
                      time.monotonic() - self._spawned_at)
@@ -449,6 +471,8 @@ class RayStream:
         log.warning("%s: its actor was lost (%s); restarting it from input time %s", self.name,
                     type(why).__name__, "the start" if resume is None else f"{resume:.3f} s")
         self._kill()
+        if not self.cluster.wait_node_dead(self._node_id):
+            log.info("%s: node %s is still alive; the new actor may be placed there", self.name, self._node_id)
         with self._lock:  # the dead actor's figures: its frames in finished segments count as out
             last = self._last or {}
             for k in _SUMMED:

@@ -101,3 +101,29 @@ def test_the_worker_passes_the_audio_it_is_sent_through_in_sync(tmp_path):
     got = streams_of(os.path.join(folder, "index.m3u8"))
     assert got["audio"]["codec"] == "aac" and got["audio"]["rate"] == 48000
     assert_in_sync(got, 45)
+
+
+class _FakeRay:
+    """``ray.nodes()`` that lists the node as alive for its first ``alive_calls`` calls."""
+
+    def __init__(self, alive_calls):
+        self.calls, self.alive_calls = 0, alive_calls
+
+    def nodes(self):
+        self.calls += 1
+        return [{"NodeID": "lost", "Alive": self.calls <= self.alive_calls}, {"NodeID": "other", "Alive": True}]
+
+
+def test_a_restart_waits_until_the_lost_node_is_marked_dead():
+    """The replacement actor is asked for only once Ray no longer lists the lost actor's node as
+    alive (else it may be placed there and die again); a node that lives on is waited for only
+    up to the limit."""
+    from anchorsr.cluster.runner import RayCluster
+
+    cluster = object.__new__(RayCluster)  # only its ``ray`` handle is used here
+    cluster.ray = _FakeRay(alive_calls=3)
+    assert cluster.wait_node_dead("lost", timeout_s=10.0) and cluster.ray.calls == 4
+    cluster.ray = _FakeRay(alive_calls=10**6)
+    assert not cluster.wait_node_dead("lost", timeout_s=0.5) and cluster.ray.calls >= 2
+    cluster.ray = _FakeRay(alive_calls=0)
+    assert cluster.wait_node_dead(None) and cluster.ray.calls == 0
