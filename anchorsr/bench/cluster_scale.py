@@ -126,7 +126,9 @@ def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
     from ..cluster.runner import RayCluster
 
     say = progress or (lambda _msg: None)
-    width, height, frames = (320, 180, 30) if quick else (640, 360, 90)
+    # 300 frames (10 s of input) per stream: long enough that the wall clock of one stream is
+    # seconds, not a fraction of one (90 frames ran in 0.6 s on this machine: too noisy)
+    width, height, frames = (320, 180, 30) if quick else (640, 360, 300)
     options = PipelineOptions(model="default", realtime=False, chunk_frames=30, segment_s=1.0)
     tmp = tempfile.mkdtemp(prefix="anchorsr-scale-")
     try:
