@@ -404,7 +404,12 @@ def _run_enhance(args: argparse.Namespace) -> int:
             if summary.frames == 1:
                 _mark_first_frame(summary.sr_engine)
 
-        summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
+        try:
+            summary = enhance_file(args.input, args.output, options, on_frame=on_frame)
+        except Exception:
+            if progress.tasks[0].completed == 0:
+                progress.live.transient = True  # nothing was made: the error line alone, no empty bar
+            raise
     w, h = summary.sizes[0]
     print(f"wrote {summary.output}: {summary.frames} frames at {w}x{h}, {summary.fps:.1f} fps, "
           f"SR share {summary.sr_share:.1%}, {summary.corrupt_packets} corrupt packets skipped, "
