@@ -46,6 +46,7 @@ MAX_HELD_AUDIO = 12000  # audio packets held at most (over four minutes of 48 kH
 HELD_AUDIO_MARGIN_S = 1.0  # audio held from this long before the first held video packet
 MAX_RESTARTS = 8  # restarts of one stream before it is given up
 SR_WORKER_CPUS = 1.0  # CPUs an SR worker actor asks for where the cluster has no GPU
+SR_WORKER_RESTARTS = 8  # restarts of one SR worker actor before it is given up
 SR_START_S = 300.0  # longest wait for the SR workers to load their model and be measured
 END_TIMEOUT_S = 300.0  # longest wait for an actor to finish its stream after the input ended (start-up included)
 NODE_DEATH_WAIT_S = 15.0  # longest wait, before a restart, for Ray to mark a lost actor's node dead
@@ -174,7 +175,11 @@ class RayCluster:
                                   f"worker asks for {SR_WORKER_CPUS:g} CPU (and each stream for its own)")
         worker = self.ray.remote(SRWorker)
         names = [f"sr-{i}" for i in range(n)]
-        self.sr_workers = [worker.options(max_restarts=0, scheduling_strategy="SPREAD", **resources).remote(
+        # Ray restarts a lost worker (on any node with room); the coordinator takes it back
+        # once it answers again. Calls in flight when it died fail (max_task_retries 0): their
+        # frames are rebuilt by reuse, as when SR is late.
+        self.sr_workers = [worker.options(max_restarts=SR_WORKER_RESTARTS, max_task_retries=0,
+                                          scheduling_strategy="SPREAD", **resources).remote(
             name, model, options.scale, device, options.sr_engine) for name in names]
         try:
             self.ray.get([w.stats.remote() for w in self.sr_workers], timeout=SR_START_S)

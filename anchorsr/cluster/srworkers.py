@@ -13,8 +13,10 @@ themselves. The pieces, all plain Python (Ray is imported only where they run as
   together by :func:`~anchorsr.cluster.budget.allocate_global` over the workers' measured
   speeds and backlogs; each stream keeps the prefix it is given, and the kept anchors go to the
   worker the allocation placed them on, each worker's calls in deadline order. A worker that a
-  stream finds lost (its call failed with the actor gone) is dropped from later rounds (the
-  frames of its anchors are rebuilt by reuse).
+  stream finds lost (its call failed with the actor gone) is left out of later rounds (the
+  frames of its anchors are rebuilt by reuse) until Ray has restarted it (on any node with room:
+  the front starts the workers with ``max_restarts``), reloaded its model and it has been
+  measured again; then it rejoins. One that cannot be restarted stays out.
 * :class:`RemoteSR`: the stream actor's side, in place of its ``SRPool``: ``submit_chunk``
   offers a group of frames and returns the kept prefix and one job per frame. A job hands back
   the frame's HR patches only when all of them arrived before the wait ends (the pipeline waits
@@ -46,6 +48,8 @@ ROUND_S = 0.02  # offers arriving within this long are allocated together
 CALIBRATION_PX = 64  # side of the square patch a worker's speed is measured on
 MAX_RECORD = 500  # rounds kept for inspection
 OFFER_TIMEOUT_S = 30.0
+REJOIN_S = 300.0  # longest wait for a lost worker to be restarted and answer again
+REJOIN_DEAD_TRIES = 3  # calls that find a lost worker dead before it is taken to be gone for good
 STATS_WAIT_S = 2.0
 MAX_DONE_KEYS = 100_000  # keys of the last tasks a worker ran, kept for inspection
 
@@ -153,16 +157,12 @@ class SRCoordinator:
         self.ray, self.round_s = ray, round_s
         self.handles = dict(zip(names, workers))
         self.speeds: dict[str, float] = {}
-        task = _calibration_task(scale)
-        for name, w in self.handles.items():  # measured with the call's overhead, as dispatched
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                ray.get(w.run.remote([task]))
-                times.append(time.perf_counter() - t0)
-            self.speeds[name] = CALIBRATION_PX ** 2 / max(float(np.median(times)), 1e-6)
+        self._task = _calibration_task(scale)
+        for name, w in self.handles.items():
+            self.speeds[name] = self._measure(w)
         self.free_at = {n: 0.0 for n in self.handles}
-        self.dropped: list[str] = []
+        self.dropped: list[str] = []  # left out of the rounds: lost, restarting or gone for good
+        self.rejoined: list[str] = []  # lost, restarted and measured again (one entry per return)
         self.rounds: list[dict] = []
         self.last_stats: dict[str, dict] = {}
         self.offered = self.kept = 0
@@ -184,13 +184,56 @@ class SRCoordinator:
                 self._round()
         return slot["result"]
 
+    def _measure(self, handle, timeout_s: float | None = None) -> float:
+        """A worker's speed in LR pixels per second, measured with the call's overhead as
+        dispatched (median of three calls on a calibration patch)."""
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            self.ray.get(handle.run.remote([self._task]), timeout=timeout_s)
+            times.append(time.perf_counter() - t0)
+        return CALIBRATION_PX ** 2 / max(float(np.median(times)), 1e-6)
+
     def lost(self, name: str) -> None:
         """A stream's call to worker ``name`` failed because the worker is gone: the next rounds
-        leave it out (the anchors it held are not redone; their frames are rebuilt by reuse)."""
+        leave it out (the anchors it held are not redone; their frames are rebuilt by reuse), and
+        a thread waits for Ray to restart it; measured again, it rejoins the rounds."""
         with self._lock:
-            if name in self.handles and name not in self.dropped:
-                log.warning("SR worker %s lost; dropped", name)
-                self.dropped.append(name)
+            if name not in self.handles or name in self.dropped:
+                return
+            log.warning("SR worker %s lost; left out until it is restarted", name)
+            self.dropped.append(name)
+        threading.Thread(target=self._rejoin, args=(name,), name=f"rejoin-{name}", daemon=True).start()
+
+    def _rejoin(self, name: str) -> None:
+        handle, end = self.handles[name], time.monotonic() + REJOIN_S
+        died = 0  # calls that found it dead: a call sent just before Ray saw it die can fail so too
+        while True:
+            try:  # a call to a restarting actor waits for it; to one gone for good it fails at once
+                speed = self._measure(handle, timeout_s=max(end - time.monotonic(), 0.1))
+                break
+            except self.ray.exceptions.GetTimeoutError:
+                log.warning("SR worker %s was not restarted within %g s; it stays out", name, REJOIN_S)
+                return
+            except self.ray.exceptions.ActorUnavailableError:
+                if time.monotonic() < end:
+                    time.sleep(0.5)  # the call reached it while it was being restarted: again
+                    continue
+                log.warning("SR worker %s was not restarted within %g s; it stays out", name, REJOIN_S)
+                return
+            except self.ray.exceptions.RayActorError:  # dead, perhaps for good (killed, no restarts left)
+                died += 1
+                if died < REJOIN_DEAD_TRIES:
+                    time.sleep(1.0)
+                    continue
+                log.warning("SR worker %s cannot be restarted; it stays out", name)
+                return
+        with self._lock:
+            self.speeds[name] = speed
+            self.free_at[name] = 0.0
+            self.dropped.remove(name)
+            self.rejoined.append(name)
+        log.warning("SR worker %s restarted and measured again (%.0f px/s); it rejoins", name, speed)
 
     def _round(self) -> None:
         with self._lock:
@@ -247,7 +290,8 @@ class SRCoordinator:
             s = dict(self.last_stats.get(n, {"name": n}))
             s["measured_px_per_s"] = round(self.speeds[n])
             workers.append(s)
-        return {"count": len(live), "dropped": list(self.dropped), "rounds": len(self.rounds),
+        return {"count": len(live), "dropped": list(self.dropped), "rejoined": list(self.rejoined),
+                "rounds": len(self.rounds),
                 "anchors_offered": self.offered, "anchors_kept": self.kept, "workers": workers,
                 "anchors_done": sum(w.get("anchors_done", 0) for w in workers),
                 "late": sum(w.get("skipped_late", 0) for w in workers)}

@@ -167,3 +167,55 @@ def test_serve_with_ray_sr_workers_shows_them_in_status(tmp_path):
     assert sr["count"] == 1 and sr["resources"] == {"num_cpus": 1.0} and sr["dropped"] == []
     assert sr["anchors_done"] >= s["sr"]["anchors_pasted"] and sr["workers"][0]["measured_px_per_s"] > 0
     assert len(playlist_frames(f"{srv.out}/cam-1/index.m3u8")) == s["frames_out"]
+
+
+@pytest.mark.slow
+def test_a_lost_sr_worker_is_restarted_measured_again_and_rejoins_the_rounds(tmp_path):
+    """Worker sr-0's process dies (Ray may restart it) and a stream reports it lost: the rounds
+    leave it out until it answers again, then it is measured again and takes anchors again."""
+    import ray
+
+    from anchorsr.cluster.runner import RayCluster
+    from anchorsr.stream import VideoSource
+    from anchorsr.stream.packets import StreamParams, wire_packets
+
+    options = PipelineOptions(model="bicubic", chunk_frames=15, patch_px=32, segment_s=0.5, budget_fraction=0.3,
+                              max_latency_s=3.0)
+    cluster = RayCluster("local", num_cpus=4, sr_workers=2, model="bicubic", options=options)
+    try:
+        clip = str(tmp_path / "a.ts")
+        make_ts(clip, 60)
+        src = VideoSource(clip)
+        folder = tmp_path / "a"
+        folder.mkdir()
+        actor = cluster.spawn(StreamParams.of(src, "a"), str(folder), options, model="bicubic")
+        packets = list(wire_packets(src))
+        src.close()
+        sr0 = cluster.sr_workers[0]
+        pid = ray.get(sr0.__ray_call__.remote(lambda self: __import__("os").getpid()))
+        ray.get(actor.feed.remote(packets[:15]))
+        ray.kill(sr0, no_restart=False)  # the process dies; Ray may start it again
+        ray.get(cluster.coordinator.lost.remote("sr-0"))  # as a stream whose call to it failed
+        away = ray.get(cluster.coordinator.stats.remote())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            stats = ray.get(cluster.coordinator.stats.remote())
+            if stats["rejoined"]:
+                break
+            time.sleep(0.5)
+        new_pid = ray.get(sr0.__ray_call__.remote(lambda self: __import__("os").getpid()))
+        for i in range(15, 60, 5):
+            ray.get(actor.feed.remote(packets[i:i + 5]))
+            time.sleep(0.1)
+        snap = ray.get(actor.end.remote(120), timeout=240)
+        record = ray.get(cluster.coordinator.record.remote())
+        after = ray.get(sr0.stats.remote())
+    finally:
+        cluster.close()
+    assert away["dropped"] == ["sr-0"] and away["count"] == 1
+    assert stats["rejoined"] == ["sr-0"] and stats["dropped"] == [] and stats["count"] == 2, stats
+    assert new_pid != pid  # a new process: the worker was restarted, not left alive
+    assert snap["error"] is None and snap["frames_in"] == 60 and snap["frames_out"] + snap["dropped"] == 60, snap
+    # rounds after the return allocate over both workers again, and the restarted one did work
+    assert sorted(record[-1]["workers"]) == ["sr-0", "sr-1"]
+    assert after["anchors_done"] > 0
