@@ -215,6 +215,9 @@ def _build_parser() -> argparse.ArgumentParser:
             b.add_argument("--scale-extra-node", action="store_true",
                            help="with --scale-streams: also run the Ray streams on a head and one more node "
                                 "process on this machine (its CPUs split between them), actors spread over both")
+            b.add_argument("--scale-sr-workers", type=_positive_int, default=None, metavar="W",
+                           help="with --scale-streams: also run the Ray streams with SR in W shared SR worker "
+                                "actors under the global budget (serve --ray --ray-sr-workers W)")
         if name == "sr":
             b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                            help="where the network runs (default cpu; cuda is never picked silently)")
@@ -703,7 +706,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         result = run_cluster_bench(args.streams, args.budget, quick=args.quick,
                                    progress=None if args.json else _stderr_progress,
-                                   scale_counts=args.scale_streams, scale_extra_node=args.scale_extra_node)
+                                   scale_counts=args.scale_streams, scale_extra_node=args.scale_extra_node,
+                                   scale_sr_workers=args.scale_sr_workers or 0)
     elif args.bench == "schedule":
         from .bench.schedule_bench import run_schedule_bench
 

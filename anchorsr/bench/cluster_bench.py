@@ -79,7 +79,8 @@ def _psnr(frames, plans, truth, source, options: PipelineOptions) -> float:
 
 def run_cluster_bench(n_streams: int = 4, budget: float = 0.05, quick: bool = False,
                       progress: Callable[[str], None] | None = None,
-                      scale_counts: tuple[int, ...] = (), scale_extra_node: bool = False) -> dict:
+                      scale_counts: tuple[int, ...] = (), scale_extra_node: bool = False,
+                      scale_sr_workers: int = 0) -> dict:
     say = progress or (lambda _msg: None)
     width, height, frames = (160, 96, 30) if quick else (320, 192, 90)
     chunk = int(FPS)
@@ -145,11 +146,12 @@ def run_cluster_bench(n_streams: int = 4, budget: float = 0.05, quick: bool = Fa
 
         try:
             scale = run_scale_bench(tuple(scale_counts), quick=quick, progress=progress,
-                                    extra_node=scale_extra_node)
+                                    extra_node=scale_extra_node, sr_workers=scale_sr_workers)
         except ConfigError as exc:  # Ray is not installed: the budget comparison stands alone
             scale = {"skipped": str(exc)}
     scale_arg = " --scale-streams " + (",".join(map(str, scale_counts)) if scale_counts else "none") + (
-        " --scale-extra-node" if scale_extra_node and scale_counts else "")
+        " --scale-extra-node" if scale_extra_node and scale_counts else "") + (
+        f" --scale-sr-workers {scale_sr_workers}" if scale_sr_workers and scale_counts else "")
     return {
         "benchmark": "cluster",
         "command": f"anchorsr bench cluster --streams {n_streams} --budget {budget}{scale_arg}"

@@ -74,25 +74,32 @@ def _in_process(n: int, params: StreamParams, packets: list, options: PipelineOp
 
 def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOptions, cluster, out: str,
             tag: str = "ray") -> dict:
+    """N stream actors on ``cluster``; with its SR workers (``cluster.coordinator``) where it has
+    them, the actors sharing the CPUs the workers leave."""
     ray = cluster.ray
-    cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / n)
+    free = ray.cluster_resources().get("CPU", 1.0) - float(cluster.sr_resources.get("num_cpus", 0.0)) * len(
+        cluster.sr_workers) if cluster.sr_workers else ray.cluster_resources().get("CPU", 1.0)
+    cpus = min(1.0, free / n)
     actor = cluster.actor_class.options(num_cpus=cpus, max_restarts=0, scheduling_strategy="SPREAD")
-    workers = [actor.remote(params, os.path.join(out, f"{tag}-{n}-{i}"), options) for i in range(n)]
+    extra = {"sr": cluster.coordinator} if cluster.coordinator is not None else {}
+    workers = [actor.remote(params, os.path.join(out, f"{tag}-{n}-{i}"), options, **extra) for i in range(n)]
     try:
         ray.get([w.snapshot.remote() for w in workers], timeout=600)  # every actor started and warmed up
         start = time.monotonic()
         for w in workers:
             w.feed.remote(packets)
         pending = {w.end.remote(): i for i, w in enumerate(workers)}
-        ends, done = [0.0] * n, [0] * n
+        ends, done, shares = [0.0] * n, [0] * n, [0.0] * n
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=600)
             if not ready:
                 raise TimeoutError("a stream actor did not finish within 10 minutes")
             i = pending.pop(ready[0])
             ends[i] = time.monotonic() - start
-            done[i] = ray.get(ready[0])["frames_out"]
+            snap = ray.get(ready[0])
+            done[i], shares[i] = snap["frames_out"], float(snap.get("sr_share") or 0.0)
         figures = _figures(done, ends, max(ends))
+        figures["sr_share_mean"] = round(sum(shares) / n, 4)
         figures["nodes_used"] = len(set(ray.get([w.snapshot.remote() for w in workers], timeout=60)[i]["node_id"]
                                         for i in range(n)))
         return figures
@@ -121,7 +128,8 @@ def _two_node_cluster(cpus: int):
 
 
 def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
-                    progress: Callable[[str], None] | None = None, extra_node: bool = False) -> dict:
+                    progress: Callable[[str], None] | None = None, extra_node: bool = False,
+                    sr_workers: int = 0) -> dict:
     """The scale figures (see the module docstring); needs Ray for the Ray half."""
     from ..cluster.runner import RayCluster
 
@@ -154,6 +162,23 @@ def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
             cpus = cluster.ray.cluster_resources().get("CPU")
         finally:
             cluster.close()
+        if sr_workers:
+            # The same streams with SR in shared SR worker actors under the global budget
+            # (serve --ray --ray-sr-workers): the workers take one CPU each beside the streams'
+            # (logical CPUs: this machine's cores are shared by all of them).
+            say(f"scale: start a local Ray cluster with {sr_workers} SR worker(s)")
+            with_sr = RayCluster("local", num_cpus=int(cpus or os.cpu_count() or 2) + sr_workers,
+                                 sr_workers=sr_workers, model="default", options=options)
+            try:
+                for row in rows:
+                    n = row["streams"]
+                    say(f"scale: {n} stream(s) in Ray actors, SR in {sr_workers} SR worker(s)")
+                    row["ray_sr_workers"] = _on_ray(n, params, packets, options, with_sr, tmp, tag="srw")
+                    row["sr_workers_over_in_actor_fps"] = (round(row["ray_sr_workers"]["total_fps"]
+                                                                 / row["ray"]["total_fps"], 3)
+                                                           if row["ray"]["total_fps"] else None)
+            finally:
+                with_sr.close()
         if extra_node:
             say("scale: start a Ray head and one more node process on this machine")
             nodes = _two_node_cluster(int(cpus or os.cpu_count() or 2))
@@ -175,7 +200,7 @@ def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
         shutil.rmtree(tmp, ignore_errors=True)
     return {"lr_size": [width, height], "hr_size": [2 * width, 2 * height], "frames_per_stream": frames,
             "input_fps": FPS, "model": "default", "budget": options.budget_fraction, "ray_cpus": cpus,
-            "extra_node": extra_node,
+            "extra_node": extra_node, "sr_workers": sr_workers,
             "by_streams": rows,
             "note": "throughput mode (every frame rebuilt, none dropped), start-up excluded; both set-ups "
                     "measured back to back on the same packets on this machine"}
