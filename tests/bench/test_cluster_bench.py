@@ -22,13 +22,15 @@ def test_scale_bench_spreads_the_ray_streams_over_an_extra_node_process():
     pytest.importorskip("ray")
     from anchorsr.bench.cluster_scale import run_scale_bench
 
-    r = run_scale_bench((2,), quick=True, extra_node=True)
+    r = run_scale_bench((2,), quick=True, extra_node=True, sr_workers=1)
     row = r["by_streams"][0]
-    assert r["extra_node"] and row["streams"] == 2
-    for setup in ("in_process", "ray", "ray_two_nodes"):
+    assert r["extra_node"] and r["sr_workers"] == 1 and row["streams"] == 2
+    for setup in ("in_process", "ray", "ray_two_nodes", "ray_sr_workers"):
         assert row[setup]["frames"] == 2 * r["frames_per_stream"] and row[setup]["total_fps"] > 0
     assert row["ray"]["nodes_used"] == 1 and row["ray_two_nodes"]["nodes_used"] == 2
-    assert row["two_nodes_over_one_node_fps"] > 0
+    assert row["two_nodes_over_one_node_fps"] > 0 and row["sr_workers_over_in_actor_fps"] > 0
+    # the shared SR worker enhanced what the actors' own SR did: the anchors were pasted
+    assert row["ray_sr_workers"]["sr_share_mean"] > 0.5 * row["ray"]["sr_share_mean"] > 0
 
 
 def test_bench_cluster_scale_options():
@@ -37,4 +39,6 @@ def test_bench_cluster_scale_options():
     args = _build_parser().parse_args(["bench", "cluster"])
     assert args.scale_streams == (1, 2, 4, 8) and not args.scale_extra_node
     args = _build_parser().parse_args(["bench", "cluster", "--scale-streams", "8", "--scale-extra-node"])
-    assert args.scale_streams == (8,) and args.scale_extra_node
+    assert args.scale_streams == (8,) and args.scale_extra_node and not args.scale_sr_workers
+    args = _build_parser().parse_args(["bench", "cluster", "--scale-sr-workers", "2"])
+    assert args.scale_sr_workers == 2
