@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from anchorsr.bench import metrics
@@ -120,6 +121,28 @@ def test_the_json_keeps_its_keys(run):
     assert list(clip["fidelity"]) == ["chunks", "node_bias", "spearman_family_by_bias_mean", "spearman_family_mean",
                                       "spearman_random_only_mean"]
     assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "gate"]
+
+
+def test_the_oracle_gate_bound_is_never_below_bicubic_and_picks_per_block(run):
+    """Reuse under the oracle gate keeps, per block and frame, the better of reuse and bicubic
+    against the truth, so its luma error is at most bicubic's on every frame; it is reported
+    beside reuse with and without the real gate."""
+    from anchorsr.bench.quality.runs import oracle_choose
+
+    _, out = run
+    (clip,) = json.loads((out / "quality.json").read_text())["clips"]
+    base = clip["baselines"]
+    assert base["none-oracle-gate"]["mse_y"] <= base["bicubic"]["mse_y"] + 1e-9
+    assert base["none-oracle-gate"]["mse_y"] <= base["none-nogate"]["mse_y"] + 1e-9
+    assert "oracle gate" in (out / "report.md").read_text()
+    truth = np.zeros((8, 8), np.uint8)
+    reuse = (np.full((8, 8), 10, np.uint8), np.full((4, 4), 1, np.uint8), np.full((4, 4), 2, np.uint8))
+    up = (np.full((8, 8), 20, np.uint8), np.full((4, 4), 3, np.uint8), np.full((4, 4), 4, np.uint8))
+    reuse[0][:4, 4:] = 30  # the top right block: bicubic (20) is nearer the truth there
+    y, u, v = oracle_choose(reuse, up, truth, 4)
+    assert (y[:4, 4:] == 20).all() and (u[:2, 2:] == 3).all() and (v[:2, 2:] == 4).all()
+    assert (y[4:] == 10).all() and (y[:4, :4] == 10).all() and (u[:2, :2] == 1).all()
+    assert (reuse[0][:4, 4:] == 30).all()  # the inputs are not changed
 
 
 def test_the_report_shows_every_judged_target_from_the_table(run):

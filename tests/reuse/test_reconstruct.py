@@ -268,3 +268,18 @@ def test_bad_config_is_refused():
         ReuseConfig(5)
     with pytest.raises(ConfigError, match="loop"):
         ReuseConfig(2, "sideways")
+
+
+def test_a_replaced_reference_is_what_the_next_frame_reuses():
+    rng = np.random.default_rng(3)
+    lr0 = rng.integers(0, 256, (16, 24), np.uint8)
+    rec = Reconstructor(ReuseConfig(2))
+    with pytest.raises(ConfigError):  # nothing to replace yet
+        rec.replace_reference((np.zeros((32, 48), np.uint8),) * 3)
+    hr0 = rec.step(synthetic_frame(0, lr0, "I"))
+    flat = (np.full_like(hr0.y, 77), np.full_like(hr0.u, 77), np.full_like(hr0.v, 77))
+    rec.replace_reference(flat)
+    still = rec.step(synthetic_frame(1, np.full_like(lr0, 77), "P", np.zeros((4, 6, 2)), np.zeros((4, 6), bool)))
+    assert (still.y == 77).all()  # zero motion, zero residual: the replaced planes, not hr0
+    with pytest.raises(ConfigError):
+        rec.replace_reference((np.zeros((8, 8), np.uint8),) * 3)

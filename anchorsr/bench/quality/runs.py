@@ -24,6 +24,7 @@ from ...metrics import mean_mse, psnr_from_mse
 from ...pipeline.enhance import rebuild_frames
 from ...pipeline.steps import SRCounts, planned_groups
 from ...reuse import Reconstructor, upscale_bicubic
+from ...reuse.gate import GATE_PX
 from ...schedule import chunks_of, get_scheduler, plan_stream
 from ...stream import resize_yuv
 from ...types import AnchorPlan, Chunk
@@ -245,6 +246,27 @@ class ClipRuns:
         st.cpu_s = {"reuse": cpu.get("reuse", 0.0)}
         return st
 
+    def reuse_oracle_gate(self) -> RunStats:
+        """Reuse alone under an oracle gate: an evaluation-only upper bound of what a per-block
+        gate can give (it reads the HR truth). Per frame, in decode order, on the decoded stream
+        without the gate: each gate block (16x16 LR pixels) keeps the better, against the truth
+        (luma squared error), of reuse and bicubic upsampling, chroma following luma, and the
+        result is the next frame's reference (greedy: a choice's effect on later frames is not
+        weighed)."""
+        rec, s = Reconstructor(self.clip.config), self.s.scale
+
+        def outputs():
+            for f in self.clip.ungated:
+                out = rec.step(f)
+                if f.kind != "P":
+                    yield f.index, (out.y, out.u, out.v)
+                    continue
+                planes = oracle_choose((out.y, out.u, out.v), upscale_bicubic(f.y, f.u, f.v, s),
+                                       self.clip.ref(f.index)[0], GATE_PX * s)
+                rec.replace_reference(planes)
+                yield f.index, planes
+        return self.measure(outputs(), "none, oracle gate")
+
     # -- estimator fidelity ----------------------------------------------------------------
     def fidelity(self, plans_at: dict[str, list[AnchorPlan]]) -> dict:
         """Spearman(J, measured MSE) per chunk over a family of equal-size anchor sets."""
@@ -306,6 +328,25 @@ class ClipRuns:
             yield i, metrics.frame_mse(planes, self.clip.ref(i))[0]
 
 
+def oracle_choose(reuse: Sequence[np.ndarray], bicubic: Sequence[np.ndarray], truth_y: np.ndarray,
+                  px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ``px`` x ``px`` luma block (``px // 2`` in 4:2:0 chroma), the better of ``reuse``
+    and ``bicubic`` (Y, U, V planes) by luma squared error against ``truth_y``: new planes."""
+    y, u, v = (np.array(p_) for p_ in reuse)
+    t = truth_y.astype(np.int32)
+    h, w = y.shape
+    for y0 in range(0, h, px):
+        for x0 in range(0, w, px):
+            blk = (slice(y0, y0 + px), slice(x0, x0 + px))
+            e_reuse = np.sum((y[blk].astype(np.int32) - t[blk]) ** 2)
+            e_up = np.sum((bicubic[0][blk].astype(np.int32) - t[blk]) ** 2)
+            if e_up < e_reuse:
+                y[blk] = bicubic[0][blk]
+                c = (slice(y0 // 2, (y0 + px) // 2), slice(x0 // 2, (x0 + px) // 2))
+                u[c], v[c] = bicubic[1][c], bicubic[2][c]
+    return y, u, v
+
+
 def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
              tick: Tick = lambda text, advance=0.0: None) -> tuple[dict, dict]:
     """Every method on one clip; returns its result dict (JSON-ready, with the clip's derived
@@ -328,6 +369,8 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
     base["none"] = cr.run_plans(cr.empty_plans(), "none", vmaf_on, snapshot=True).summary()
     if settings.gate:
         base["none-nogate"] = cr.reuse_ungated().summary()
+    if settings.oracle_gate:
+        base["none-oracle-gate"] = cr.reuse_oracle_gate().summary()
     if clip.chunks:  # compile the greedy kernel outside the timed calls
         get_scheduler(OURS).plan(clip.chunks[0], 0.001, graph=clip.graph(0))
     runs: dict[str, dict] = {}

@@ -51,6 +51,7 @@ class QualitySettings:
     node_bias: str = "texture"  # the graph schedulers' node bias (docs/method.md §2.1)
     compare_biases: bool = True  # also dag-greedy and fidelity with every other node bias
     gate: bool = True  # the reuse gate (docs/method.md §1.1); False: the ablation
+    oracle_gate: bool = True  # also reuse alone under an oracle gate (reads the truth: a bound)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.schedulers if s not in available_schedulers()]
