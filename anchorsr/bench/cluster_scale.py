@@ -77,8 +77,9 @@ def _on_ray(n: int, params: StreamParams, packets: list, options: PipelineOption
     """N stream actors on ``cluster``; with its SR workers (``cluster.coordinator``) where it has
     them, the actors sharing the CPUs the workers leave."""
     ray = cluster.ray
-    free = ray.cluster_resources().get("CPU", 1.0) - float(cluster.sr_resources.get("num_cpus", 0.0)) * len(
-        cluster.sr_workers) if cluster.sr_workers else ray.cluster_resources().get("CPU", 1.0)
+    free = ray.cluster_resources().get("CPU", 1.0)
+    if cluster.sr_workers:
+        free -= float(cluster.sr_resources.get("num_cpus", 0.0)) * len(cluster.sr_workers)
     cpus = min(1.0, free / n)
     actor = cluster.actor_class.options(num_cpus=cpus, max_restarts=0, scheduling_strategy="SPREAD")
     extra = {"sr": cluster.coordinator} if cluster.coordinator is not None else {}
@@ -113,6 +114,22 @@ def _figures(frames: list[int], seconds: list[float], wall: float) -> dict:
     return {"total_fps": round(sum(frames) / wall, 2), "wall_s": round(wall, 2), "frames": sum(frames),
             "realtime_margin_per_stream": [round(m, 3) for m in margins],
             "min_realtime_margin": round(min(margins), 3)}
+
+
+def _ratio(a: dict, b: dict) -> float | None:
+    """Set-up ``a``'s total fps over set-up ``b``'s (None when ``b`` made nothing)."""
+    return round(a["total_fps"] / b["total_fps"], 3) if b["total_fps"] else None
+
+
+def _add_setup(rows: list[dict], key: str, ratio_key: str, cluster, run: Callable[[int, object, str], dict],
+               label: str, say: Callable[[str], None]) -> None:
+    """Measure every row's stream count again on ``cluster`` into ``row[key]``, with its total
+    fps over the one-node Ray set-up's in ``row[ratio_key]``."""
+    for row in rows:
+        n = row["streams"]
+        say(f"scale: {n} stream(s) in Ray actors, {label}")
+        row[key] = run(n, cluster, key)
+        row[ratio_key] = _ratio(row[key], row["ray"])
 
 
 def _two_node_cluster(cpus: int):
@@ -157,41 +174,35 @@ def run_scale_bench(counts: tuple[int, ...] = (1, 2, 4, 8), quick: bool = False,
                 say(f"scale: {n} stream(s) in Ray actors")
                 remote = _on_ray(n, params, packets, options, cluster, tmp)
                 rows.append({"streams": n, "in_process": local, "ray": remote,
-                             "ray_over_in_process_fps": round(remote["total_fps"] / local["total_fps"], 3)
-                             if local["total_fps"] else None})
+                             "ray_over_in_process_fps": _ratio(remote, local)})
             cpus = cluster.ray.cluster_resources().get("CPU")
         finally:
             cluster.close()
+        machine_cpus = int(cpus or os.cpu_count() or 2)
+
+        def run(n: int, on, tag: str) -> dict:
+            return _on_ray(n, params, packets, options, on, tmp, tag=tag)
+
         if sr_workers:
             # The same streams with SR in shared SR worker actors under the global budget
             # (serve --ray --ray-sr-workers): the workers take one CPU each beside the streams'
             # (logical CPUs: this machine's cores are shared by all of them).
             say(f"scale: start a local Ray cluster with {sr_workers} SR worker(s)")
-            with_sr = RayCluster("local", num_cpus=int(cpus or os.cpu_count() or 2) + sr_workers,
+            with_sr = RayCluster("local", num_cpus=machine_cpus + sr_workers,
                                  sr_workers=sr_workers, model="default", options=options)
             try:
-                for row in rows:
-                    n = row["streams"]
-                    say(f"scale: {n} stream(s) in Ray actors, SR in {sr_workers} SR worker(s)")
-                    row["ray_sr_workers"] = _on_ray(n, params, packets, options, with_sr, tmp, tag="srw")
-                    row["sr_workers_over_in_actor_fps"] = (round(row["ray_sr_workers"]["total_fps"]
-                                                                 / row["ray"]["total_fps"], 3)
-                                                           if row["ray"]["total_fps"] else None)
+                _add_setup(rows, "ray_sr_workers", "sr_workers_over_in_actor_fps", with_sr, run,
+                           f"SR in {sr_workers} SR worker(s)", say)
             finally:
                 with_sr.close()
         if extra_node:
             say("scale: start a Ray head and one more node process on this machine")
-            nodes = _two_node_cluster(int(cpus or os.cpu_count() or 2))
+            nodes = _two_node_cluster(machine_cpus)
             try:
                 two = RayCluster(nodes.address)
                 try:
-                    for row in rows:
-                        n = row["streams"]
-                        say(f"scale: {n} stream(s) in Ray actors over two node processes")
-                        row["ray_two_nodes"] = _on_ray(n, params, packets, options, two, tmp, tag="two")
-                        row["two_nodes_over_one_node_fps"] = (round(row["ray_two_nodes"]["total_fps"]
-                                                                    / row["ray"]["total_fps"], 3)
-                                                              if row["ray"]["total_fps"] else None)
+                    _add_setup(rows, "ray_two_nodes", "two_nodes_over_one_node_fps", two, run,
+                               "over two node processes", say)
                 finally:
                     two.close()
             finally:

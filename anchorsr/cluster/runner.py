@@ -53,6 +53,13 @@ NODE_DEATH_WAIT_S = 15.0  # longest wait, before a restart, for Ray to mark a lo
 PLAYLIST = "index.m3u8"
 
 
+def _exc_line(exc: BaseException, last: bool = False) -> str:
+    """One line of an exception's message for a one-line error: the first, or the ``last``
+    (where Ray puts the cause under its own traceback); the type's name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return (lines[-1] if last else lines[0]) if lines else type(exc).__name__
+
+
 def import_ray():
     """Ray, or a one-line error saying how to install it (it is an optional extra)."""
     try:
@@ -146,8 +153,7 @@ class RayCluster:
             else:
                 ray.init(address=address, **kwargs)
         except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray's start-up
-            raise ConfigError(f"cannot connect to the Ray cluster at {address}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+            raise ConfigError(f"cannot connect to the Ray cluster at {address}: {_exc_line(exc)}") from None
         finally:  # Ray's driver installs its own; serve's finalise every stream on SIGTERM
             _restore(handlers)
         from .actors import StreamWorker
@@ -187,16 +193,13 @@ class RayCluster:
             raise ConfigError(f"{n} SR worker(s) asking for {resources} could not all start within "
                               f"{SR_START_S:g} s on the cluster ({self.ray.cluster_resources()})") from None
         except Exception as exc:  # the model failed to load in the worker
-            msg = str(exc).strip().splitlines()
-            raise ConfigError(f"an SR worker failed to start: {msg[-1] if msg else type(exc).__name__}") from None
+            raise ConfigError(f"an SR worker failed to start: {_exc_line(exc, last=True)}") from None
         self.coordinator = self.ray.remote(SRCoordinator).options(num_cpus=0, max_concurrency=64).remote(
             self.sr_workers, names, options.scale)
         try:
             self.ray.get(self.coordinator.record.remote(), timeout=SR_START_S)  # the workers measured
         except Exception as exc:  # noqa: BLE001 - a worker lost while it was measured, or too slow
-            msg = str(exc).strip().splitlines()
-            raise ConfigError(f"the SR workers could not be measured: {msg[-1] if msg else type(exc).__name__}") \
-                from None
+            raise ConfigError(f"the SR workers could not be measured: {_exc_line(exc, last=True)}") from None
         self.sr_resources = resources
 
     def spawn(self, *args, **kwargs):
@@ -242,7 +245,7 @@ class RayCluster:
         try:
             return {**self.ray.get(self.coordinator.stats.remote(), timeout=10), "resources": self.sr_resources}
         except Exception as exc:  # noqa: BLE001 - shown in /status
-            return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+            return {"error": _exc_line(exc)}
 
     def stream(self, source, session, options: PipelineOptions, model: str, name: str) -> "RayStream":
         return RayStream(self, source, session, options, model, name)
@@ -471,7 +474,7 @@ class RayStream:
         self.restarts += 1
         if self.restarts > MAX_RESTARTS:
             raise SourceError(f"stream {self.name!r} lost its actor {self.restarts} times; giving up "
-                              f"({str(why).splitlines()[0] if str(why) else type(why).__name__})")
+                              f"({_exc_line(why)})")
         resume = self._resume_time()
         log.warning("%s: its actor was lost (%s); restarting it from input time %s", self.name,
                     type(why).__name__, "the start" if resume is None else f"{resume:.3f} s")

@@ -38,7 +38,7 @@ import uuid
 
 import numpy as np
 
-from ..types import AnchorPlan, CodedFrame, HRPatch
+from ..types import AnchorPlan, CodedFrame, HRPatch, chroma_box
 from .budget import Offer, Worker, allocate_global
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ def crop_task(frame: CodedFrame, box, key, scale: int, deadline: float) -> dict:
     y0, y1, x0, x1 = (int(b) for b in box)
     cy0, cx0 = max(0, y0 - MARGIN_PX) & ~1, max(0, x0 - MARGIN_PX) & ~1
     cy1, cx1 = min(frame.height, y1 + MARGIN_PX), min(frame.width, x1 + MARGIN_PX)
+    c0, c1, c2, c3 = chroma_box((cy0, cy1, cx0, cx1))
     return {"key": key, "y": np.ascontiguousarray(frame.y[cy0:cy1, cx0:cx1]),
-            "u": np.ascontiguousarray(frame.u[cy0 // 2:-(-cy1 // 2), cx0 // 2:-(-cx1 // 2)]),
-            "v": np.ascontiguousarray(frame.v[cy0 // 2:-(-cy1 // 2), cx0 // 2:-(-cx1 // 2)]),
+            "u": np.ascontiguousarray(frame.u[c0:c1, c2:c3]),
+            "v": np.ascontiguousarray(frame.v[c0:c1, c2:c3]),
             "box": (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0), "scale": int(scale), "deadline": float(deadline),
             "area": float((y1 - y0) * (x1 - x0))}
 
@@ -348,7 +349,8 @@ class RemoteSR:
                      deadlines: list[float | None], scale: int) -> tuple[AnchorPlan, list[_RemoteJob | None]]:
         """Offer the anchors of the frames at plan offsets ``ts`` (plan order); returns the kept
         plan and one job per frame (None: no kept anchor there)."""
-        sel = [i for i in range(len(plan)) if int(plan.frames[i]) in set(ts)]
+        wanted = set(ts)
+        sel = [i for i in range(len(plan)) if int(plan.frames[i]) in wanted]
         empty = AnchorPlan(plan.chunk_start, plan.n_frames, plan.grid)
         if not sel:
             return empty, [None] * len(frames)

@@ -299,9 +299,13 @@ class LivePipeline:
             for item in batch:
                 self._put(self.q_planned, item)
 
+    def _deadline(self, item: _Item) -> float | None:
+        """When the frame's output is due (None: not real time, nothing is due)."""
+        return item.arrival + self.latency_target_s if self.options.realtime else None
+
     def _submit(self, item: _Item, pf: PlannedFrame) -> None:
         item.planned = pf
-        item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
+        item.deadline = self._deadline(item)
         boxes = pf.boxes
         if len(boxes):
             item.job = self.pool.submit(item.frame, boxes, self.options.scale, item.deadline)
@@ -310,7 +314,7 @@ class LivePipeline:
         """Offer the group's anchors to the global budget (``cluster.srworkers.RemoteSR``) with
         the scheduler's marginal gains; the frames keep the prefix it gives them."""
         for item in batch:
-            item.deadline = item.arrival + self.latency_target_s if self.options.realtime else None
+            item.deadline = self._deadline(item)
         plan = group[0].plan
         gains = getattr(self.scheduler, "last_gains", None) if self.plans is None else None
         kept, jobs = self.pool.submit_chunk([pf.frame for pf in group], [pf.t for pf in group], plan,

@@ -27,7 +27,7 @@ from ...reuse import Reconstructor, upscale_bicubic
 from ...reuse.gate import GATE_PX
 from ...schedule import chunks_of, get_scheduler, plan_stream
 from ...stream import resize_yuv
-from ...types import AnchorPlan, Chunk
+from ...types import AnchorPlan, Chunk, chroma_box
 from .. import metrics
 from .inputs import ClipInputs, Tick
 from .settings import FIDELITY_BUDGET, FIXED, OURS, QualitySettings, budget_key
@@ -342,7 +342,8 @@ def oracle_choose(reuse: Sequence[np.ndarray], bicubic: Sequence[np.ndarray], tr
             e_up = np.sum((bicubic[0][blk].astype(np.int32) - t[blk]) ** 2)
             if e_up < e_reuse:
                 y[blk] = bicubic[0][blk]
-                c = (slice(y0 // 2, (y0 + px) // 2), slice(x0 // 2, (x0 + px) // 2))
+                c0, c1, c2, c3 = chroma_box((y0, y0 + px, x0, x0 + px))
+                c = (slice(c0, c1), slice(c2, c3))
                 u[c], v[c] = bicubic[1][c], bicubic[2][c]
     return y, u, v
 
