@@ -248,11 +248,13 @@ def markdown(result: dict) -> str:
         L += [f"### {clip['name']} ({clip['kind']}, LR {clip['lr']} -> HR {clip['hr']}, {clip['frames']} frames, "
               f"{clip['patch_px']} px patches)", ""]
         rows = []
-        for n in ("bilinear", "bicubic", "none", "none-nogate", "none-oracle-gate", "keyframes", "all"):
+        for n in ("bilinear", "bicubic", "none", "none-nogate", "none-nofeather", "none-oracle-gate", "keyframes",
+                  "all"):
             if n in base:
                 r = base[n]
                 kb_clip = clip.get("gain_kept_vs_bicubic", {})
                 rows.append([{"none": "none (reuse, no SR)", "none-nogate": "none, reuse gate off",
+                              "none-nofeather": "none, seams not feathered",
                               "none-oracle-gate": "none, oracle gate (reads the truth: a bound)"}.get(n, n), "-" if n not in ("keyframes",) else _pct(r["sr_share"]),
                              _fmt(r["psnr_yuv_db"], 2), _fmt(r["psnr_y_db"], 2), _fmt(r.get("ssim_y"), 4),
                              _fmt(r.get("vmaf"), 2),

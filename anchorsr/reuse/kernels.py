@@ -14,6 +14,9 @@ from numba import njit, prange
 RES_NEAREST = 0
 RES_BILINEAR = 1
 RES_BICUBIC = 2
+# A vector difference between neighbouring blocks of this many quarter pels (one LR pixel) or
+# more, or an intra neighbour, makes a full-strength motion seam; smaller ones scale it down.
+SEAM_FULL_QPEL = 4
 
 
 def cubic_phase_weights(scale: int, a: float = -0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -379,6 +382,148 @@ def _add_upsampled_residual(res, intra, block, s, offs, wts, out):  # pragma: no
                     v = np.float32(o[X]) + r[X] + np.float32(0.5)
                     o[X] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
                 bx = bx1
+
+
+@njit(cache=True, inline="always")
+def _seam_strength(mv, intra, y0, x0, y1, x1):
+    """Strength 0..1 of the edge between blocks (y0, x0) and (y1, x1): 0 when both are intra
+    (nothing to feather), 1 when one is, else min(1, |vector difference| / SEAM_FULL_QPEL)
+    (the larger component)."""
+    a, b = intra[y0, x0], intra[y1, x1]
+    if a and b:
+        return np.float32(0.0)
+    if a or b:
+        return np.float32(1.0)
+    dx = abs(np.int32(mv[y0, x0, 0]) - np.int32(mv[y1, x1, 0]))
+    dy = abs(np.int32(mv[y0, x0, 1]) - np.int32(mv[y1, x1, 1]))
+    return min(np.float32(1.0), np.float32(max(dx, dy)) / np.float32(SEAM_FULL_QPEL))
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def seam_strengths(mv, intra):  # pragma: no cover - compiled
+    """(vertical, horizontal) edge strengths of a motion field: vertical (bh, bw + 1), entry
+    [by, bx] for the edge left of block bx; horizontal (bh + 1, bw), entry [by, bx] for the
+    edge above block row by. Frame borders are 0."""
+    bh, bw = intra.shape
+    ev = np.zeros((bh, bw + 1), np.float32)
+    eh = np.zeros((bh + 1, bw), np.float32)
+    for by in prange(bh):
+        for bx in range(1, bw):
+            ev[by, bx] = _seam_strength(mv, intra, by, bx - 1, by, bx)
+        if by:
+            for bx in range(bw):
+                eh[by, bx] = _seam_strength(mv, intra, by - 1, bx, by, bx)
+    return ev, eh
+
+
+@njit(cache=True, inline="always")
+def _blend(out, Y, X, target, wgt):
+    """Move HR sample ``out[Y, X]`` ``wgt`` of the way to ``target`` (rounded, clamped)."""
+    o = np.float32(out[Y, X])
+    t = min(max(target, np.float32(0.0)), np.float32(255.0))
+    out[Y, X] = np.uint8(min(max(o + wgt * (t - o) + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
+
+
+@njit(cache=True, inline="always")
+def _feather_at(out, line, Y, X, lx, kx, wgt, offs, wts):
+    """Blend ``out[Y, X]`` (phase kx of LR column lx) ``wgt`` of the way to bicubic, from the
+    vertical taps ``line`` of its row (line[c + 2]: LR column c)."""
+    if wgt <= np.float32(0.0):
+        return
+    q = lx + offs[kx] + 1  # line index of tap 0
+    v = wts[kx, 0] * line[q] + wts[kx, 1] * line[q + 1] + wts[kx, 2] * line[q + 2] + wts[kx, 3] * line[q + 3]
+    _blend(out, Y, X, v, wgt)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def feather_seams(out, lr, intra, ev, eh, block, s, width, offs, wts):  # pragma: no cover - compiled
+    """Blend the HR samples next to a motion seam towards the bicubic upscale of ``lr``.
+
+    A seam is the edge between an inter block and a neighbour predicted differently (another
+    vector, or intra). Each side's prediction stops there with a step that is not in the scene
+    (the HR counterpart of the block edges a codec's deblocking filter smooths; it too keys its
+    strength on the vector difference, one whole pixel making a full edge). ``ev``/``eh``: the
+    edge strengths of :func:`seam_strengths`. An HR sample at distance ``d`` (in HR samples,
+    from its centre) of an edge of its block with strength ``g`` moves
+    ``g * max(0, 1 - d / width)`` of the way to the bicubic value (the largest such weight over
+    its block's edges). Intra blocks are bicubic already and are not touched.
+
+    Per block row that has a seam: the vertical bicubic taps of each of its HR rows over the
+    whole LR width first (long loops that vectorise, as in :func:`_add_upsampled_residual`),
+    then, at each sample with a positive weight, the four horizontal taps and the blend.
+    """
+    H, W = out.shape
+    h, w = lr.shape
+    bh, bw = intra.shape
+    hb = block * s
+    wk = np.zeros(hb // 2, np.float32)  # the weight of the k-th sample from a seam
+    nb = 0
+    while nb < hb // 2 and np.float32(nb) + np.float32(0.5) < width:
+        wk[nb] = np.float32(1.0) - (np.float32(nb) + np.float32(0.5)) / width
+        nb += 1
+    if nb == 0:
+        return
+    cell = np.empty(hb, np.int64)  # LR offset within the block and phase of each HR offset
+    phase = np.empty(hb, np.int64)
+    for k in range(hb):
+        cell[k], phase[k] = k // s, k % s
+    for by in prange(bh):
+        any_seam = False
+        for bx in range(bw):
+            if not intra[by, bx] and (ev[by, bx] > 0 or ev[by, bx + 1] > 0 or eh[by, bx] > 0 or eh[by + 1, bx] > 0):
+                any_seam = True
+                break
+        if not any_seam:
+            continue
+        ly0 = by * block
+        Y0 = by * hb
+        ny = min(H, Y0 + hb) - Y0
+        lines = np.empty((hb, w + 4), np.float32)  # lines[t, c + 2]: vertical taps at LR column c
+        for t in range(ny):
+            ky = phase[t]
+            r0 = ly0 + cell[t] + offs[ky] - 1
+            p0, p1 = lr[_clampi(r0, h - 1)], lr[_clampi(r0 + 1, h - 1)]
+            p2, p3 = lr[_clampi(r0 + 2, h - 1)], lr[_clampi(r0 + 3, h - 1)]
+            w0, w1, w2, w3 = wts[ky, 0], wts[ky, 1], wts[ky, 2], wts[ky, 3]
+            line = lines[t]
+            for c in range(w):
+                line[c + 2] = (w0 * np.float32(p0[c]) + w1 * np.float32(p1[c])
+                               + w2 * np.float32(p2[c]) + w3 * np.float32(p3[c]))
+            line[0] = line[1] = line[2]
+            line[w + 2] = line[w + 3] = line[w + 1]
+        for bx in range(bw):
+            if intra[by, bx]:
+                continue
+            left, right = ev[by, bx], ev[by, bx + 1]
+            up, down = eh[by, bx], eh[by + 1, bx]
+            if left + right + up + down == np.float32(0.0):
+                continue
+            lx0 = bx * block
+            X0 = bx * hb
+            nx = min(W, X0 + hb) - X0
+            for t in range(ny):
+                wy = np.float32(0.0)
+                if t < nb:
+                    wy = up * wk[t]
+                if hb - 1 - t < nb:
+                    wy = max(wy, down * wk[hb - 1 - t])
+                line = lines[t]
+                if wy > np.float32(0.0):  # a row band: every sample of the block
+                    for k in range(nx):
+                        wgt = wy
+                        if k < nb:
+                            wgt = max(wgt, left * wk[k])
+                        if hb - 1 - k < nb:
+                            wgt = max(wgt, right * wk[hb - 1 - k])
+                        _feather_at(out, line, Y0 + t, X0 + k, lx0 + cell[k], phase[k], wgt, offs, wts)
+                    continue
+                if left > np.float32(0.0):  # the column bands
+                    for k in range(min(nb, nx)):
+                        _feather_at(out, line, Y0 + t, X0 + k, lx0 + cell[k], phase[k], left * wk[k], offs, wts)
+                if right > np.float32(0.0):  # (a right neighbour: the block is whole)
+                    for j in range(nb):
+                        k = hb - 1 - j
+                        _feather_at(out, line, Y0 + t, X0 + k, lx0 + cell[k], phase[k], right * wk[j], offs, wts)
 
 
 _PLANE_KERNELS: dict = {}

@@ -120,7 +120,7 @@ def test_the_json_keeps_its_keys(run):
                                                      "cpu_ms_per_frame"}
     assert list(clip["fidelity"]) == ["chunks", "node_bias", "spearman_family_by_bias_mean", "spearman_family_mean",
                                       "spearman_random_only_mean"]
-    assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "gate"]
+    assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "feather_seams", "gate"]
 
 
 def test_the_oracle_gate_bound_is_never_below_bicubic_and_picks_per_block(run):
@@ -135,6 +135,9 @@ def test_the_oracle_gate_bound_is_never_below_bicubic_and_picks_per_block(run):
     assert base["none-oracle-gate"]["mse_y"] <= base["bicubic"]["mse_y"] + 1e-9
     assert base["none-oracle-gate"]["mse_y"] <= base["none-nogate"]["mse_y"] + 1e-9
     assert "oracle gate" in (out / "report.md").read_text()
+    # the feather's ablation is reported beside them, measured on a different reconstruction
+    assert base["none-nofeather"]["mse_y"] != base["none"]["mse_y"]
+    assert "seams not feathered" in (out / "report.md").read_text()
     truth = np.zeros((8, 8), np.uint8)
     reuse = (np.full((8, 8), 10, np.uint8), np.full((4, 4), 1, np.uint8), np.full((4, 4), 2, np.uint8))
     up = (np.full((8, 8), 20, np.uint8), np.full((4, 4), 3, np.uint8), np.full((4, 4), 4, np.uint8))

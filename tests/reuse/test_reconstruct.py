@@ -33,7 +33,7 @@ def test_kernel_matches_reference_on_random_whole_pixel_motion(scale):
     bh, bw = -(-h // 4), -(-w // 4)
     mv_px = rng.integers(-5, 6, (bh, bw, 2))
     intra = rng.random((bh, bw)) < 0.2
-    rec = Reconstructor(ReuseConfig(scale, residual_upsampler="nearest"))
+    rec = Reconstructor(ReuseConfig(scale, residual_upsampler="nearest", feather_seams=False))
     hr0 = rec.step(synthetic_frame(0, lr0, "I"))
     hr1 = rec.step(synthetic_frame(1, lr1, "P", mv_px * 4, intra))
     expected = reference_closed_loop(hr0.y, lr1, mv_px, intra, scale, 4)
@@ -106,7 +106,7 @@ def test_upsampled_residual_matches_reference(scale, kind):
     mv_px = rng.integers(-3, 4, (bh, bw, 2))
     intra = rng.random((bh, bw)) < 0.2
     intra[0] = True  # a whole block row of intra blocks is skipped by the residual pass
-    rec = Reconstructor(ReuseConfig(scale, residual_upsampler=kind))
+    rec = Reconstructor(ReuseConfig(scale, residual_upsampler=kind, feather_seams=False))
     hr0 = rec.step(synthetic_frame(0, lr0, "I"))
     hr1 = rec.step(synthetic_frame(1, lr1, "P", mv_px * 4, intra))
     expected = reference_closed_loop_upsampled(hr0.y, lr1, mv_px, intra, scale, 4, kind)
@@ -117,6 +117,84 @@ def test_upsampled_residual_matches_reference(scale, kind):
 
 def test_default_residual_upsampler_is_bicubic():
     assert ReuseConfig().residual_upsampler == "bicubic"
+
+
+def reference_feather(out, lr, mv, intra, s, block):
+    """Slow seam feathering of a luma plane: each HR sample of an inter block within one LR
+    pixel of an edge of its block moves g * max(0, 1 - d / s) of the way to bicubic, d the
+    distance of its centre from the edge, g the edge's strength (1 next to an intra block, else
+    the larger vector component difference over 4 quarter pels, at most 1), the largest such
+    weight over the block's edges."""
+    bic = upscale_bicubic(lr, lr, lr, s)[0].astype(np.float64)  # rounded; the kernel is not
+    hb = block * s
+    bh, bw = intra.shape
+    res = out.astype(np.float64)
+    for Y in range(out.shape[0]):
+        for X in range(out.shape[1]):
+            by, bx = Y // hb, X // hb
+            if intra[by, bx]:
+                continue
+            wgt = 0.0
+            for ny, nx, d in ((by, bx - 1, X - bx * hb + 0.5), (by, bx + 1, (bx + 1) * hb - X - 0.5),
+                              (by - 1, bx, Y - by * hb + 0.5), (by + 1, bx, (by + 1) * hb - Y - 0.5)):
+                if not (0 <= ny < bh and 0 <= nx < bw):
+                    continue
+                g = 1.0 if intra[ny, nx] else min(1.0, np.abs(mv[ny, nx] - mv[by, bx]).max() / 4)
+                wgt = max(wgt, g * max(0.0, 1.0 - d / s))
+            res[Y, X] += wgt * (bic[Y, X] - res[Y, X])
+    return np.clip(np.floor(res + 0.5), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_seams_are_feathered_towards_bicubic_as_the_reference_says(scale):
+    rng = np.random.default_rng(30 + scale)
+    h, w = 30, 46
+    lr0, lr1 = rng.integers(0, 256, (2, h, w), np.uint8)
+    bh, bw = -(-h // 4), -(-w // 4)
+    mv = rng.integers(-6, 7, (bh, bw, 2))  # quarter pels: weak and full-strength edges
+    mv[:3, :4] = 4  # a region of equal vectors: no seams inside it
+    intra = rng.random((bh, bw)) < 0.15
+    intra[:3, :4] = False
+    plain, feathered = (Reconstructor(ReuseConfig(scale, feather_seams=f)) for f in (False, True))
+    for rec in (plain, feathered):
+        rec.step(synthetic_frame(0, lr0, "I"))
+    frame = synthetic_frame(1, lr1, "P", mv, intra)
+    raw, out = plain.step(frame), feathered.step(frame)
+    expected = reference_feather(raw.y, lr1, mv, intra, scale, 4)
+    assert np.abs(out.y.astype(int) - expected).max() <= 1
+    changed = out.y != raw.y
+    assert changed.mean() > 0.05  # seams are everywhere in this field: the test sees the feather
+    inner = (slice(scale, 2 * 4 * scale), slice(scale, 3 * 4 * scale))  # inside the equal region
+    assert not changed[inner].any()
+    assert np.array_equal(out.u, raw.u) and np.array_equal(out.v, raw.v)  # luma only
+
+
+def test_feathering_lifts_reuse_where_block_motion_breaks_a_deforming_scene():
+    """A textured scene whose left and right halves move apart with an exact vector each and
+    whose blocks along the split get a wrong vector (as block motion does at an object's
+    edge): the feathered seams are closer to the truth than the raw reuse."""
+    rng = np.random.default_rng(5)
+    s, h, w = 2, 32, 48
+    big = rng.integers(0, 256, (2 * h + 16, 2 * w + 16)).astype(np.float64)
+    for _ in range(3):  # smooth it a little: an image, not noise
+        big = (big + np.roll(big, 1, 0) + np.roll(big, 1, 1) + np.roll(big, (1, 1), (0, 1))) / 4
+    truth0 = big[8:8 + s * h, 8:8 + s * w]
+    truth1 = truth0.copy()
+    truth1[:, :w] = big[8:8 + s * h, 6:6 + w]  # left half moved right by 2 HR px
+    truth1[:, w:] = big[8:8 + s * h, 10 + w:10 + 2 * w]  # right half moved left by 2 HR px
+    lr = [np.clip(t.reshape(h, s, w, s).mean(axis=(1, 3)).round(), 0, 255).astype(np.uint8)
+          for t in (truth0, truth1)]
+    bh, bw = h // 4, w // 4
+    mv = np.zeros((bh, bw, 2), np.int64)
+    mv[:, :bw // 2, 0], mv[:, bw // 2:, 0] = -4, 4  # LR quarter pels: -1 / +1 LR px
+    mv[:, bw // 2 - 1:bw // 2 + 1, 1] = 4  # the blocks at the split: a wrong vertical component
+    intra = np.zeros((bh, bw), bool)
+    errs = []
+    for f in (False, True):
+        rec = Reconstructor(ReuseConfig(s, feather_seams=f))
+        rec.step(synthetic_frame(0, lr[0], "I"))
+        errs.append(np.mean((rec.step(synthetic_frame(1, lr[1], "P", mv, intra)).y - truth1) ** 2))
+    assert errs[1] < errs[0], errs
 
 
 def reference_subpel_prediction(prev_hr, mv_qpel, intra, s, block):
@@ -151,7 +229,7 @@ def test_subpixel_prediction_matches_reference_at_the_borders(scale):
     bh, bw = -(-h // 4), -(-w // 4)
     mv = rng.integers(-40, 41, (bh, bw, 2))
     intra = rng.random((bh, bw)) < 0.1
-    rec = Reconstructor(ReuseConfig(scale))
+    rec = Reconstructor(ReuseConfig(scale, feather_seams=False))
     hr0 = rec.step(synthetic_frame(0, lr0, "I"))
     pred = reference_subpel_prediction(hr0.y, mv, intra, scale, 4)
     box = pred.reshape(h, scale, w, scale).mean(axis=(1, 3))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -246,6 +246,15 @@ class ClipRuns:
         st.cpu_s = {"reuse": cpu.get("reuse", 0.0)}
         return st
 
+    def reuse_unfeathered(self) -> RunStats:
+        """Reuse alone on the gated stream with the motion seams not feathered (the feather's
+        ablation, ``ReuseConfig.feather_seams``)."""
+        rec = Reconstructor(replace(self.clip.config, feather_seams=False))
+        cpu: dict = {}
+        st = self.measure(self.rebuild(self.empty_plans(), reconstructor=rec, cpu=cpu), "none, no feather")
+        st.cpu_s = {"reuse": cpu.get("reuse", 0.0), "gate": self.clip.gate_cpu_s * len(self.clip.frames)}
+        return st
+
     def reuse_oracle_gate(self) -> RunStats:
         """Reuse alone under an oracle gate: an evaluation-only upper bound of what a per-block
         gate can give (it reads the HR truth). Per frame, in decode order, on the decoded stream
@@ -370,6 +379,8 @@ def run_clip(entry: dict, settings: QualitySettings, cache_dir: str,
     base["none"] = cr.run_plans(cr.empty_plans(), "none", vmaf_on, snapshot=True).summary()
     if settings.gate:
         base["none-nogate"] = cr.reuse_ungated().summary()
+    if settings.reuse_config().feather_seams:
+        base["none-nofeather"] = cr.reuse_unfeathered().summary()
     if settings.oracle_gate:
         base["none-oracle-gate"] = cr.reuse_oracle_gate().summary()
     if clip.chunks:  # compile the greedy kernel outside the timed calls
