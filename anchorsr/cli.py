@@ -399,7 +399,10 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               node_bias=args.node_bias, gate=not args.no_gate)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
-                  TimeElapsedColumn(), transient=False) as progress:
+                  TimeElapsedColumn(), transient=False,
+                  # off a terminal the bar would only be drawn once, at the end (or as a blank
+                  # line before an error): the summary line below says the same
+                  disable=not sys.stdout.isatty()) as progress:
         task = progress.add_task("enhance", total=args.max_frames, fps=0.0, share=0.0)
 
         def on_frame(summary) -> None:

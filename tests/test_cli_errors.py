@@ -55,6 +55,7 @@ def test_bad_files(inputs, case, needles):
     path = inputs["tmp"] / "nope.mp4" if case == "missing" else inputs[case]
     proc = run_cli("enhance", str(path), "-o", str(inputs["tmp"] / "out.mp4"))
     assert_one_line_error(proc, *needles)
+    assert proc.stdout == ""  # off a terminal no progress bar, not even a blank line before the error
     assert not (inputs["tmp"] / "out.mp4").exists()
 
 
