@@ -333,17 +333,19 @@ def target_rows(targets: dict) -> list[list[str]]:
 
 def node_bias_section(result: dict) -> list[str]:
     """The node biases side by side (docs/method.md §2.1): per clip and on average, the estimator
-    fidelity and dag-greedy's gain kept with the texture term, the predictor and the oracle."""
+    fidelity and dag-greedy's gain kept with the texture term, the predictor, the oracle and the
+    intra pixels' texture."""
     summ = result["summary"].get("node_bias")
     if not summ:
         return []
     budgets = result["settings"]["budgets"]
     kinds = list(summ)
-    L = ["## Node bias: texture, predictor, oracle", "",
+    L = ["## Node bias: texture, predictor, oracle, intra", "",
          f"dag-greedy with each node bias of the DAG (the other schedulers use `{result['settings'].get('node_bias')}`): "
          "texture (what a bicubic-down / bilinear-up round trip loses), predictor (a per-patch linear model of what "
          "the shipped network restores, fitted offline to its outputs on training photos), oracle (the network run on "
-         "every patch: an upper bound, evaluation only). Fidelity: Spearman between J and the measured MSE over the "
+         "every patch: an upper bound, evaluation only), intra (the texture term of the intra pixels only: an inter "
+         "pixel adds no error of its own). Fidelity: Spearman between J and the measured MSE over the "
          "anchor-set family (as above). Gain kept: over bicubic / over bilinear.", ""]
     head = ["clip"] + [f"fidelity {k}" for k in kinds] + [f"{k} {b}" for b in budgets for k in kinds]
     rows = []

@@ -40,6 +40,7 @@ from numba import njit
 
 from ..errors import ConfigError, ModelError
 from ..types import CodedFrame, PatchGrid
+from .texture import frame_texture
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ K = len(FEATURES)
 TARGET = ("per patch, the sum over its HR Y, U and V samples of (network output - one reuse step "
           "from the network's output of the previous frame)^2; key frames and intra pixels: "
           "(network output - bicubic upsampling)^2")
-NODE_BIASES = ("predictor", "texture", "oracle")
+NODE_BIASES = ("predictor", "texture", "oracle", "intra")
 
 
 @njit(cache=True)
@@ -303,13 +304,22 @@ def predictor_for(scale: int, weights: str | Path | None = None) -> BiasPredicto
     return load_predictor(path, scale, weights)
 
 
+def intra_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> np.ndarray:
+    """The ``intra`` node bias: the texture term of the intra pixels only (key frames, intra and
+    gated blocks); an inter pixel adds nothing of its own (docs/method.md §2.2)."""
+    return frame_texture(frame, ref, grid, inter=False)
+
+
 def node_bias_for(kind: str, scale: int, weights: str | Path | None = None):
     """The ``node_bias`` callable of a graph for a bias kind: "predictor" (the predictor beside
     ``weights``, default the shipped network for ``scale``; the texture term with a warning when
-    there is none), "texture" (None: the texture term). "oracle" runs the network on every patch
+    there is none), "texture" (None: the texture term), "intra" (the texture term of the intra
+    pixels only). "oracle" runs the network on every patch
     and is built by the quality benchmark only (``anchorsr.sr.biasfit.OracleBias``)."""
     if kind == "texture":
         return None
+    if kind == "intra":
+        return intra_texture
     if kind == "predictor":
         return predictor_for(scale, weights)
     if kind == "oracle":

@@ -330,7 +330,7 @@ def strips_per_group(sample: int, patch_px: int, sub: int) -> int:
 
 
 def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
-                  sample: int = 1, phase: int | None = None) -> np.ndarray:
+                  sample: int = 1, phase: int | None = None, inter: bool = True) -> np.ndarray:
     """float64 (N,): texture complexity ``b_t`` of ``frame`` (whole frame intra without ``ref``).
 
     sample: 1 computes ``b_t`` exactly. ``s`` > 1 estimates it from one strip of 4x4 blocks
@@ -339,6 +339,8 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
     patches (per plane, s shrinks to a divisor of the strips per patch; ``strips_per_group``).
     phase: which strip of each group is taken; defaults to the frame's index, so successive
     frames look at different strips.
+    inter: False counts the intra pixels only (the ``intra`` node bias, docs/method.md §2.2):
+    inter pixels then take their residual against themselves, which is zero.
     """
     out = np.zeros(grid.n_patches)
     motion = frame.motion
@@ -349,6 +351,8 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
     else:
         intra = np.ascontiguousarray(motion.intra, np.bool_)
     mv = np.ascontiguousarray(motion.mv, np.int16)
+    if not inter and not all_intra:
+        mv, ref = np.zeros_like(mv), frame
     phase = int(frame.index if phase is None else phase)
     for plane, sub in (("y", 1), ("u", 2), ("v", 2)):
         cur = np.ascontiguousarray(getattr(frame, plane))

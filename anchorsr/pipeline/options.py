@@ -29,9 +29,9 @@ class PipelineOptions:
         output container takes its codec, else encoded to AAC); False drops it.
     fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
         the input's timestamps.
-    node_bias: the graph's node bias (docs/method.md §2.1): "texture" (the default) or
+    node_bias: the graph's node bias (docs/method.md §2.1): "texture" (the default),
         "predictor" (the predictor fitted to the model's weights, beside them; the texture term
-        with a warning when there is none).
+        with a warning when there is none) or "intra" (the texture term of intra pixels only).
     gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
         bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
         inter block (ablation, ``--no-gate``).
@@ -64,8 +64,8 @@ class PipelineOptions:
     gate: bool = True
 
     def __post_init__(self) -> None:
-        if self.node_bias not in ("predictor", "texture"):
-            raise ConfigError(f"node bias must be 'predictor' or 'texture', got {self.node_bias!r}")
+        if self.node_bias not in ("predictor", "texture", "intra"):
+            raise ConfigError(f"node bias must be 'predictor', 'texture' or 'intra', got {self.node_bias!r}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         resolve_engine(self.sr_engine, None, self.device)  # a known engine that can run on the device

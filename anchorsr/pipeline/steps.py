@@ -80,10 +80,12 @@ def planned_groups(chunk_plans: Iterable[tuple[Chunk, AnchorPlan]]) -> Iterator[
 
 def graph_node_bias(options: PipelineOptions):
     """The node bias the stream's graphs use (``options.node_bias``): the predictor fitted to the
-    model's weights (the shipped ones for "default" and "bicubic"), or None (the texture term)."""
-    if options.node_bias != "predictor":
-        return None
+    model's weights (the shipped ones for "default" and "bicubic"), the intra pixels' texture, or
+    None (the texture term)."""
     from ..graph import node_bias_for
+
+    if options.node_bias != "predictor":
+        return node_bias_for(options.node_bias, options.scale)
 
     weights = None if options.model in ("default", "bicubic") else options.model
     return node_bias_for("predictor", options.scale, weights)

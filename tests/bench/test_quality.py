@@ -375,27 +375,27 @@ def test_rederive_marks_figures_that_predate_the_mean_mse_rule(run, tmp_path):
 
 
 def test_node_biases_side_by_side(run):
-    """dag-greedy and the estimator fidelity with each node bias (texture, predictor, oracle):
+    """dag-greedy and the estimator fidelity with each node bias (texture, predictor, oracle, intra):
     the default bias's run is dag-greedy's own, the others are measured runs; the fidelity of
     each bias follows from the J it gives the same anchor-set family; the report shows them."""
     _, out = run
     result = json.loads((out / "quality.json").read_text())
     (clip,) = result["clips"]
     assert result["settings"]["node_bias"] == "texture"
-    assert set(clip["node_bias_runs"]) == {"texture", "predictor", "oracle"}
+    assert set(clip["node_bias_runs"]) == {"texture", "predictor", "oracle", "intra"}
     assert clip["node_bias_runs"]["texture"] == clip["runs"]["dag-greedy"]
     for kind, per in clip["node_bias_runs"].items():
         assert set(per) == {"5%", "10%", "20%"}
         assert per["20%"]["sr_share"] <= 0.2 + 1e-9
     (chunk,) = clip["fidelity"]["chunks"]
     fam = chunk["sets"][:chunk["family_size"]]
-    for kind in ("texture", "predictor", "oracle"):
+    for kind in ("texture", "predictor", "oracle", "intra"):
         want = metrics.spearman([s[f"J_{kind}"] for s in fam], [s["mse_sum"] for s in fam])
         assert chunk["spearman_family_by_bias"][kind] == pytest.approx(want, abs=1e-5)
         assert clip["node_bias"][kind]["spearman_family"] == pytest.approx(want, abs=1e-5)
     assert [s["J_texture"] for s in fam] == pytest.approx([s["J"] for s in fam])
-    assert set(result["summary"]["node_bias"]) == {"texture", "predictor", "oracle"}
-    assert "## Node bias: texture, predictor, oracle" in (out / "report.md").read_text()
+    assert set(result["summary"]["node_bias"]) == {"texture", "predictor", "oracle", "intra"}
+    assert "## Node bias: texture, predictor, oracle, intra" in (out / "report.md").read_text()
 
 
 def test_every_method_reports_its_cpu_per_output_frame(run):
