@@ -146,8 +146,19 @@ def push_file(url: str, fmt: str, path: str, connect_timeout_s: float = 30.0) ->
     import av
 
     with av.open(path) as src:
-        out = _open_output(url, fmt, connect_timeout_s)
-        streams = {s.index: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        templates = [s for s in src.streams if s.type in ("video", "audio")]
+        deadline = time.monotonic() + connect_timeout_s
+        while True:  # a TCP output connects when its header is written: retry until the server listens
+            out = _open_output(url, fmt, max(0.0, deadline - time.monotonic()))
+            streams = {s.index: out.add_stream_from_template(s) for s in templates}
+            try:
+                out.start_encoding()
+                break
+            except (OSError, av.error.FFmpegError):
+                out.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         t0 = time.monotonic()
         with out:
             for pkt in src.demux(*[s for s in src.streams if s.index in streams]):
