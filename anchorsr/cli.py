@@ -10,7 +10,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import AnchorsrError, ConfigError, SinkError
+from .errors import AnchorsrError, ConfigError, SinkError, interrupt_in
 
 log = logging.getLogger("anchorsr")
 
@@ -834,16 +834,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        import signal
-
-        signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
-        name = signal.Signals(signum).name
-        done = "no plan file written" if args.command == "plan" else "outputs written so far were finalised"
-        print(f"anchorsr: interrupted ({name}); {done}", file=sys.stderr)
-        return 128 + signum
+        return _interrupted(args, signals)
     except BrokenPipeError:
         os._exit(1)
     except Exception as exc:
+        if interrupt_in(exc):  # a stop signal that a compiled library reported as its own error
+            return _interrupted(args, signals)
         # An I/O failure (OSError, or an FFmpeg error from PyAV) that no stage turned into an
         # AnchorsrError still ends with one line; anything else is a bug and keeps its traceback.
         if not isinstance(exc, OSError) and not type(exc).__module__.startswith("av."):
@@ -852,6 +848,17 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
         print(f"anchorsr: error: {getattr(exc, 'strerror', None) or exc}{where}", file=sys.stderr)
         return 1
+
+
+def _interrupted(args, signals) -> int:
+    """The one line and exit status of a run stopped by Ctrl-C or a stop signal."""
+    import signal
+
+    signum = signals.signum if signals is not None and signals.signum else signal.SIGINT
+    name = signal.Signals(signum).name
+    done = "no plan file written" if args.command == "plan" else "outputs written so far were finalised"
+    print(f"anchorsr: interrupted ({name}); {done}", file=sys.stderr)
+    return 128 + signum
 
 
 # Commands whose SIGTERM / SIGHUP finalise their output like Ctrl-C (see _FinaliseOnSignals).

@@ -39,3 +39,20 @@ class ModelError(AnchorsrError, OSError):
 
 class SinkError(AnchorsrError, OSError):
     """An output could not be written."""
+
+
+def interrupt_in(exc: BaseException) -> bool:
+    """True when ``exc`` is, or was raised while handling, a KeyboardInterrupt.
+
+    A stop signal is raised as KeyboardInterrupt in the main thread (``anchorsr.cli``). When it
+    lands inside a Python callback of a compiled library (numba loading a cached kernel, for
+    one), the library reports it as its own error (a ``SystemError``) with the interrupt as the
+    cause; the run must still be finalised as interrupted, not aborted as failed.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

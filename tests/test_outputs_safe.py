@@ -200,6 +200,55 @@ def _corrupt(data: bytearray, start: int, end: int, rng: np.random.Generator) ->
     data[start:end] = rng.integers(0, 256, end - start, dtype=np.uint8).tobytes()
 
 
+def _interrupt_reported_as(error_type):
+    """An error of ``error_type`` raised while handling a KeyboardInterrupt, as a compiled
+    library reports a stop signal that lands inside one of its Python callbacks."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as ki:
+        try:
+            raise error_type("callback returned a result with an exception set") from ki
+        except error_type as exc:
+            return exc
+
+
+def test_an_interrupt_reported_as_another_error_is_still_an_interrupt():
+    from anchorsr.errors import interrupt_in
+
+    assert interrupt_in(_interrupt_reported_as(SystemError))
+    assert interrupt_in(KeyboardInterrupt())
+    assert not interrupt_in(SystemError("a real failure"))
+    try:
+        raise ValueError("inner")
+    except ValueError as inner:
+        try:
+            raise SystemError("outer") from inner
+        except SystemError as outer:
+            assert not interrupt_in(outer)
+
+
+def test_enhance_finalises_when_the_interrupt_comes_back_as_another_error(tmp_path, long_clip, monkeypatch):
+    """The stop signal lands in a compiled library's callback a few frames in: the output is
+    finalised (playable, the frames so far) and the CLI says 'interrupted', no traceback."""
+    import anchorsr.pipeline.enhance as enhance_mod
+    from anchorsr.cli import main
+
+    real = enhance_mod.enhance_frames
+
+    def interrupted_after_some(frames, options, source, summary):
+        for i, hr in enumerate(real(frames, options, source, summary)):
+            if i == 12:
+                raise _interrupt_reported_as(SystemError)
+            yield hr
+
+    monkeypatch.setattr(enhance_mod, "enhance_frames", interrupted_after_some)
+    out = tmp_path / "o.mp4"
+    assert main(["enhance", str(long_clip), "-o", str(out), "--model", "bicubic"]) == 128 + signal.SIGINT
+    assert not (tmp_path / "o.partial.mp4").exists()
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 12
+
+
 def test_frames_lost_to_corrupt_packets_are_counted(tmp_path):
     mp4, raw = tmp_path / "c.mp4", tmp_path / "c.h264"
     write_clip(mp4, pan_frames(30), EncodeSettings(keyint=10))

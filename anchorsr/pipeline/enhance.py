@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, interrupt_in
 from ..schedule import get_scheduler
 from ..reuse import BicubicPatchSource, Reconstructor, ReuseConfig
 from ..stream import EncodeSettings, VideoSource, VideoWriter, resize_yuv
@@ -118,7 +118,11 @@ def enhance_file(source: str, output: str, options: PipelineOptions = PipelineOp
         if writer is not None:
             writer.close()
         raise
-    except BaseException:
+    except BaseException as exc:
+        if interrupt_in(exc):  # a stop signal that a compiled library reported as its own error
+            if writer is not None:
+                writer.close()
+            raise KeyboardInterrupt from exc
         if writer is not None:
             writer.abort()
         raise
