@@ -329,7 +329,9 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=None,
                    help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
-    p.add_argument("--node-bias", choices=("predictor", "texture", "oracle", "intra"), default="texture",
+    from .graph.predictor import NODE_BIASES
+
+    p.add_argument("--node-bias", choices=NODE_BIASES, default="texture",
                    help="the graph schedulers' node bias (default texture; oracle runs the network on "
                         "every patch: an evaluation-only upper bound; intra: the texture of intra pixels "
                         "only); docs/method.md §2.1, §2.2")
@@ -351,7 +353,9 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
                    help="share of LR pixels that go through SR, e.g. 5%% or 0.05 (default 5%%)")
     p.add_argument("--chunk-frames", type=_positive_int, default=60, help="frames per scheduling chunk (default 60)")
     p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
-    p.add_argument("--node-bias", choices=("predictor", "texture", "intra"), default="texture",
+    from .graph.predictor import STREAM_NODE_BIASES
+
+    p.add_argument("--node-bias", choices=STREAM_NODE_BIASES, default="texture",
                    help="the graph's node bias: texture (default; what a down/up round trip loses), "
                         "predictor (what the SR network changes, fitted to its weights; measured no better "
                         "on the quality corpus, see README) or intra (the texture of intra pixels only); "

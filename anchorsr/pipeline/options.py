@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..graph.predictor import STREAM_NODE_BIASES
 from ..reuse import ReuseConfig
 from ..sr.contract import resolve_engine
 from ..types import PatchGrid
@@ -64,8 +65,8 @@ class PipelineOptions:
     gate: bool = True
 
     def __post_init__(self) -> None:
-        if self.node_bias not in ("predictor", "texture", "intra"):
-            raise ConfigError(f"node bias must be 'predictor', 'texture' or 'intra', got {self.node_bias!r}")
+        if self.node_bias not in STREAM_NODE_BIASES:
+            raise ConfigError(f"node bias must be one of {list(STREAM_NODE_BIASES)}, got {self.node_bias!r}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         resolve_engine(self.sr_engine, None, self.device)  # a known engine that can run on the device

@@ -417,11 +417,18 @@ def seam_strengths(mv, intra):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _has_seam(intra, ev, eh, by, bx):
+    """Block (by, bx) is inter and has an edge of positive strength (``seam_strengths``)."""
+    return not intra[by, bx] and (ev[by, bx] > 0 or ev[by, bx + 1] > 0 or eh[by, bx] > 0 or eh[by + 1, bx] > 0)
+
+
+@njit(cache=True, inline="always")
 def _blend(out, Y, X, target, wgt):
-    """Move HR sample ``out[Y, X]`` ``wgt`` of the way to ``target`` (rounded, clamped)."""
+    """Move HR sample ``out[Y, X]`` ``wgt`` (0..1) of the way to ``target`` clamped to 0..255,
+    rounded (the result lies between two values in 0..255, so it needs no clamp of its own)."""
     o = np.float32(out[Y, X])
     t = min(max(target, np.float32(0.0)), np.float32(255.0))
-    out[Y, X] = np.uint8(min(max(o + wgt * (t - o) + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
+    out[Y, X] = np.uint8(o + wgt * (t - o) + np.float32(0.5))
 
 
 @njit(cache=True, inline="always")
@@ -470,7 +477,7 @@ def feather_seams(out, lr, intra, ev, eh, block, s, width, offs, wts):  # pragma
     for by in prange(bh):
         any_seam = False
         for bx in range(bw):
-            if not intra[by, bx] and (ev[by, bx] > 0 or ev[by, bx + 1] > 0 or eh[by, bx] > 0 or eh[by + 1, bx] > 0):
+            if _has_seam(intra, ev, eh, by, bx):
                 any_seam = True
                 break
         if not any_seam:
@@ -492,12 +499,10 @@ def feather_seams(out, lr, intra, ev, eh, block, s, width, offs, wts):  # pragma
             line[0] = line[1] = line[2]
             line[w + 2] = line[w + 3] = line[w + 1]
         for bx in range(bw):
-            if intra[by, bx]:
+            if not _has_seam(intra, ev, eh, by, bx):
                 continue
             left, right = ev[by, bx], ev[by, bx + 1]
             up, down = eh[by, bx], eh[by + 1, bx]
-            if left + right + up + down == np.float32(0.0):
-                continue
             lx0 = bx * block
             X0 = bx * hb
             nx = min(W, X0 + hb) - X0

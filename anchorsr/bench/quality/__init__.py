@@ -1,6 +1,6 @@
 """``anchorsr bench quality``: every scheduler at every budget through the library's own
 scheduling and reconstruction (``plan_stream`` and the loop of ``enhance``), measured against
-the HR ground truth (docs/evaluation.md, "Quality protocol").
+the HR ground truth (docs/quality-benchmark.md, "Quality protocol").
 
 By role: ``settings`` (what a run measures), ``inputs`` (per clip: the sources, the decoded and
 gated LR stream, the HR ground truth, the cached whole-frame SR, graphs), ``runs`` (every method

@@ -1,6 +1,6 @@
 """A quality run's derived figures, from the measured runs alone (``quality.json`` holds all
 they need, so ``--rederive`` recomputes them): per clip the gain kept, the anchor-size savings
-and the per-node-bias figures; over clips the averages and the targets (docs/evaluation.md,
+and the per-node-bias figures; over clips the averages and the targets (docs/quality-benchmark.md,
 "Derived figures" and "Targets").
 
 ``TARGETS`` is the one table of targets: the summary judges each one from it and the report

@@ -7,7 +7,7 @@ gated stream, and the frames are rebuilt by the reconstruction loop of ``enhance
 cached whole-frame pass). Each output frame is compared with the ground truth (MSE Y+U+V and Y on
 every frame, SSIM-Y and VMAF on a frame subsample). A run's PSNR is that of its mean MSE over
 the frames (``anchorsr.metrics.clip_psnr``), so an exact frame (MSE 0) counts as one frame, not
-as an infinite or capped PSNR (docs/evaluation.md, "Quality protocol").
+as an infinite or capped PSNR (docs/quality-benchmark.md, "Quality protocol").
 """
 
 from __future__ import annotations
