@@ -611,7 +611,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     def plans():
         for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px,
-                                       node_bias=node_bias_for(args.node_bias, args.scale)):
+                                       node_bias=node_bias_for(args.node_bias, args.scale), scale=args.scale):
             stats["chunks"] += 1
             stats["anchors"] += len(plan)
             stats["area"] += plan.anchor_fraction() * len(chunk)

@@ -14,7 +14,7 @@ from .quality import derived as _derived
 
 COLOURS = {"dag-greedy": "#d62728", "palantir": "#1f77b4", "neuroscaler": "#2ca02c", "key-uniform": "#9467bd",
            "uniform": "#8c564b", "nemo": "#e377c2", "dag-greedy-noweights": "#ff9896",
-           "dag-greedy-notexture": "#ffbb78"}
+           "dag-greedy-notexture": "#ffbb78", "dag-greedy-noretention": "#c5b0d5"}
 
 
 def _plt():
@@ -240,7 +240,8 @@ def markdown(result: dict) -> str:
     L += [f"Estimator fidelity (Spearman between J and measured MSE, per chunk, over a family of anchor sets "
           f"of equal size spanning the range): **{_fmt(summ.get('spearman_family_mean'))}**; among purely random "
           f"sets of equal size only: {_fmt(summ.get('spearman_random_only_mean'))} (J barely varies there: not the "
-          "target).", "", "![average gain kept](figures/gain_kept.png)", ""]
+          f"target); the same family with edges that carry all of the reference's detail (no sub-pixel "
+          f"retention, docs/method.md §2.3): {_fmt(summ.get('spearman_family_noretention_mean'))}.", "", "![average gain kept](figures/gain_kept.png)", ""]
     L += node_bias_section(result)
     L += ["## Per clip", ""]
     for clip in result["clips"]:
@@ -280,7 +281,9 @@ def markdown(result: dict) -> str:
                 for k, v in sv.items()) + ".", ""]
         if clip.get("fidelity"):
             L += [f"Estimator fidelity: Spearman {_fmt(clip['fidelity']['spearman_family_mean'])} over the family, "
-                  f"{_fmt(clip['fidelity']['spearman_random_only_mean'])} among random sets only.", ""]
+                  f"{_fmt(clip['fidelity']['spearman_random_only_mean'])} among random sets only, "
+                  f"{_fmt(clip['fidelity'].get('spearman_family_noretention_mean'))} over the family without "
+                  "sub-pixel retention.", ""]
         for note in clip.get("notes", []):
             L += [f"Note: {note}.", ""]
         fig = clip.get("figures", {})

@@ -6,6 +6,10 @@ what is newly coded in it. For an anchor mask ``m`` (0 at anchors, 1 elsewhere):
 
     e_t = m_t * (b_t + W_t e_{t-1}),   J = sum_t sum_p e_t[p]
 
+Given the output scale, ``W_t`` also counts how much of the reference's SR detail the
+sub-pixel interpolation keeps (docs/method.md §2.3), so an anchor's effect fades along motion
+as the measured one does.
+
 with ``e_{-1}`` carried in from the previous chunk (it does not matter at a key frame, whose
 ``W_0`` is zero). Blocks the reuse gate sent to upsampling (docs/method.md §1.1) arrive marked
 intra in the frames' motion fields, so they have no edge in ``W_t`` and an intra block's bias.
@@ -164,8 +168,11 @@ class GraphBuilder:
     """
 
     def __init__(self, grid: PatchGrid, prev=None, *, edge_weights: bool = True,
-                 texture: bool = True, texture_sample: int = 1, node_bias=None) -> None:
+                 texture: bool = True, texture_sample: int = 1, node_bias=None,
+                 scale: int | None = None, retention: bool = True) -> None:
         self.grid, self.edge_weights, self.texture = grid, edge_weights, texture
+        # The edges count detail retention only with edge weights, a scale, and not ablated.
+        self.scale = scale if retention and edge_weights else None
         self.texture_sample = texture_sample
         self.node_bias = node_bias
         self._ref = prev
@@ -181,7 +188,7 @@ class GraphBuilder:
                               f"{frame.width}x{frame.height} at frame {frame.index}")
         if self._start is None:
             self._start = frame.index
-        w = frame_weights(frame, self._ref, grid)
+        w = frame_weights(frame, self._ref, grid, self.scale)
         if not self.edge_weights:
             w = identity_weights(w)
         self._weights.append(w)
@@ -206,9 +213,13 @@ class GraphBuilder:
 
 
 def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True,
-                texture_sample: int = 1, node_bias=None) -> DependencyGraph:
+                texture_sample: int = 1, node_bias=None, scale: int | None = None,
+                retention: bool = True) -> DependencyGraph:
     """The DependencyGraph of ``chunk``.
 
+    scale: the output scale; an edge then carries the share of detail the reconstruction's
+    sub-pixel interpolation keeps at its block's HR phase (``motion.retention``, docs/method.md
+    §2.3). None, or retention=False (the ablation): every copied pixel carries all of it.
     edge_weights=False: ablation, each inter-coded patch depends on the same patch of the
     previous frame with weight 1. texture=False: ablation, every bias is 1.
     texture_sample: 1 = exact biases; s > 1 = the sampled estimate (``frame_texture``).
@@ -216,7 +227,8 @@ def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True
     ``b_t`` (the predictor or the oracle, docs/method.md §2.1; ``texture=False`` still wins).
     """
     builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture,
-                           texture_sample=texture_sample, node_bias=node_bias)
+                           texture_sample=texture_sample, node_bias=node_bias, scale=scale,
+                           retention=retention)
     for frame in chunk.frames:
         builder.add(frame)
     return builder.build()

@@ -11,6 +11,11 @@ Conventions (shared with :mod:`anchorsr.graph.texture`):
 * Quarter-pel vectors are rounded to whole pixels, halves up: ``floor((d + 2) / 4)``.
 * The displaced block is clamped to the frame as a whole (its source box is shifted inside the
   frame), so each inter block always contributes exactly its own pixel count.
+
+Detail retention (docs/method.md §2.3): given the output ``scale``, each inter block's pixels
+count ``retention(scale)[phase_y, phase_x]`` instead of 1, the share of the SR detail its
+reference carried that the reconstruction's bilinear sub-pixel interpolation keeps at the block's
+HR phase (the vector times the scale, in quarter HR pixels, modulo a whole pixel).
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ..errors import ConfigError
 from ..types import MV_BLOCK_PX, CodedFrame, PatchGrid
+
+# Retention's spectrum grid: samples per axis of (0, pi] (the table's error is below 1e-4).
+_RETENTION_GRID = 256
 
 # Above this many N x N cells the dense bincount accumulator gives way to scipy's COO -> CSR.
 _DENSE_CELLS_MAX = 1 << 22
@@ -30,6 +39,39 @@ _DENSE_CELLS_MAX = 1 << 22
 def whole_pel(mv_quarter: np.ndarray) -> np.ndarray:
     """int32 whole-pixel vectors from quarter-pel ones, halves rounded up."""
     return (mv_quarter.astype(np.int32) + 2) >> 2
+
+
+@lru_cache(maxsize=8)
+def retention(scale: int) -> np.ndarray:
+    """float64 (4, 4), read-only: the share of SR detail one bilinear sub-pixel step keeps, by the
+    step's HR phase in quarter pixels (row: vertical, column: horizontal; [0, 0] = 1).
+
+    The detail an anchor adds lies above the LR Nyquist frequency, in the HR band
+    ``max(|wy|, |wx|) > pi / scale``. A bilinear interpolation at phase ``f`` has the amplitude
+    response ``sqrt(1 - 2 f (1 - f) (1 - cos w))`` per axis; the entry is its mean over that
+    band, weighted by the ``1 / |w|^2`` power spectrum of natural images. At x2 a half-pixel step
+    in both axes keeps 0.36, in one axis 0.62.
+    """
+    if scale < 1:
+        raise ConfigError(f"expected a scale of at least 1, got {scale}")
+    w = (np.arange(_RETENTION_GRID) + 0.5) * (np.pi / _RETENTION_GRID)
+    wy, wx = np.meshgrid(w, w, indexing="ij")
+    band = (wy > np.pi / scale) | (wx > np.pi / scale)
+    power = band / (wy ** 2 + wx ** 2)
+    f = np.arange(4) / 4.0
+    # gain[k] = amplitude response at phase f[k] along one axis, over that axis' frequencies
+    gy = np.sqrt(1 - 2 * (f * (1 - f))[:, None, None] * (1 - np.cos(wy))[None])
+    gx = np.sqrt(1 - 2 * (f * (1 - f))[:, None, None] * (1 - np.cos(wx))[None])
+    table = np.einsum("ayx,byx,yx->ab", gy, gx, power) / power.sum()
+    table[0, 0] = 1.0
+    table.flags.writeable = False
+    return table
+
+
+def block_retention(mv_quarter: np.ndarray, scale: int) -> np.ndarray:
+    """float64 (bh, bw): ``retention(scale)`` at each block's HR phase."""
+    phase = (scale * mv_quarter.astype(np.int64)) & 3
+    return retention(scale)[phase[..., 1], phase[..., 0]]
 
 
 def _block_geometry(height: int, width: int) -> tuple[np.ndarray, ...]:
@@ -62,26 +104,28 @@ def _axis_pieces(dst0, length, src0, patch_px, n_cells):
 
 
 @njit(cache=True, inline="always")
-def _piece(acc, c, y0, sy, sx, h, w, ycell, yend, xcell, xend, cols, lo, hi):  # pragma: no cover
-    """Add an h x w box of destination patch column c, copied from (sy, sx), to ``acc``:
-    at most 2 x 2 source patches (h, w <= patch_px). Returns the updated touched range."""
+def _piece(acc, c, y0, sy, sx, h, w, ycell, yend, xcell, xend, cols, lo, hi, r):  # pragma: no cover
+    """Add an h x w box of destination patch column c, copied from (sy, sx), to ``acc``, each
+    pixel counting ``r``: at most 2 x 2 source patches (h, w <= patch_px). Returns the updated
+    touched range."""
     src = ycell[sy] * cols + xcell[sx]
     cy = min(sy + h, yend[sy]) - sy
     cx = min(sx + w, xend[sx]) - sx
-    acc[c, src] += cy * cx
-    acc[c, src + 1] += cy * (w - cx)
-    acc[c, src + cols] += (h - cy) * cx
-    acc[c, src + cols + 1] += (h - cy) * (w - cx)
+    acc[c, src] += r * (cy * cx)
+    acc[c, src + 1] += r * (cy * (w - cx))
+    acc[c, src + cols] += r * ((h - cy) * cx)
+    acc[c, src + cols + 1] += r * ((h - cy) * (w - cx))
     return min(lo, src), max(hi, src + cols + 1)
 
 
 @njit(cache=True)
 def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_area,
-                    ycell, yend, xcell, xend):  # pragma: no cover - compiled
+                    ycell, yend, xcell, xend, scale, ret):  # pragma: no cover - compiled
     """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4.
 
     mv: int16 (bh, bw, 2) quarter-pel vectors; key: int32 (bh, bw) the same pairs as one number
-    (for equality tests); intra: bool (bh, bw). ycell/xcell: patch row/col of each pixel
+    (for equality tests); intra: bool (bh, bw). ret: float64 (4, 4) the retention table, read
+    at the HR phase ``(scale * mv) & 3`` (all ones for none). ycell/xcell: patch row/col of each pixel
     row/column, yend/xend: where that patch row/column ends (lookups instead of divisions).
     Works one patch row at a time with a dense (cols x N) accumulator, read back only over the
     range of source patches that band touched. When patch_px is a multiple of 16, a 16x16
@@ -117,8 +161,10 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                         sy = y0 + ((np.int64(mv[my, mx, 1]) + 2) >> 2)
                         sx = x0 + ((np.int64(mv[my, mx, 0]) + 2) >> 2)
                         if sy >= 0 and sx >= 0 and sy + 16 <= height and sx + 16 <= width:
+                            r = ret[(scale * np.int64(mv[my, mx, 1])) & 3,
+                                    (scale * np.int64(mv[my, mx, 0])) & 3]
                             lo, hi = _piece(acc, xcell[x0], y0, sy, sx, 16, 16, ycell, yend, xcell,
-                                            xend, cols, lo, hi)
+                                            xend, cols, lo, hi, r)
                             continue
                 for by in range(my, min(my + 4, by_end)):
                     y0 = by * 4
@@ -130,8 +176,10 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                         w = min(4, width - x0)
                         sy = min(max(y0 + ((np.int64(mv[by, bx, 1]) + 2) >> 2), 0), height - h)
                         sx = min(max(x0 + ((np.int64(mv[by, bx, 0]) + 2) >> 2), 0), width - w)
+                        r = ret[(scale * np.int64(mv[by, bx, 1])) & 3,
+                                (scale * np.int64(mv[by, bx, 0])) & 3]
                         lo, hi = _piece(acc, xcell[x0], y0, sy, sx, h, w, ycell, yend, xcell, xend,
-                                        cols, lo, hi)
+                                        cols, lo, hi, r)
         hi = min(hi, n - 1)
         for c in range(cols):
             p = band * cols + c
@@ -157,14 +205,21 @@ def _cell_tables(size: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
     return pos // patch_px, (pos // patch_px + 1) * patch_px
 
 
-def frame_weights_csr(frame: CodedFrame, grid: PatchGrid):
+_NO_RETENTION = np.ones((4, 4))
+_NO_RETENTION.flags.writeable = False
+
+
+def frame_weights_csr(frame: CodedFrame, grid: PatchGrid, scale: int | None = None):
     """(indptr int64 (N+1,), indices int32, data float64): the CSR arrays of ``W_t`` for an
-    inter frame with a reference, when ``grid.patch_px`` is a multiple of 4."""
+    inter frame with a reference, when ``grid.patch_px`` is a multiple of 4 (``scale``: as in
+    ``frame_weights``)."""
     mv = np.ascontiguousarray(frame.motion.mv, np.int16)
     key = mv.view(np.int32).reshape(mv.shape[:2])
     tables = _tables(grid)
+    ret = _NO_RETENTION if scale is None else retention(scale)
     return _weights_kernel(mv, key, np.ascontiguousarray(frame.motion.intra, np.bool_),
-                           grid.height, grid.width, grid.patch_px, grid.rows, grid.cols, *tables)
+                           grid.height, grid.width, grid.patch_px, grid.rows, grid.cols, *tables,
+                           1 if scale is None else int(scale), ret)
 
 
 @lru_cache(maxsize=16)
@@ -177,28 +232,31 @@ def _tables(grid: PatchGrid):
     return out
 
 
-def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> sp.csr_matrix:
+def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid,
+                  scale: int | None = None) -> sp.csr_matrix:
     """float64 CSR (N, N): the edge weights ``W_t`` of ``frame`` against its reference ``ref``.
 
-    All zero for a key frame or when there is no reference. Rows sum to the inter share of each
-    patch (at most 1).
+    All zero for a key frame or when there is no reference. scale: the output scale; each inter
+    pixel then counts the detail retention of its block's HR phase (``retention``) instead of 1.
+    Rows sum to at most the inter share of each patch (exactly it when ``scale`` is None).
     """
     n = grid.n_patches
     if ref is None or frame.is_key:
         return sp.csr_matrix((n, n), dtype=np.float64)
     if grid.patch_px % MV_BLOCK_PX == 0:
-        indptr, indices, data = frame_weights_csr(frame, grid)
+        indptr, indices, data = frame_weights_csr(frame, grid, scale)
         return sp.csr_matrix((data, indices, indptr), shape=(n, n))
-    return _weights_numpy(frame, grid)
+    return _weights_numpy(frame, grid, scale)
 
 
-def _weights_numpy(frame: CodedFrame, grid: PatchGrid) -> sp.csr_matrix:
+def _weights_numpy(frame: CodedFrame, grid: PatchGrid, scale: int | None = None) -> sp.csr_matrix:
     """Array-operation version: any even patch_px (blocks may straddle destination patches)."""
     n = grid.n_patches
     height, width = grid.height, grid.width
     y0, x0, h, w = _block_geometry(height, width)
     inter = ~frame.motion.intra
     mv = whole_pel(frame.motion.mv)
+    r = 1.0 if scale is None else block_retention(frame.motion.mv, scale)[inter]
     y0, x0, h, w = y0[inter], x0[inter], h[inter], w[inter]
     sy = np.clip(y0 + mv[..., 1][inter], 0, height - h)
     sx = np.clip(x0 + mv[..., 0][inter], 0, width - w)
@@ -206,7 +264,7 @@ def _weights_numpy(frame: CodedFrame, grid: PatchGrid) -> sp.csr_matrix:
     xs = _axis_pieces(x0, w, sx, grid.patch_px, grid.cols)
     dst = np.concatenate([dr * grid.cols + dc for dr, _, _ in ys for dc, _, _ in xs])
     src = np.concatenate([sr * grid.cols + sc for _, sr, _ in ys for _, sc, _ in xs])
-    cnt = np.concatenate([cy * cx for _, _, cy in ys for _, _, cx in xs]).astype(np.float64)
+    cnt = np.concatenate([cy * cx * r for _, _, cy in ys for _, _, cx in xs]).astype(np.float64)
     areas = grid.areas().astype(np.float64)
     if n * n <= _DENSE_CELLS_MAX:
         dense = np.bincount(dst * n + src, weights=cnt, minlength=n * n).reshape(n, n)

@@ -32,7 +32,8 @@ def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
     for f in frames:
         gate(f)
     if options.plan_path is None:
-        for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px):
+        for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px,
+                             scale=options.scale):
             pass
     rec, boxes = Reconstructor(options.reuse_config()), grid.boxes()[:1]
     for f in frames:

@@ -3,7 +3,7 @@
 Registered names: ``dag-greedy`` (anchorsr's, guarded never to end above Palantír's J),
 ``dag-greedy-plain`` (the unguarded exact greedy), ``palantir`` (published), ``neuroscaler``,
 ``key-uniform``, ``keyframes``, ``uniform``, ``all``, ``none`` (docs/method.md §3); the ablations
-``dag-greedy-noweights`` and ``dag-greedy-notexture``; ``nemo`` (offline, evaluation only).
+``dag-greedy-noweights``, ``dag-greedy-notexture`` and ``dag-greedy-noretention``; ``nemo`` (offline, evaluation only).
 """
 
 from .base import (Scheduler, available_schedulers, budget_area, check_budget, get_scheduler,

@@ -198,3 +198,11 @@ class DagGreedyNoTexture(DagGreedy):
     (every node bias 1)."""
 
     graph_options = {"texture": False}
+
+
+@register("dag-greedy-noretention")
+class DagGreedyNoRetention(DagGreedy):
+    """Ablation (docs/method.md §2.3): ``dag-greedy`` on a graph whose edges carry all of the
+    reference's detail (no sub-pixel detail retention), the model before it."""
+
+    graph_options = {"retention": False}

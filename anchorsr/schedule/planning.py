@@ -86,7 +86,7 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
 
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
                 chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
-                texture: bool = True,
+                texture: bool = True, scale: int | None = None,
                 skip_chunk: Callable[[], bool] | None = None,
                 node_bias: Callable | None = None,
                 graphs: Callable[[Chunk, dict], DependencyGraph] | None = None
@@ -103,18 +103,19 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     empty plan, no graph is built for it (its main cost) and no error is carried past it (a
     live pipeline shedding load).
     node_bias: the graph's node bias, ``(frame, ref, grid) -> (N,)`` (``graph.node_bias_for``);
-    None: the texture term.
+    None: the texture term. scale: the output scale, for the edges' detail retention
+    (``build_graph``); None: edges without it.
     graphs: ``(chunk, options) -> graph``, called when a chunk is complete instead of building its
     graph frame by frame; it must give what ``build_graph(chunk, **options)`` gives (options:
-    edge_weights, texture, node_bias). For a caller that plans the same stream many times (the
+    edge_weights, texture, retention, node_bias, scale). For a caller that plans the same stream many times (the
     quality benchmark) and builds each graph once.
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
-    options = {"edge_weights": edge_weights, "texture": texture}
+    options = {"edge_weights": edge_weights, "texture": texture, "retention": True}
     if scheduler.needs_graph:  # an ablation switches a part of the model off
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
-    options["node_bias"] = node_bias
+    options["node_bias"], options["scale"] = node_bias, scale
     carry: np.ndarray | None = None
     builder: GraphBuilder | None = None
     skip = False
@@ -151,10 +152,10 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
 
 def plan_to_file(frames: Iterable[CodedFrame], dest: str | os.PathLike | BinaryIO,
                  scheduler: Scheduler | str = "dag-greedy", budget_fraction: float = 0.05,
-                 chunk_frames: int = 60, patch_px: int = 64) -> int:
+                 chunk_frames: int = 60, patch_px: int = 64, scale: int | None = None) -> int:
     """``anchorsr plan``: schedule ``frames`` and write one plan per chunk; returns the count."""
     return write_plans(dest, (plan for _, plan in plan_stream(
-        frames, scheduler, budget_fraction, chunk_frames, patch_px)))
+        frames, scheduler, budget_fraction, chunk_frames, patch_px, scale=scale)))
 
 
 def write_plans(dest: str | os.PathLike | BinaryIO, plans: Iterable[AnchorPlan]) -> int:

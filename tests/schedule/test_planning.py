@@ -123,7 +123,8 @@ def test_plan_stream_takes_each_chunk_graph_from_a_provider(monkeypatch):
         assert got == want, name
         assert [(s, n) for s, n, _ in asked] == [(0, 5), (5, 5), (10, 2)]
         weights = name != "dag-greedy-noweights"
-        assert all(o == {"edge_weights": weights, "texture": True, "node_bias": None} for *_, o in asked)
+        assert all(o == {"edge_weights": weights, "texture": True, "retention": True, "node_bias": None,
+                         "scale": None} for *_, o in asked)
     # schedulers without a graph never ask for one
     assert len(list(plan_stream(frames, "uniform", 0.1, 5, 8, graphs=lambda c, o: pytest.fail("asked")))) == 3
 
