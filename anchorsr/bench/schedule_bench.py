@@ -88,6 +88,9 @@ from ..types import Chunk, CodedFrame
 
 BUDGET = 0.05
 FPS = 30.0
+# The output scale the graphs are built for: edges with sub-pixel detail retention, as the
+# pipeline builds them.
+SCALE = 2
 
 
 def _texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -154,7 +157,7 @@ def _photo_figures(tmp: str, repeats: int) -> dict:
     clip = Path(tmp) / "photo_pan_zoom_1080p.mp4"
     make_photo_clip(clip)
     chunk = next(chunks_of(list(open_frames(clip)), 60, 64))
-    graph = build_graph(chunk)
+    graph = build_graph(chunk, scale=SCALE)
     live = _live_figures(chunk, graph, budget_area(chunk, BUDGET), repeats, max(1, repeats // 3), (1, 2))
     return {"clip": "astronaut photo, pan + zoom 1.001/frame, 1080p, crf 23",
             "edges": int(sum(w.nnz for w in graph.weights)), **live,
@@ -181,9 +184,9 @@ def _pack_ms(graph: DependencyGraph, repeats: int) -> float:
 def _graph_timings(chunk: Chunk, repeats: int) -> dict:
     refs = (chunk.prev,) + chunk.frames[:-1]
     pairs = list(zip(chunk.frames, refs))
-    w_ms = _median_ms(lambda: [frame_weights(f, r, chunk.grid) for f, r in pairs], repeats)
+    w_ms = _median_ms(lambda: [frame_weights(f, r, chunk.grid, SCALE) for f, r in pairs], repeats)
     b_ms = _median_ms(lambda: [frame_texture(f, r, chunk.grid) for f, r in pairs], repeats)
-    total = _median_ms(lambda: build_graph(chunk), repeats)
+    total = _median_ms(lambda: build_graph(chunk, scale=SCALE), repeats)
     return {"graph_build_ms": total, "graph_weights_ms": w_ms, "graph_texture_ms": b_ms,
             "graph_build_per_frame_ms": total / len(chunk)}
 
@@ -194,7 +197,7 @@ def _per_frame(chunk: Chunk, repeats: int, texture_sample: int = 1) -> dict:
     over ``repeats`` rounds after a warm-up round."""
     runs = []
     for _ in range(repeats + 1):
-        builder = GraphBuilder(chunk.grid, chunk.prev, texture_sample=texture_sample)
+        builder = GraphBuilder(chunk.grid, chunk.prev, texture_sample=texture_sample, scale=SCALE)
         times = []
         for frame in chunk.frames:
             t0 = time.process_time()
@@ -223,7 +226,7 @@ def _chunk_end(chunk: Chunk, limit: float, repeats: int) -> dict:
     cpu = {k: [] for k in runs}
     parts = {k: [] for k in runs}
     for i in range(repeats + 1):
-        builder = GraphBuilder(chunk.grid, chunk.prev)
+        builder = GraphBuilder(chunk.grid, chunk.prev, scale=SCALE)
         for frame in chunk.frames[:-1]:
             builder.add(frame)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -311,7 +314,7 @@ def _plan_quality(graph: DependencyGraph, chunk: Chunk, exhaustive: bool) -> dic
 def _versus_palantir(frames: list[CodedFrame], patch_px: int, repeats: int,
                      same_plan_picks: int | None) -> dict:
     chunk = next(chunks_of(frames, 60, patch_px))
-    graph = build_graph(chunk)
+    graph = build_graph(chunk, scale=SCALE)
     limit = budget_area(chunk, BUDGET)
     ours = _median_ms(lambda: guarded_greedy(graph, limit), repeats)
     plain_ms = _median_ms(lambda: dag_greedy(graph, limit), repeats)
@@ -347,12 +350,12 @@ def run_schedule_bench(quick: bool = False) -> dict:
         frames = list(open_frames(clip))
         photo = _photo_figures(tmp, repeats)
     chunk = next(chunks_of(frames, 60, 64))
-    graph = build_graph(chunk)
+    graph = build_graph(chunk, scale=SCALE)
     limit = budget_area(chunk, BUDGET)
     greedy_ms = _median_ms(lambda: guarded_greedy(graph, limit), repeats)
     # CPU time of this (single-threaded) process: less sensitive to other load on the machine.
     live = _live_figures(chunk, graph, limit, repeats, 1 if quick else 3, (1, 2, 4))
-    build_cpu_ms = _median_ms(lambda: build_graph(chunk), 1 if quick else 3, time.process_time)
+    build_cpu_ms = _median_ms(lambda: build_graph(chunk, scale=SCALE), 1 if quick else 3, time.process_time)
     n_anchors = int(len(guarded_greedy(graph, limit)[0]))
     build = _graph_timings(chunk, 1 if quick else 3)
     chunk_ms = len(chunk) / FPS * 1e3

@@ -109,9 +109,12 @@ class Palantir(Scheduler):
     frames_kept: frames kept by the preselection per 60-frame chunk (scaled to the chunk length;
     8 in the paper); None turns preselection off (exhaustive greedy over every node).
     cost_aware: rank by J drop per pixel of patch area (off in the paper).
+    Its graph is the published model's: edges carry all of the reference's error (no sub-pixel
+    detail retention, docs/method.md §2.3).
     """
 
     needs_graph = True
+    graph_options = {"retention": False}
 
     def __init__(self, *, frames_kept: int | None = 8, cost_aware: bool = False) -> None:
         self.frames_kept = frames_kept

@@ -30,15 +30,15 @@ def _macroblock_motion(rng, h, w, reach=80, intra_share=0.2):
 
 @settings(max_examples=30, deadline=None)
 @given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([16, 32, 48]),
-       seed=st.integers(0, 10_000))
-def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed):
+       seed=st.integers(0, 10_000), scale=st.sampled_from([None, 2, 3]))
+def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed, scale):
     rng = np.random.default_rng(seed)
     mv, intra = _macroblock_motion(rng, h, w)
     ref = coded_frame(0, rng.integers(0, 256, (h, w)))
     cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
     grid = PatchGrid(patch_px, h, w)
-    np.testing.assert_allclose(frame_weights(cur, ref, grid).toarray(), _naive_weights(cur, ref, grid),
-                               atol=ATOL)
+    np.testing.assert_allclose(frame_weights(cur, ref, grid, scale).toarray(),
+                               _naive_weights(cur, ref, grid, scale), atol=ATOL)
 
 
 @settings(max_examples=25, deadline=None)

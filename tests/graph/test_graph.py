@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from anchorsr.graph import (adjoint, build_graph, carry_out, forward_errors, frame_texture,
                             frame_weights, objective)
+from anchorsr.graph.motion import retention
 from anchorsr.graph.synthetic import coded_frame, moving_object_clip
 from anchorsr.graph.texture import ROUND_TRIP
 from anchorsr.types import Chunk, PatchGrid
@@ -51,8 +52,9 @@ def test_intra_blocks_give_zero_rows_and_key_frames_zero_matrices():
     assert frame_weights(cur, None, PatchGrid(8, 16, 16)).nnz == 0
 
 
-def _naive_weights(cur, ref, grid):
-    """Per pixel: which patch its (block-clamped, whole-pel) source pixel lies in."""
+def _naive_weights(cur, ref, grid, scale=None):
+    """Per pixel: which patch its (block-clamped, whole-pel) source pixel lies in; counting the
+    retention of its block's HR phase (x scale, in quarter pels, modulo 4) when scale is given."""
     h, w = grid.height, grid.width
     out = np.zeros((grid.n_patches, grid.n_patches))
     pidx = grid.patch_index_map()
@@ -65,14 +67,18 @@ def _naive_weights(cur, ref, grid):
             bhh, bww = min(4, h - 4 * by), min(4, w - 4 * bx)
             sy = min(max(4 * by + dy, 0), h - bhh) + (y - 4 * by)
             sx = min(max(4 * bx + dx, 0), w - bww) + (x - 4 * bx)
-            out[pidx[y, x], pidx[sy, sx]] += 1
+            r = 1.0
+            if scale is not None:
+                qx, qy = (int(v) * scale % 4 for v in cur.motion.mv[by, bx])
+                r = retention(scale)[qy, qx]
+            out[pidx[y, x], pidx[sy, sx]] += r
     return out / grid.areas()[:, None]
 
 
 @settings(max_examples=40, deadline=None)
 @given(h=st.integers(5, 30), w=st.integers(5, 30), patch_px=st.sampled_from([2, 4, 6, 8, 10, 16]),
-       seed=st.integers(0, 10_000))
-def test_weights_match_per_pixel_reference(h, w, patch_px, seed):
+       seed=st.integers(0, 10_000), scale=st.sampled_from([None, 2, 3]))
+def test_weights_match_per_pixel_reference(h, w, patch_px, seed, scale):
     rng = np.random.default_rng(seed)
     bh, bw = -(-h // 4), -(-w // 4)
     mv = rng.integers(-50, 50, (bh, bw, 2))
@@ -80,8 +86,8 @@ def test_weights_match_per_pixel_reference(h, w, patch_px, seed):
     ref = coded_frame(0, rng.integers(0, 256, (h, w)))
     cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
     grid = PatchGrid(patch_px, h, w)
-    got = frame_weights(cur, ref, grid).toarray()
-    np.testing.assert_allclose(got, _naive_weights(cur, ref, grid), atol=ATOL)
+    got = frame_weights(cur, ref, grid, scale).toarray()
+    np.testing.assert_allclose(got, _naive_weights(cur, ref, grid, scale), atol=ATOL)
     assert (got.sum(1) <= 1 + ATOL).all() and (got >= 0).all()
 
 

@@ -123,8 +123,8 @@ def test_plan_stream_takes_each_chunk_graph_from_a_provider(monkeypatch):
         assert got == want, name
         assert [(s, n) for s, n, _ in asked] == [(0, 5), (5, 5), (10, 2)]
         weights = name != "dag-greedy-noweights"
-        assert all(o == {"edge_weights": weights, "texture": True, "retention": True, "node_bias": None,
-                         "scale": None} for *_, o in asked)
+        assert all(o == {"edge_weights": weights, "texture": True, "retention": name != "palantir",
+                         "node_bias": None, "scale": None} for *_, o in asked)
     # schedulers without a graph never ask for one
     assert len(list(plan_stream(frames, "uniform", 0.1, 5, 8, graphs=lambda c, o: pytest.fail("asked")))) == 3
 
@@ -173,3 +173,27 @@ def test_skipped_chunks_get_no_anchors_and_no_graph(monkeypatch):
 
     alone = get_scheduler("dag-greedy").plan(chunk, 0.1, graph=build_graph(chunk), carry_in=None)
     assert out[2][1].to_bytes() == alone.to_bytes()
+
+
+def test_plan_stream_plans_on_edges_with_the_retention_of_its_scale():
+    """Given the output scale, the frame-by-frame graphs are ``build_graph(chunk, scale=...)``
+    (edges with sub-pixel detail retention); ``dag-greedy-noretention`` and ``palantir`` (the
+    published model) ask for none."""
+    from anchorsr.graph.synthetic import coded_frame
+
+    frames = [f if f.kind == "I" else coded_frame(f.index, f.y, f.motion.mv + 1, f.motion.intra)  # sub-pixel
+              for f in moving_object_clip(32, 48, 12, obj_px=12, speed_px=3)]
+    for name, retention in (("dag-greedy", True), ("dag-greedy-noretention", False), ("palantir", False)):
+        asked = []
+
+        def provider(chunk, options):
+            asked.append(dict(options))
+            return build_graph(chunk, **options)
+
+        got = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, scale=2)]
+        assert got == [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, scale=2, graphs=provider)]
+        assert all(o["scale"] == 2 and o["retention"] is retention for o in asked)
+        g = build_graph(Chunk(frames[:5], PatchGrid(8, 32, 48)), **asked[0])
+        plain = build_graph(Chunk(frames[:5], PatchGrid(8, 32, 48)))
+        edges, plain_edges = (sum(w.sum() for w in x.weights) for x in (g, plain))
+        assert bool(edges < plain_edges) is retention  # sub-pixel motion: retention lowers the edges
