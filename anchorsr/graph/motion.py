@@ -52,8 +52,8 @@ def retention(scale: int) -> np.ndarray:
     band, weighted by the ``1 / |w|^2`` power spectrum of natural images. At x2 a half-pixel step
     in both axes keeps 0.36, in one axis 0.62.
     """
-    if scale < 1:
-        raise ConfigError(f"expected a scale of at least 1, got {scale}")
+    if scale < 2:  # at x1 there is no band above the LR one: nothing for an anchor to add
+        raise ConfigError(f"expected an output scale of at least 2, got {scale}")
     w = (np.arange(_RETENTION_GRID) + 0.5) * (np.pi / _RETENTION_GRID)
     wy, wx = np.meshgrid(w, w, indexing="ij")
     band = (wy > np.pi / scale) | (wx > np.pi / scale)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from anchorsr.errors import ConfigError
 from anchorsr.graph import build_graph, forward_errors, frame_weights
 from anchorsr.graph.motion import retention
 from anchorsr.graph.synthetic import coded_frame
@@ -40,6 +41,11 @@ def test_table_matches_quadrature_and_is_symmetric(scale):
     np.testing.assert_allclose(t[1], t[3])  # phase f and 1 - f blur alike
     assert t[0, 2] < t[0, 1] < t[0, 0] and t[2, 2] == t.min()
     assert not t.flags.writeable
+
+
+def test_a_scale_without_a_detail_band_is_refused():
+    with pytest.raises(ConfigError, match="at least 2, got 1"):
+        retention(1)
 
 
 def _pan_pair(h, w, mv_q):
