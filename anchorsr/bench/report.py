@@ -280,10 +280,13 @@ def markdown(result: dict) -> str:
                 f"vs {k} {_pct(v['mean'])}" + (f" ({v['unreached']} point(s) unreached)" if v["unreached"] else "")
                 for k, v in sv.items()) + ".", ""]
         if clip.get("fidelity"):
+            spread = _derived.family_spread_db(clip["fidelity"])
             L += [f"Estimator fidelity: Spearman {_fmt(clip['fidelity']['spearman_family_mean'])} over the family, "
                   f"{_fmt(clip['fidelity']['spearman_random_only_mean'])} among random sets only, "
                   f"{_fmt(clip['fidelity'].get('spearman_family_noretention_mean'))} over the family without "
-                  "sub-pixel retention.", ""]
+                  "sub-pixel retention. The family's sets measure within "
+                  + (f"{spread:.3f} dB" if spread is not None else "n/a")
+                  + " of each other (chunk MSE, best to worst).", ""]
         for note in clip.get("notes", []):
             L += [f"Note: {note}.", ""]
         fig = clip.get("figures", {})

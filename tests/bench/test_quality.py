@@ -422,3 +422,17 @@ def test_every_method_reports_its_cpu_per_output_frame(run):
     sr = [runs["dag-greedy"][b]["cpu_ms_per_frame_by_step"]["sr"] for b in ("5%", "10%", "20%")]
     assert sr == sorted(sr)
     assert "CPU ms/frame" in (out / "report.md").read_text()
+
+
+def test_family_spread_is_the_widest_chunk_span_of_the_family_only():
+    """The report says how far apart the fidelity family measures: 10 log10(max/min) of the
+    family's chunk MSEs (random sets after the family are left out), the widest chunk."""
+    from anchorsr.bench.quality.derived import family_spread_db
+
+    def chunk(mses, family):
+        return {"family_size": family, "sets": [{"mse_sum": m} for m in mses]}
+
+    fid = {"chunks": [chunk([100.0, 110.0, 1000.0], 2), chunk([50.0, 51.0, 52.0], 3)]}
+    assert family_spread_db(fid) == pytest.approx(10 * np.log10(110 / 100))
+    assert family_spread_db({"chunks": [chunk([7.0], 1)]}) is None
+    assert family_spread_db(None) is None

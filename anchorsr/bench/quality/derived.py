@@ -86,6 +86,18 @@ def bias_figures(clip: dict) -> dict:
 
 # -- targets -----------------------------------------------------------------------------------
 
+def family_spread_db(fidelity: dict | None) -> float | None:
+    """How far apart the fidelity family's anchor sets measure: 10 log10 of the largest over the
+    smallest chunk MSE among the family's sets (equal size), the widest over the chunks. A
+    ranking of sets that differ by a few thousandths of a dB says little about the model."""
+    spans = []
+    for chunk in (fidelity or {}).get("chunks", []):
+        mse = [r["mse_sum"] for r in chunk.get("sets", [])[:chunk.get("family_size", 0)]]
+        if len(mse) > 1 and min(mse) > 0:
+            spans.append(10 * np.log10(max(mse) / min(mse)))
+    return float(max(spans)) if spans else None
+
+
 def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and np.isfinite(v)]
 
