@@ -118,6 +118,13 @@ def _piece(acc, c, y0, sy, sx, h, w, ycell, yend, xcell, xend, cols, lo, hi, r):
     return min(lo, src), max(hi, src + cols + 1)
 
 
+@njit(cache=True, inline="always")
+def _retained(ret, scale, mv, by, bx):  # pragma: no cover - compiled
+    """The retention table ``ret`` at block (by, bx)'s HR phase, ``(scale * mv) & 3`` per axis
+    (the kernel's form of ``block_retention``)."""
+    return ret[(scale * np.int64(mv[by, bx, 1])) & 3, (scale * np.int64(mv[by, bx, 0])) & 3]
+
+
 @njit(cache=True)
 def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_area,
                     ycell, yend, xcell, xend, scale, ret):  # pragma: no cover - compiled
@@ -161,10 +168,8 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                         sy = y0 + ((np.int64(mv[my, mx, 1]) + 2) >> 2)
                         sx = x0 + ((np.int64(mv[my, mx, 0]) + 2) >> 2)
                         if sy >= 0 and sx >= 0 and sy + 16 <= height and sx + 16 <= width:
-                            r = ret[(scale * np.int64(mv[my, mx, 1])) & 3,
-                                    (scale * np.int64(mv[my, mx, 0])) & 3]
                             lo, hi = _piece(acc, xcell[x0], y0, sy, sx, 16, 16, ycell, yend, xcell,
-                                            xend, cols, lo, hi, r)
+                                            xend, cols, lo, hi, _retained(ret, scale, mv, my, mx))
                             continue
                 for by in range(my, min(my + 4, by_end)):
                     y0 = by * 4
@@ -176,10 +181,8 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                         w = min(4, width - x0)
                         sy = min(max(y0 + ((np.int64(mv[by, bx, 1]) + 2) >> 2), 0), height - h)
                         sx = min(max(x0 + ((np.int64(mv[by, bx, 0]) + 2) >> 2), 0), width - w)
-                        r = ret[(scale * np.int64(mv[by, bx, 1])) & 3,
-                                (scale * np.int64(mv[by, bx, 0])) & 3]
                         lo, hi = _piece(acc, xcell[x0], y0, sy, sx, h, w, ycell, yend, xcell, xend,
-                                        cols, lo, hi, r)
+                                        cols, lo, hi, _retained(ret, scale, mv, by, bx))
         hi = min(hi, n - 1)
         for c in range(cols):
             p = band * cols + c

@@ -84,8 +84,6 @@ def bias_figures(clip: dict) -> dict:
         "spearman_family": fid.get(kind)} for kind, per in clip["node_bias_runs"].items()}}
 
 
-# -- targets -----------------------------------------------------------------------------------
-
 def family_spread_db(fidelity: dict | None) -> float | None:
     """How far apart the fidelity family's anchor sets measure: 10 log10 of the largest over the
     smallest chunk MSE among the family's sets (equal size), the widest over the chunks. A
@@ -97,6 +95,8 @@ def family_spread_db(fidelity: dict | None) -> float | None:
             spans.append(10 * np.log10(max(mse) / min(mse)))
     return float(max(spans)) if spans else None
 
+
+# -- targets -----------------------------------------------------------------------------------
 
 def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and np.isfinite(v)]

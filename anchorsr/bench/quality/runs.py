@@ -306,12 +306,11 @@ class ClipRuns:
             for label, chosen in family + randoms:
                 f_, p_ = np.divmod(chosen, chunk.grid.n_patches)
                 plan = AnchorPlan(chunk.start, len(chunk), chunk.grid, f_, p_)
-                j = objective(g, plan.mask())
+                mask = plan.mask()
                 sse = sum(m for _, m in self._chunk_mse(ci, plan))
-                rows.append({"set": label, "anchors": int(chosen.size), "J": j, "mse_sum": sse,
-                             "J_noretention": objective(clip.graph(ci, retention=False), plan.mask()),
-                             **{f"J_{k}": objective(clip.graph(ci, k), plan.mask())
-                                for k in self._compared_biases()}})
+                rows.append({"set": label, "anchors": int(chosen.size), "J": objective(g, mask), "mse_sum": sse,
+                             "J_noretention": objective(clip.graph(ci, retention=False), mask),
+                             **{f"J_{k}": objective(clip.graph(ci, k), mask) for k in self._compared_biases()}})
                 self.tick(f"{self.name}: fidelity chunk {ci}, {label}", 1.0)
             fam = rows[:len(family)]
             rnd = rows[len(family):]
