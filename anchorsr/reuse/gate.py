@@ -42,6 +42,7 @@ GATE_PX = 16  # LR luma pixels per side of a gate block: one H.264 macroblock
 # can be at HR (measured: an inter-coded cut then went ungated). Nearest is the pessimistic side.
 SHADOW_RESIDUAL = kernels.RES_NEAREST
 _OFFS, _WTS = kernels.cubic_phase_weights(2)
+_BOX = kernels.down_taps(2, "box")
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -129,7 +130,7 @@ class ReuseGate:
         # The luma vectors on a half-size plane: the reconstruction kernel's chroma geometry
         # (2x2 blocks, vectors in 1/8 of a half-plane pixel = the codec's quarter pels).
         kernels.plane_kernel(2)(prev, half, half, motion.mv, motion.intra, MV_BLOCK_PX // 2,
-                                2 * MV_UNITS_PER_PX, True, SHADOW_RESIDUAL, _OFFS, _WTS, out, res)
+                                2 * MV_UNITS_PER_PX, True, SHADOW_RESIDUAL, _OFFS, _WTS, out, res, *_BOX, 1)
         gated = np.zeros(motion.intra.shape, np.bool_)
         _choose(y, out[:h, :w], bicubic[:h, :w], np.ascontiguousarray(motion.intra, np.bool_),
                 GATE_PX // MV_BLOCK_PX, gated)

@@ -227,6 +227,69 @@ def linear_phases(s):
     return offs, wts
 
 
+DOWN_FILTERS = ("bicubic", "box")
+
+
+def down_taps(scale: int, kind: str = "bicubic", a: float = -0.5) -> tuple[int, np.ndarray]:
+    """The closed loop's model of how an LR sample was made from its HR neighbourhood.
+
+    Returns (k0, taps float32 (n,)): LR sample i ~ ``sum_t taps[t] * hr[s*i + k0 + t]`` per axis
+    (clamped at the edges). "bicubic": the Keys cubic stretched by ``scale`` (support 4 LR pixels,
+    the antialiased bicubic reduction that camera pipelines and FFmpeg's scaler apply, and the
+    one the SR network's training data uses), normalised to sum 1. "box": no taps (n = 0): the
+    mean of the sample's own s x s HR cell, the kernel's exact fast path.
+    """
+    if kind == "box":
+        return 0, np.zeros(0, np.float32)
+    if kind != "bicubic":
+        raise ValueError(f"down filter must be one of {DOWN_FILTERS}, got {kind!r}")
+    ks = np.arange(-2 * scale - 1, 2 * scale + 2)
+    d = np.abs((ks + 0.5 - scale / 2) / scale)  # HR sample centre to LR sample centre, LR pixels
+    w = np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
+                 np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
+    keep = np.nonzero(w)[0]
+    w = w[keep[0]:keep[-1] + 1]
+    return int(ks[keep[0]]), (w / w.sum()).astype(np.float32)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _closed_loop_residual_filtered(lr, out, intra, block, s, k0, taps, res):  # pragma: no cover - compiled
+    """res = lr - down(out) on the pixels of inter blocks (intra pixels are left as they are),
+    with the separable reduction ``k0``/``taps`` of :func:`down_taps`. Per LR row: the vertical
+    taps over the HR rows it reads into one float row of HR width (contiguous rows: the loops
+    vectorise), then the horizontal taps at stride s. Needs every HR row of ``out`` predicted."""
+    h, w = lr.shape
+    H, W = out.shape
+    n = taps.shape[0]
+    pad = -k0  # columns of edge replication on the left (k0 <= 0); the right needs n + k0 + s
+    for ly in prange(h):
+        irow = intra[ly // block]
+        if irow.all():
+            continue
+        col = np.zeros(W + pad + n + s, np.float32)
+        y0 = s * ly + k0
+        for t in range(n):
+            src = out[_clampi(y0 + t, H - 1)]
+            wt = taps[t]
+            c = col[pad:pad + W]
+            for X in range(W):
+                c[X] += wt * np.float32(src[X])
+        for X in range(pad):
+            col[X] = col[pad]
+        for X in range(pad + W, col.shape[0]):
+            col[X] = col[pad + W - 1]
+        acc = np.zeros(w, np.float32)
+        for t in range(n):
+            wt = taps[t]
+            for lx in range(w):  # col[pad + s*lx + k0 + t] = col[s*lx + t]
+                acc[lx] += wt * col[s * lx + t]
+        lrow = lr[ly]
+        rrow = res[ly]
+        for lx in range(w):
+            if not irow[lx // block]:
+                rrow[lx] = np.float32(lrow[lx]) - acc[lx]
+
+
 def _make_plane_kernel(s: int):
     """Compile the plane kernel for one scale: a constant ``s`` lets LLVM unroll the s x s cells.
 
@@ -236,14 +299,19 @@ def _make_plane_kernel(s: int):
 
     @njit(cache=True, parallel=True, nogil=True)
     def reconstruct_plane(prev_hr, lr, lr_prev, mv, intra, block, denom, closed_loop, res_mode,
-                          offs, wts, out, res):
+                          offs, wts, out, res, down_k0, down, passes):
         """Rebuild one HR plane from the previous HR plane, the LR plane and the motion field.
 
         prev_hr: uint8 (s*h, s*w); lr, lr_prev: uint8 (h, w) (lr_prev: open loop only);
         mv: int16 (bh, bw, 2) in 1/denom LR px (dx, dy); intra: bool (bh, bw);
         out: uint8 (s*h, s*w); res: float32 (h, w) scratch for the residual.
-        Inter cells: pred = MC(prev_hr, s*mv); closed loop res = lr - box_down(pred); open loop
+        Inter cells: pred = MC(prev_hr, s*mv); closed loop res = lr - down(pred); open loop
         res = lr - MC(lr_prev, mv); out = pred + up(res). Intra blocks: bicubic of lr.
+        down: the taps of :func:`down_taps` from ``down_k0`` (empty: the box mean of each cell,
+        computed in the band loop; otherwise a pass over the whole predicted frame after it, as
+        the taps reach into the neighbouring block rows). passes (filtered closed loop only):
+        how many times the residual is measured through ``down`` and added back (iterative
+        back-projection: up then down attenuates, so one pass leaves part of the residual).
 
         Per band of one block row, in three passes: (1) prediction over spans of consecutive
         blocks that share a vector; (2) the residual over whole LR rows
@@ -253,6 +321,7 @@ def _make_plane_kernel(s: int):
         h, w = lr.shape
         bh, bw = intra.shape
         inv_area = np.float32(1.0 / (s * s))
+        in_band = not closed_loop or down.shape[0] == 0
         shift = 0
         while (1 << shift) < denom:
             shift += 1
@@ -285,7 +354,7 @@ def _make_plane_kernel(s: int):
             for k in range(nsp):
                 _mc_span(prev_hr, out, ly0 * s, ly1 * s, span_x[k, 0], span_x[k, 1],
                          span_v[k, 0], span_v[k, 1], span_v[k, 2], span_v[k, 3], denom)
-            if nsp:
+            if nsp and in_band:
                 for ly in range(ly0, ly1):
                     cells = out[ly * s:(ly + 1) * s]
                     if closed_loop:
@@ -309,11 +378,17 @@ def _make_plane_kernel(s: int):
                         for lx in range(lx0, lx1):
                             res[ly, lx] = 0.0
                     bx = bx1
-        if res_mode == RES_BILINEAR:
-            loffs, lwts = linear_phases(s)
-            _add_upsampled_residual(res, intra, block, s, loffs, lwts, out)
-        elif res_mode == RES_BICUBIC:
-            _add_upsampled_residual(res, intra, block, s, offs, wts, out)
+        loffs, lwts = linear_phases(s)
+        for _ in range(1 if in_band else passes):
+            if not in_band:
+                _closed_loop_residual_filtered(lr, out, intra, block, s, down_k0, down, res)
+                if res_mode == RES_NEAREST:  # intra residuals are zero: their cells stay as they are
+                    for ly in prange(h):
+                        _add_nearest_row(res[ly], out[ly * s:(ly + 1) * s], s)
+            if res_mode == RES_BILINEAR:
+                _add_upsampled_residual(res, intra, block, s, loffs, lwts, out)
+            elif res_mode == RES_BICUBIC:
+                _add_upsampled_residual(res, intra, block, s, offs, wts, out)
 
     return reconstruct_plane
 
