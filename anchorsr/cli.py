@@ -63,6 +63,10 @@ def _add_reuse_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_scale, default=2, help="upscaling factor: 2, 3 or 4 (default 2)")
     p.add_argument("--loop", choices=("closed", "open"), default="closed",
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
+    p.add_argument("--lr-model", choices=("bicubic", "box"), default="bicubic",
+                   help="how the closed loop assumes the LR was made from the HR: bicubic (an antialiased "
+                        "bicubic reduction, as FFmpeg's and most camera scalers make it; default) or box "
+                        "(each LR pixel the mean of its HR cell, as pixel binning makes it)")
 
 
 def _add_gate_option(p: argparse.ArgumentParser) -> None:
@@ -302,7 +306,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
     from .pipeline import PipelineOptions
     from .schedule import parse_budget
 
-    return PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+    return PipelineOptions(scale=args.scale, loop=args.loop, lr_model=args.lr_model, scheduler=args.scheduler,
                            budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                            patch_px=args.patch_px, plan_path=getattr(args, "plan", None), crf=args.crf,
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
@@ -375,7 +379,7 @@ def _command(name: str):
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, n_frames=args.frames, scale=args.scale, loop=args.loop)
+    run_demo(args.out, n_frames=args.frames, scale=args.scale, loop=args.loop, lr_model=args.lr_model)
     return 0
 
 
@@ -397,7 +401,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
     if "://" in args.input or "://" in args.output or is_hls_target(args.output):
         return _run_enhance_live(args)
 
-    options = PipelineOptions(scale=args.scale, loop=args.loop, scheduler=args.scheduler,
+    options = PipelineOptions(scale=args.scale, loop=args.loop, lr_model=args.lr_model, scheduler=args.scheduler,
                               budget_fraction=parse_budget(args.budget), chunk_frames=args.chunk_frames,
                               patch_px=args.patch_px, model=args.model, device=args.device,
                               sr_engine=args.sr_engine, plan_path=args.plan,

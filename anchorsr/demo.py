@@ -16,7 +16,7 @@ from .stream import EncodeSettings, open_frames, write_clip, yuv_to_rgb
 log = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str, n_frames: int = 90, scale: int = 2, loop: str = "closed",
+def run_demo(out_dir: str, n_frames: int = 90, scale: int = 2, loop: str = "closed", lr_model: str = "bicubic",
              hr_size: tuple[int, int] = (448, 256), scheduler: str = "dag-greedy",
              budget_fraction: float = 0.05) -> dict:
     """Make ``out_dir``/input_lr.mp4, enhance it to enhanced.mp4, write side_by_side.png.
@@ -35,7 +35,8 @@ def run_demo(out_dir: str, n_frames: int = 90, scale: int = 2, loop: str = "clos
     write_clip(lr_path, downscale(iter(hr), scale), EncodeSettings(crf=20, keyint=60))
     out_path = os.path.join(out_dir, "enhanced.mp4")
     print(f"2/3 enhancing {lr_path} ({w // scale}x{h // scale}) x{scale} -> {out_path}")
-    options = PipelineOptions(scale=scale, loop=loop, scheduler=scheduler, budget_fraction=budget_fraction)
+    options = PipelineOptions(scale=scale, loop=loop, lr_model=lr_model, scheduler=scheduler,
+                              budget_fraction=budget_fraction)
     summary = enhance_file(lr_path, out_path, options)
     print(f"    {summary.frames} frames at {summary.fps:.1f} fps; SR on {summary.sr_share:.1%} of LR pixels "
           f"({scheduler}), reuse everywhere else")

@@ -2,7 +2,8 @@
 
 Question: can reuse rebuild 2160p frames from a 1080p live stream in real time, at a small
 multiple of FFmpeg's own bicubic upscale, without drifting below per-frame bicubic?
-Variables: loop (closed/open), seam feathering (on/off); scale 2. Metrics: reuse_fps (higher
+Variables: loop (closed/open), seam feathering (on/off), the closed loop's model of the LR
+(antialiased bicubic with two back-projection passes, the default; box, the model before); scale 2. Metrics: reuse_fps (higher
 is better),
 time_ratio_vs_bicubic = reuse time / bicubic time on the same frames (lower is better; wall
 time, reuse on all cores, swscale on one), cpu_ratio_vs_bicubic = the same in CPU seconds,
@@ -47,8 +48,8 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
     frames = list(open_frames(path))
     sws_in = [yuv_to_frame(f.y, f.u, f.v) for f in frames]
 
-    def run_reuse(feather: bool = True) -> tuple[float, float]:
-        rec = Reconstructor(ReuseConfig(2, feather_seams=feather))
+    def run_reuse(feather: bool = True, down: str = "bicubic") -> tuple[float, float]:
+        rec = Reconstructor(ReuseConfig(2, feather_seams=feather, down_filter=down))
         t, c = time.perf_counter(), time.process_time()
         for f in frames:
             rec.step(f)
@@ -60,15 +61,17 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
             fr.reformat(width=2 * w, height=2 * h, format="yuv420p", interpolation="BICUBIC")
         return time.perf_counter() - t, time.process_time() - c
 
-    run_reuse(), run_reuse(False), run_bicubic()  # warm-up: JIT compilation, swscale context
-    reuse_t, bic_t, plain_t = [], [], []
+    run_reuse(), run_reuse(False), run_reuse(down="box"), run_bicubic()  # warm-up: JIT, swscale context
+    reuse_t, bic_t, plain_t, box_t = [], [], [], []
     for i in range(repeats):
         say(f"speed: run {i + 1}/{repeats}")
         reuse_t.append(run_reuse())
         bic_t.append(run_bicubic())
         plain_t.append(run_reuse(False))
+        box_t.append(run_reuse(down="box"))
     r, b = (statistics.median(t for t, _ in reuse_t), statistics.median(t for t, _ in bic_t))
     p = statistics.median(t for t, _ in plain_t)
+    bx = statistics.median(t for t, _ in box_t)
     rc, bc = (statistics.median(c for _, c in reuse_t), statistics.median(c for _, c in bic_t))
     n = len(frames)
     return {"lr_size": [w, h], "hr_size": [2 * w, 2 * h], "frames": n, "repeats": repeats,
@@ -80,6 +83,9 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
             # the seam feathering's share: the same frames without it (ReuseConfig.feather_seams)
             "no_feather_fps": round(n / p, 2),
             "no_feather_time_ratio_vs_bicubic": round(p / b, 3),
+            # the bicubic LR model's share: the same frames with the box model (one pass, in the band loop)
+            "box_down_fps": round(n / bx, 2),
+            "box_down_time_ratio_vs_bicubic": round(bx / b, 3),
             # CPU seconds (all threads) per frame: robust to other load on a shared machine
             "reuse_cpu_ms_per_frame": round(1000 * rc / n, 2),
             "bicubic_cpu_ms_per_frame": round(1000 * bc / n, 2),
@@ -96,11 +102,12 @@ def _drift(tmp: str, n_frames: int, say: Callable[[str], None]) -> dict:
     # Clip figures by the mean-MSE rule (anchorsr.metrics.clip_psnr); last-frame figures per frame.
     bic = [mse(upscale_bicubic(f.y, f.u, f.v, 2)[0], hr_planes_for_lr(*hr[f.index], 2)[0]) for f in frames]
     out["bicubic_psnr_y_db"] = round(clip_psnr(bic), 3)
-    for loop, feather in (("closed", True), ("open", True), ("closed", False)):
-        rec = Reconstructor(ReuseConfig(2, loop, feather_seams=feather))
+    for loop, feather, down in (("closed", True, "bicubic"), ("open", True, "bicubic"), ("closed", False, "bicubic"),
+                                ("closed", True, "box")):
+        rec = Reconstructor(ReuseConfig(2, loop, feather_seams=feather, down_filter=down))
         ms = [mse(rec.step(f).y, hr_planes_for_lr(*hr[f.index], 2)[0]) for f in frames]
         last, last_bic = psnr_from_mse(ms[-1]), psnr_from_mse(bic[-1])
-        out[loop if feather else f"{loop}_no_feather"] = {
+        out[loop + ("" if feather else "_no_feather") + ("" if down == "bicubic" else "_box_down")] = {
             "psnr_y_db": round(clip_psnr(ms), 3), "last_frame_psnr_y_db": round(last, 3),
             "reuse_minus_bicubic_db": round(clip_psnr(ms) - clip_psnr(bic), 3),
             "last_frame_minus_bicubic_db": round(last - last_bic, 3)}
@@ -135,8 +142,8 @@ def run_reuse_bench(quick: bool = False, progress: Callable[[str], None] | None 
         result["memory"] = _memory(tmp, 60 if quick else 400, say)
     s = result["speed"]
     result.update({k: s[k] for k in ("reuse_fps", "bicubic_fps", "time_ratio_vs_bicubic", "cpu_ratio_vs_bicubic",
-                                     "no_feather_time_ratio_vs_bicubic")})
+                                     "no_feather_time_ratio_vs_bicubic", "box_down_time_ratio_vs_bicubic")})
     result["reuse_minus_bicubic_db"] = {loop: result["drift"][loop]["reuse_minus_bicubic_db"]
-                                        for loop in ("closed", "open", "closed_no_feather")}
+                                        for loop in ("closed", "open", "closed_no_feather", "closed_box_down")}
     result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result

@@ -49,6 +49,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "no-gate": ("no_gate", (bool,), "true or false"),
+    "lr-model": ("lr_model", (str,), "bicubic or box"),
     "device": ("device", (str,), "cpu or cuda"),
     "keys": ("keys", (dict,), "a table of NAME = \"KEY\" or NAME = { key = \"KEY\", allow = [ADDRESSES] }"),
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),

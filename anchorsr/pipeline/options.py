@@ -33,6 +33,8 @@ class PipelineOptions:
     node_bias: the graph's node bias (docs/method.md §2.1): "texture" (the default),
         "predictor" (the predictor fitted to the model's weights, beside them; the texture term
         with a warning when there is none) or "intra" (the texture term of intra pixels only).
+    lr_model: the closed loop's model of how the LR frame was made from the HR one
+        (``ReuseConfig.down_filter``): "bicubic" (antialiased, the default) or "box".
     gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
         bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
         inter block (ablation, ``--no-gate``).
@@ -40,6 +42,7 @@ class PipelineOptions:
 
     scale: int = 2
     loop: str = "closed"
+    lr_model: str = "bicubic"
     scheduler: str = "dag-greedy"
     budget_fraction: float = 0.05
     chunk_frames: int = 60
@@ -86,7 +89,7 @@ class PipelineOptions:
         PatchGrid(self.patch_px, 1, 1)
 
     def reuse_config(self) -> ReuseConfig:
-        return ReuseConfig(self.scale, self.loop)
+        return ReuseConfig(self.scale, self.loop, down_filter=self.lr_model)
 
     def latency_target_s(self, fps: float) -> float:
         return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0

@@ -255,9 +255,10 @@ def down_taps(scale: int, kind: str = "bicubic", a: float = -0.5) -> tuple[int, 
 @njit(cache=True, parallel=True, nogil=True)
 def _closed_loop_residual_filtered(lr, out, intra, block, s, k0, taps, res):  # pragma: no cover - compiled
     """res = lr - down(out) on the pixels of inter blocks (intra pixels are left as they are),
-    with the separable reduction ``k0``/``taps`` of :func:`down_taps`. Per LR row: the vertical
-    taps over the HR rows it reads into one float row of HR width (contiguous rows: the loops
-    vectorise), then the horizontal taps at stride s. Needs every HR row of ``out`` predicted."""
+    with the separable, symmetric reduction ``k0``/``taps`` of :func:`down_taps`. Per LR row:
+    the vertical taps over the HR rows it reads into one float row of HR width (contiguous rows:
+    the loops vectorise), then the horizontal taps at stride s over the row split into its s
+    phases (contiguous again). Needs every HR row of ``out`` predicted."""
     h, w = lr.shape
     H, W = out.shape
     n = taps.shape[0]
@@ -266,23 +267,35 @@ def _closed_loop_residual_filtered(lr, out, intra, block, s, k0, taps, res):  # 
         irow = intra[ly // block]
         if irow.all():
             continue
-        col = np.zeros(W + pad + n + s, np.float32)
+        col = np.zeros(W + pad + n + 2 * s, np.float32)
         y0 = s * ly + k0
-        for t in range(n):
-            src = out[_clampi(y0 + t, H - 1)]
+        c = col[pad:pad + W]
+        for t in range(n // 2):  # the taps are symmetric: one multiply per pair of rows
+            a, b = out[_clampi(y0 + t, H - 1)], out[_clampi(y0 + n - 1 - t, H - 1)]
             wt = taps[t]
-            c = col[pad:pad + W]
             for X in range(W):
-                c[X] += wt * np.float32(src[X])
+                c[X] += wt * (np.float32(a[X]) + np.float32(b[X]))
+        if n % 2:
+            a = out[_clampi(y0 + n // 2, H - 1)]
+            wt = taps[n // 2]
+            for X in range(W):
+                c[X] += wt * np.float32(a[X])
         for X in range(pad):
             col[X] = col[pad]
         for X in range(pad + W, col.shape[0]):
             col[X] = col[pad + W - 1]
+        # the horizontal taps at stride s, phase by phase: col[s*lx + t] = ph[t % s][lx + t // s]
+        m = col.shape[0] // s
+        ph = np.empty((s, m), np.float32)
+        for p in range(s):
+            for j in range(m):
+                ph[p, j] = col[s * j + p]
         acc = np.zeros(w, np.float32)
         for t in range(n):
             wt = taps[t]
-            for lx in range(w):  # col[pad + s*lx + k0 + t] = col[s*lx + t]
-                acc[lx] += wt * col[s * lx + t]
+            src = ph[t % s, t // s:t // s + w]
+            for lx in range(w):
+                acc[lx] += wt * src[lx]
         lrow = lr[ly]
         rrow = res[ly]
         for lx in range(w):
