@@ -222,6 +222,7 @@ def refit(weights: str | Path, scale: int, photos: Sequence[str] | None = None, 
     import torch
 
     from ..envinfo import sha256_file
+    from ..reuse import ReuseConfig
     from . import photos as photo_lists
     from .model import load_model
     from .patches import SRRunner
@@ -254,6 +255,8 @@ def refit(weights: str | Path, scale: int, photos: Sequence[str] | None = None, 
         "features": list(FEATURES), "coef": [float(c) for c in coef],
         "fit_data": {"photos": photo_lists.records(used), "clips": [c.record() for c in clips],
                      "frames_per_clip": frames, "patch_px": FIT_PATCH_PX, "loop": "closed",
+                     # the oracle's reuse step: the closed loop's model of the LR and its passes
+                     "lr_model": ReuseConfig(scale).down_filter, "closed_loop_passes": ReuseConfig(scale).passes,
                      "encoder": "libx264 live profile (tune=zerolatency, ref=1, bframes=0, keyint 60), "
                                 "threads=1", "seed": seed},
         "fit_figures": figures,
