@@ -230,7 +230,9 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
     assert m[("anchorsr_stream_frames_in_total", labels)] >= m[("anchorsr_stream_frames_out_total", labels)]
     assert ("anchorsr_stream_dropped_frames_total", labels) in m and ("anchorsr_stream_late_frames_total", labels) in m
     assert ("anchorsr_stream_repeated_frames_total", labels) in m and ("anchorsr_stream_idle_flushes_total", labels) in m
-    assert 0 < m[("anchorsr_stream_sr_share", labels)] <= 0.05 + 1e-9
+    # a running share: a chunk's anchors come early (its key frame first), so part way through
+    # a chunk it may lie above the budget; the finished stream's share is checked below
+    assert 0 < m[("anchorsr_stream_sr_share", labels)] <= 1
     assert m[("anchorsr_stream_fps", labels)] > 5
     lat = {q: m[("anchorsr_stream_latency_seconds", labels | {("quantile", q)})] for q in ("0.5", "0.95")}
     assert 0 < lat["0.5"] <= lat["0.95"] < 30
@@ -262,6 +264,7 @@ def test_http_cors_metrics_watch_page_and_renditions(server, media):
     m = metric_samples(server.url)
     assert m[("anchorsr_stream_running", labels)] == 0
     assert m[("anchorsr_stream_frames_out_total", labels)] == done["frames_out"] == 90
+    assert 0 < m[("anchorsr_stream_sr_share", labels)] <= 0.05 + 1e-9  # every chunk within the budget
     # the master playlist: the enhanced rendition and the input copied, both decodable
     master_url = server.url + "/web-1/master.m3u8"
     found = {attrs["RESOLUTION"]: (int(attrs["BANDWIDTH"]), uri)
