@@ -233,6 +233,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                 "patches/s measured in turns)")
         if name == "live":
             _add_engine_option(b)
+            b.add_argument("--lr-model", choices=("bicubic", "box"), default="bicubic",
+                           help="the closed loop's model of the LR (as enhance's --lr-model; default bicubic)")
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)
@@ -704,7 +706,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         from .bench.live_bench import run_live_bench
 
         result = run_live_bench(quick=args.quick, progress=None if args.json else _stderr_progress,
-                                engine=args.sr_engine)
+                                engine=args.sr_engine, lr_model=args.lr_model)
     elif args.bench == "engines":
         from .bench.engine_bench import run_engine_bench
 

@@ -90,9 +90,9 @@ def push(clip: str, url: str, duration_s: float, stop: threading.Event, connect_
 
 
 def run_one(clip: str, label: str, duration_s: float, model: str, budget: float, tmp: str,
-            engine: str = "auto") -> dict:
+            engine: str = "auto", lr_model: str = "bicubic") -> dict:
     options = PipelineOptions(scale=2, budget_fraction=budget, chunk_frames=60, crf=23.0, realtime=True,
-                              sr_engine=engine)
+                              sr_engine=engine, lr_model=lr_model)
     source = make_patch_source(model, options.scale, options.device, options.sr_engine, realtime=True)
     warm_up(options, source)
     pool = SRPool(source, workers=1, sr_threads=1)
@@ -138,8 +138,9 @@ def _cpu_s() -> float:
 
 def run_live_bench(quick: bool = False, progress: Callable[[str], None] | None = None,
                    model: str = "default", budget: float = 0.05, engine: str = "auto",
-                   size_filter: tuple[str, ...] | None = None) -> dict:
-    """size_filter: the inputs to run ("720p", "1080p"; default both; ``quick`` runs 360p only)."""
+                   size_filter: tuple[str, ...] | None = None, lr_model: str = "bicubic") -> dict:
+    """size_filter: the inputs to run ("720p", "1080p"; default both; ``quick`` runs 360p only).
+    lr_model: the closed loop's model of the LR (``PipelineOptions.lr_model``)."""
     say = progress or (lambda _m: None)
     duration_s, clip_frames = (8.0, 120) if quick else (32.0, 150)  # the clip loops (key frame first)
     sizes = [("360p", 640, 360, 1_000_000)] if quick else [("720p", 1280, 720, 3_000_000),
@@ -152,11 +153,11 @@ def run_live_bench(quick: bool = False, progress: Callable[[str], None] | None =
             say(f"live: filming and encoding a {label} clip ({clip_frames} frames)")
             clip = _make_clip(tmp, w, h, clip_frames, bps)
             say(f"live: pushing {label} at {FPS} fps for {duration_s:.0f} s")
-            results.append(run_one(clip, label, duration_s, model, budget, tmp, engine))
+            results.append(run_one(clip, label, duration_s, model, budget, tmp, engine, lr_model))
             say(f"live: {label}: {results[-1]['sustained_fps']} fps, {results[-1]['dropped']} dropped, "
                 f"{results[-1]['late']} late")
     return {"benchmark": "live", "question": "real-time live enhancement at 5% budget (x2)",
             "input_fps": FPS, "duration_s": duration_s, "scale": 2, "scheduler": "dag-greedy",
-            "model": model, "sr_engine": engine, "chunk_frames": 60, "output": "HLS, libx264 ultrafast, CRF 23",
+            "model": model, "sr_engine": engine, "lr_model": lr_model, "chunk_frames": 60, "output": "HLS, libx264 ultrafast, CRF 23",
             "threads": {"sr_workers": 1, "sr_threads": 1, "numba": "default (all cores)"},
             "results": results, "environment": environment(quick=quick)}

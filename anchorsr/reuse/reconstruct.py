@@ -41,7 +41,7 @@ class ReuseConfig:
         bicubic reduction of camera pipelines and FFmpeg's scaler, which the SR network is also
         trained on) or "box" (the mean of each LR pixel's HR cell: the model before, the
         ablation). Measured, reuse alone over bicubic, PSNR-Y, 60 frames of each corpus clip:
-        +0.02 to +0.16 dB on every clip (docs/method.md, "The closed loop's model of the LR").
+        +0.02 to +0.20 dB on every clip (docs/method.md, "The closed loop's model of the LR").
     passes: closed loop with the bicubic model only: how many times the residual is measured
         through the model and added back (default 2). The upsampling of the residual followed
         by the model's reduction attenuates it, so one pass leaves part of the LR unrestored
