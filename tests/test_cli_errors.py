@@ -137,3 +137,21 @@ def test_cuda_is_never_picked_silently(tmp_path, command):
     proc = run_cli(*args, "--device", "cuda")
     assert_one_line_error(proc, "cuda", "no CUDA device")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_lr_model_reaches_the_reconstruction_and_bad_values_are_one_line(tmp_path):
+    from anchorsr.errors import ConfigError
+    from anchorsr.pipeline import PipelineOptions
+    from anchorsr.pipeline.config import load_serve_config
+
+    assert PipelineOptions().reuse_config().down_filter == "bicubic"
+    assert PipelineOptions(lr_model="box").reuse_config().down_filter == "box"
+    with pytest.raises(ConfigError, match="down filter"):
+        PipelineOptions(lr_model="lanczos")
+    config = tmp_path / "serve.toml"
+    config.write_text('lr-model = "box"\n')
+    assert load_serve_config(str(config))["lr_model"] == "box"
+    config.write_text('lr-model = "lanczos"\n')
+    assert_one_line_error(run_cli("serve", "--config", str(config)), "lr-model", "lanczos")
+    assert_one_line_error(run_cli("enhance", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--lr-model", "lanczos"),
+                          "--lr-model", "lanczos")

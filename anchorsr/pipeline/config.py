@@ -92,6 +92,8 @@ def load_serve_config(path: str) -> dict:
             if value not in available_schedulers():
                 raise ConfigError(f"config key {key!r} in {path!r}: expected one of "
                                   f"{', '.join(available_schedulers())}, got {value!r}")
+        if dest == "lr_model" and value not in ("bicubic", "box"):
+            raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest == "config_listen":
             value = _listeners(value, path)
         elif dest == "keys":
