@@ -63,7 +63,13 @@ def _add_reuse_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_scale, default=2, help="upscaling factor: 2, 3 or 4 (default 2)")
     p.add_argument("--loop", choices=("closed", "open"), default="closed",
                    help="residual loop: closed (drift-free, default) or open (as NEMO/Palantir)")
-    p.add_argument("--lr-model", choices=("bicubic", "box"), default="bicubic",
+    _add_lr_model_option(p)
+
+
+def _add_lr_model_option(p: argparse.ArgumentParser) -> None:
+    from .types import LR_MODELS
+
+    p.add_argument("--lr-model", choices=LR_MODELS, default=LR_MODELS[0],
                    help="how the closed loop assumes the LR was made from the HR: bicubic (an antialiased "
                         "bicubic reduction, as FFmpeg's and most camera scalers make it; default) or box "
                         "(each LR pixel the mean of its HR cell, as pixel binning makes it)")
@@ -233,8 +239,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                 "patches/s measured in turns)")
         if name == "live":
             _add_engine_option(b)
-            b.add_argument("--lr-model", choices=("bicubic", "box"), default="bicubic",
-                           help="the closed loop's model of the LR (as enhance's --lr-model; default bicubic)")
+            _add_lr_model_option(b)
     from .sr.cli import add_parsers as add_sr_parsers
 
     add_sr_parsers(sub)

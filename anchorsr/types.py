@@ -26,6 +26,9 @@ from .errors import ConfigError, PlanFormatError
 
 MV_BLOCK_PX = 4  # motion field granularity, LR luma pixels
 MV_UNITS_PER_PX = 4  # quarter pels
+# The closed loop's models of how an LR frame was made from the HR one (ReuseConfig.down_filter,
+# --lr-model): an antialiased bicubic reduction (the default) or the mean of each HR cell.
+LR_MODELS = ("bicubic", "box")
 
 
 @dataclass(frozen=True)

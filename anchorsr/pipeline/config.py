@@ -26,6 +26,7 @@ import re
 import tomllib
 
 from ..errors import ConfigError
+from ..types import LR_MODELS
 
 # key -> (argparse dest, accepted TOML types, description of the expected value)
 SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
@@ -92,7 +93,7 @@ def load_serve_config(path: str) -> dict:
             if value not in available_schedulers():
                 raise ConfigError(f"config key {key!r} in {path!r}: expected one of "
                                   f"{', '.join(available_schedulers())}, got {value!r}")
-        if dest == "lr_model" and value not in ("bicubic", "box"):
+        if dest == "lr_model" and value not in LR_MODELS:
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest == "config_listen":
             value = _listeners(value, path)

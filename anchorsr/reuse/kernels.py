@@ -11,12 +11,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..types import LR_MODELS
+
 RES_NEAREST = 0
 RES_BILINEAR = 1
 RES_BICUBIC = 2
 # A vector difference between neighbouring blocks of this many quarter pels (one LR pixel) or
 # more, or an intra neighbour, makes a full-strength motion seam; smaller ones scale it down.
 SEAM_FULL_QPEL = 4
+
+
+def keys_cubic(d, a: float = -0.5):
+    """The Keys cubic kernel at distance(s) ``d`` (any sign; zero from 2 on)."""
+    d = np.abs(d)
+    return np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
+                    np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
 
 
 def cubic_phase_weights(scale: int, a: float = -0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -32,15 +41,7 @@ def cubic_phase_weights(scale: int, a: float = -0.5) -> tuple[np.ndarray, np.nda
         base = int(np.floor(pos))
         t = pos - base
         offs[k] = base
-        for j in range(4):
-            d = abs(t - (j - 1))
-            if d <= 1:
-                w = (a + 2) * d**3 - (a + 3) * d**2 + 1
-            elif d < 2:
-                w = a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a
-            else:
-                w = 0.0
-            wts[k, j] = w
+        wts[k] = keys_cubic(t - np.arange(-1, 3), a)
     return offs, wts
 
 
@@ -227,7 +228,7 @@ def linear_phases(s):
     return offs, wts
 
 
-DOWN_FILTERS = ("bicubic", "box")
+DOWN_FILTERS = LR_MODELS
 
 
 def down_taps(scale: int, kind: str = "bicubic", a: float = -0.5) -> tuple[int, np.ndarray]:
@@ -244,9 +245,7 @@ def down_taps(scale: int, kind: str = "bicubic", a: float = -0.5) -> tuple[int, 
     if kind != "bicubic":
         raise ValueError(f"down filter must be one of {DOWN_FILTERS}, got {kind!r}")
     ks = np.arange(-2 * scale - 1, 2 * scale + 2)
-    d = np.abs((ks + 0.5 - scale / 2) / scale)  # HR sample centre to LR sample centre, LR pixels
-    w = np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
-                 np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
+    w = keys_cubic((ks + 0.5 - scale / 2) / scale, a)  # HR sample centre to LR sample centre, LR pixels
     keep = np.nonzero(w)[0]
     w = w[keep[0]:keep[-1] + 1]
     return int(ks[keep[0]]), (w / w.sum()).astype(np.float32)

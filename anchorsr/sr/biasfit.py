@@ -247,6 +247,7 @@ def refit(weights: str | Path, scale: int, photos: Sequence[str] | None = None, 
     coef = fit_coef(data["features"], data["oracle"])
     figures = fit_figures(data, np.array(photo_of))
     used = sorted({c.photo for c in clips})
+    reuse = ReuseConfig(scale)  # what clip_samples' oracle rebuilt with (the closed loop)
     contract = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "scale": scale,
         "weights_file": Path(weights).name, "weights_sha256": sha256_file(str(weights)),
@@ -256,7 +257,7 @@ def refit(weights: str | Path, scale: int, photos: Sequence[str] | None = None, 
         "fit_data": {"photos": photo_lists.records(used), "clips": [c.record() for c in clips],
                      "frames_per_clip": frames, "patch_px": FIT_PATCH_PX, "loop": "closed",
                      # the oracle's reuse step: the closed loop's model of the LR and its passes
-                     "lr_model": ReuseConfig(scale).down_filter, "closed_loop_passes": ReuseConfig(scale).passes,
+                     "lr_model": reuse.down_filter, "closed_loop_passes": reuse.passes,
                      "encoder": "libx264 live profile (tune=zerolatency, ref=1, bframes=0, keyint 60), "
                                 "threads=1", "seed": seed},
         "fit_figures": figures,
