@@ -53,6 +53,7 @@ def _stream_counts(text: str) -> tuple[int, ...]:
 _non_negative_int = _number(int, "a whole number >= 0", lambda v: v >= 0)
 _non_negative_float = _number(float, "a number >= 0", lambda v: v >= 0)
 _share = _number(float, "a share from 0 to 1", lambda v: 0.0 < v <= 1.0)
+_anchor_weight = _number(float, "a weight above 0 and at most 1", lambda v: 0.0 < v <= 1.0)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -73,6 +74,15 @@ def _add_lr_model_option(p: argparse.ArgumentParser) -> None:
                    help="how the closed loop assumes the LR was made from the HR: bicubic (an antialiased "
                         "bicubic reduction, as FFmpeg's and most camera scalers make it; default) or box "
                         "(each LR pixel the mean of its HR cell, as pixel binning makes it)")
+
+
+def _add_anchor_weight_option(p: argparse.ArgumentParser) -> None:
+    from .reuse.reconstruct import ANCHOR_WEIGHT
+
+    p.add_argument("--anchor-weight", type=_anchor_weight, default=ANCHOR_WEIGHT, metavar="W",
+                   help=f"on the inter blocks of a P frame an anchor patch becomes W x SR + (1 - W) x reuse "
+                        f"(default {ANCHOR_WEIGHT}, fitted on training clips for the x2 network; 1: anchors "
+                        f"replace reuse); key frames and intra blocks always take the SR patch whole")
 
 
 def _add_gate_option(p: argparse.ArgumentParser) -> None:
@@ -116,6 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "(ending in / or .m3u8) or an rtmp://, udp://, tcp:// URL; never the input")
     _add_reuse_options(p)
     _add_gate_option(p)
+    _add_anchor_weight_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     p.add_argument("--plan", default=None, metavar="FILE",
@@ -176,6 +187,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "budget, retention...; [keys]: the RTMP stream keys); options given here override it")
     _add_reuse_options(p)
     _add_gate_option(p)
+    _add_anchor_weight_option(p)
     _add_schedule_options(p)
     _add_model_options(p)
     _add_av_options(p)
@@ -319,7 +331,8 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            preset=args.preset, segment_s=args.segment_seconds, max_latency_s=args.max_latency,
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
                            audio=not args.no_audio, fps=args.fps, device=args.device,
-                           node_bias=args.node_bias, gate=not args.no_gate, sr_engine=args.sr_engine)
+                           node_bias=args.node_bias, gate=not args.no_gate, sr_engine=args.sr_engine,
+                           anchor_weight=args.anchor_weight)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
@@ -414,7 +427,7 @@ def _run_enhance(args: argparse.Namespace) -> int:
                               sr_engine=args.sr_engine, plan_path=args.plan,
                               transcode=not args.no_transcode, crf=args.crf, timeout_s=args.timeout,
                               max_frames=args.max_frames, audio=not args.no_audio, fps=args.fps,
-                              node_bias=args.node_bias, gate=not args.no_gate)
+                              node_bias=args.node_bias, gate=not args.no_gate, anchor_weight=args.anchor_weight)
     with Progress(TextColumn("[bold]enhance"), BarColumn(bar_width=None) if args.max_frames else TextColumn(""),
                   TextColumn("{task.completed} frames, {task.fields[fps]:.1f} fps, SR share {task.fields[share]:.1%}"),
                   TimeElapsedColumn(), transient=False,

@@ -155,3 +155,22 @@ def test_lr_model_reaches_the_reconstruction_and_bad_values_are_one_line(tmp_pat
     assert_one_line_error(run_cli("serve", "--config", str(config)), "lr-model", "lanczos")
     assert_one_line_error(run_cli("enhance", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--lr-model", "lanczos"),
                           "--lr-model", "lanczos")
+
+
+def test_anchor_weight_reaches_the_reconstruction_and_bad_values_are_one_line(tmp_path):
+    from anchorsr.errors import ConfigError
+    from anchorsr.pipeline import PipelineOptions
+    from anchorsr.pipeline.config import load_serve_config
+    from anchorsr.reuse.reconstruct import ANCHOR_WEIGHT
+
+    assert PipelineOptions().reuse_config().anchor_weight == ANCHOR_WEIGHT
+    assert PipelineOptions(anchor_weight=1.0).reuse_config().anchor_weight == 1.0
+    with pytest.raises(ConfigError, match="anchor weight"):
+        PipelineOptions(anchor_weight=0.0)
+    config = tmp_path / "serve.toml"
+    config.write_text("anchor-weight = 1\n")
+    assert load_serve_config(str(config))["anchor_weight"] == 1
+    config.write_text("anchor-weight = 1.5\n")
+    assert_one_line_error(run_cli("serve", "--config", str(config)), "anchor-weight", "1.5")
+    assert_one_line_error(run_cli("enhance", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--anchor-weight", "0"),
+                          "--anchor-weight", "got 0.0")

@@ -51,6 +51,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "no-gate": ("no_gate", (bool,), "true or false"),
     "lr-model": ("lr_model", (str,), "bicubic or box"),
+    "anchor-weight": ("anchor_weight", (int, float), "a weight above 0 and at most 1"),
     "device": ("device", (str,), "cpu or cuda"),
     "keys": ("keys", (dict,), "a table of NAME = \"KEY\" or NAME = { key = \"KEY\", allow = [ADDRESSES] }"),
     "ffmpeg": ("ffmpeg", (str,), "the ffmpeg program that relays SRT"),
@@ -85,7 +86,8 @@ def load_serve_config(path: str) -> dict:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
-                or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4):
+                or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4) \
+                or dest == "anchor_weight" and not 0 < value <= 1:
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
         if dest == "scheduler":
             from ..schedule import available_schedulers

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..graph.predictor import STREAM_NODE_BIASES
 from ..reuse import ReuseConfig
+from ..reuse.reconstruct import ANCHOR_WEIGHT
 from ..sr.contract import resolve_engine
 from ..types import PatchGrid
 
@@ -38,6 +39,8 @@ class PipelineOptions:
     gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
         bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
         inter block (ablation, ``--no-gate``).
+    anchor_weight: ``ReuseConfig.anchor_weight``: on the inter blocks of a P frame an anchor is
+        ``w * SR + (1 - w) * reuse``; 1 replaces (``--anchor-weight``).
     """
 
     scale: int = 2
@@ -66,6 +69,7 @@ class PipelineOptions:
     fps: float | None = None
     node_bias: str = "texture"
     gate: bool = True
+    anchor_weight: float = ANCHOR_WEIGHT
 
     def __post_init__(self) -> None:
         if self.node_bias not in STREAM_NODE_BIASES:
@@ -89,7 +93,7 @@ class PipelineOptions:
         PatchGrid(self.patch_px, 1, 1)
 
     def reuse_config(self) -> ReuseConfig:
-        return ReuseConfig(self.scale, self.loop, down_filter=self.lr_model)
+        return ReuseConfig(self.scale, self.loop, down_filter=self.lr_model, anchor_weight=self.anchor_weight)
 
     def latency_target_s(self, fps: float) -> float:
         return self.max_latency_s if self.max_latency_s is not None else self.chunk_frames / fps + 1.0

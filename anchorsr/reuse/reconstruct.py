@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SCALES = (2, 3, 4)
 LOOPS = ("closed", "open")
+# ReuseConfig.anchor_weight's default: the least-squares weight of the x2 network's output
+# against reuse on the inter pixels of the training clips (0.69), rounded.
+ANCHOR_WEIGHT = 0.7
 RESIDUAL_UPSAMPLERS = {"nearest": kernels.RES_NEAREST, "bilinear": kernels.RES_BILINEAR,
                        "bicubic": kernels.RES_BICUBIC}
 
@@ -48,6 +51,15 @@ class ReuseConfig:
         (measured on a synthetic pan: 36.9 dB between the LR and the output seen through the
         model after one pass, against 42.9 dB for the box model's one pass); a second pass
         restores it (docs/method.md, "The closed loop's model of the LR").
+    anchor_weight: how an anchor patch is weighed against the reuse output it replaces on the
+        inter blocks of a P frame: each HR sample there becomes ``w * anchor + (1 - w) * reuse``
+        (default 0.7). On key frames and intra or gated blocks, where reuse is a plain
+        upsampling, the anchor replaces it whole. A closed loop that follows a scene through
+        sub-pixel motion gathers detail from many frames, and its errors are not the network's;
+        the least-squares weight of the network's output against that reuse, on the inter
+        pixels of the training clips, is 0.69 (``anchorsr train --scale 2 --fit-anchor-weight``).
+        1: replace always (the ablation, the behaviour before). See docs/method.md, "Anchors
+        weighed against reuse".
     feather_seams: blend the luma HR samples within one LR pixel of a motion seam (an inter
         block next to a block predicted differently) towards bicubic (default True; False is the
         ablation). Luma only: on chroma the same rule gained U and V at most 0.03 dB for about
@@ -61,12 +73,15 @@ class ReuseConfig:
     feather_seams: bool = True
     down_filter: str = "bicubic"
     passes: int = 2
+    anchor_weight: float = ANCHOR_WEIGHT
 
     def __post_init__(self) -> None:
         if self.scale not in SUPPORTED_SCALES:
             raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
         if self.loop not in LOOPS:
             raise ConfigError(f"loop must be one of {LOOPS}, got {self.loop!r}")
+        if not 0 < self.anchor_weight <= 1:
+            raise ConfigError(f"anchor weight must be in (0, 1], got {self.anchor_weight}")
         if not 1 <= self.passes <= 4:
             raise ConfigError(f"closed-loop passes must be 1 to 4, got {self.passes}")
         if self.down_filter not in kernels.DOWN_FILTERS:
@@ -143,19 +158,52 @@ class Reconstructor:
         if anchor_boxes is not None and len(anchor_boxes):
             if patches is None:
                 raise ConfigError("anchor boxes were given without their HR patches")
-            paste_patches(planes, np.asarray(anchor_boxes), patches, s)
+            weights = None
+            if usable and self.config.anchor_weight < 1:
+                weights = np.where(motion.intra, np.float32(1), np.float32(self.config.anchor_weight))
+            paste_patches(planes, np.asarray(anchor_boxes), patches, s, weights)
         self._prev_hr = tuple(planes)
         self._prev_lr = lr
         return HRFrame(frame.index, frame.pts, frame.time, planes[0], planes[1], planes[2])
 
 
-def paste_patches(planes: list[np.ndarray], boxes: np.ndarray, patches: list, scale: int) -> None:
-    """Write HR patches (Y, U, V) over their boxes (LR luma (y0, y1, x0, x1)) in place."""
+def paste_patches(planes: list[np.ndarray], boxes: np.ndarray, patches: list, scale: int,
+                  weights: np.ndarray | None = None) -> None:
+    """Write HR patches (Y, U, V) over their boxes (LR luma (y0, y1, x0, x1)) in place.
+
+    weights: None (replace), or float32 per 4x4 LR luma block: each HR sample becomes
+    ``w * patch + (1 - w) * plane``, rounded (ReuseConfig.anchor_weight)."""
     if len(patches) != len(boxes):
         raise ConfigError(f"patch source returned {len(patches)} patches for {len(boxes)} boxes")
     for box, (py, pu, pv) in zip(boxes, patches):
+        if weights is not None:
+            py, pu, pv = _blended(planes, box, (py, pu, pv), scale, weights)
         y0, y1, x0, x1 = (int(b) * scale for b in box)
         planes[0][y0:y1, x0:x1] = py
         c0, c1, c2, c3 = (c * scale for c in chroma_box(box))
         planes[1][c0:c1, c2:c3] = pu
         planes[2][c0:c1, c2:c3] = pv
+
+
+def _blended(planes: list[np.ndarray], box, patch: HRPatch, scale: int, weights: np.ndarray) -> HRPatch:
+    """``patch`` blended with the planes under ``box`` by the block weights (see paste_patches)."""
+    ly0, ly1, lx0, lx1 = (int(b) for b in box)
+    b = MV_BLOCK_PX
+    w = weights[ly0 // b:-(-ly1 // b), lx0 // b:-(-lx1 // b)]
+    if (w >= 1.0).all():
+        return patch
+    out = []
+    c0, c1, c2, c3 = chroma_box(box)
+    for plane, p, (y0, y1, x0, x1), cell in ((planes[0], patch[0], (ly0, ly1, lx0, lx1), b),
+                                             (planes[1], patch[1], (c0, c1, c2, c3), b // 2),
+                                             (planes[2], patch[2], (c0, c1, c2, c3), b // 2)):
+        # the block grid in this plane's LR pixels: luma 4, chroma 2 (4:2:0); the box is aligned
+        # to whole blocks except at the frame's right and bottom edges
+        rows = np.arange(y0, y1) // cell - ly0 // b
+        cols = np.arange(x0, x1) // cell - lx0 // b
+        wp = w[np.minimum(rows, w.shape[0] - 1)][:, np.minimum(cols, w.shape[1] - 1)]
+        wp = np.repeat(np.repeat(wp, scale, 0), scale, 1)
+        under = plane[y0 * scale:y1 * scale, x0 * scale:x1 * scale].astype(np.float32)
+        mixed = under + wp * (p.astype(np.float32) - under)
+        out.append(np.clip(np.rint(mixed), 0, 255).astype(np.uint8))
+    return tuple(out)

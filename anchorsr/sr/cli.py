@@ -3,6 +3,7 @@
     anchorsr train --scale 2 --time-budget-s 900 -o anchorsr/sr/weights/repsr_x2
     anchorsr train --scale 2 --fine-tune clip.mp4 --frames 30 -o tuned_x2
     anchorsr train --scale 2 --refit-bias        (refit the node-bias predictor of existing weights)
+    anchorsr train --scale 2 --fit-anchor-weight (measure the anchor weight of existing weights)
 
 Handlers return an exit code; output (progress, summary) is the CLI's job, so it lives here.
 """
@@ -44,6 +45,11 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--refit-bias", action="store_true",
                    help="train nothing: refit the node-bias predictor (NAME.bias.json) of the weights at "
                         "--out (default: the shipped network for --scale) on the training photos")
+    p.add_argument("--fit-anchor-weight", action="store_true",
+                   help="train nothing: measure the least-squares weight of the network's output against "
+                        "reuse on P-frame anchors (the reuse loop's anchor weight) for the weights at --out "
+                        "(default: the shipped network for --scale), on clips over the training photos; "
+                        "prints JSON")
     p.add_argument("--no-bias", action="store_true",
                    help="after training, do not fit the node-bias predictor (the graph then falls back to "
                         "the texture term for these weights)")
@@ -108,6 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.refit_bias:
         return _refit_bias(args)
+    if args.fit_anchor_weight:
+        return _fit_anchor_weight(args)
     if args.out is None:
         print("anchorsr: error: expected -o/--out (the weights to write), got none", file=sys.stderr)
         return 2
@@ -168,6 +176,24 @@ def _refit_bias(args: argparse.Namespace) -> int:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"path": str(path), "fit_figures": predictor.contract["fit_figures"]}, indent=2))
+    return 0
+
+
+def _fit_anchor_weight(args: argparse.Namespace) -> int:
+    """``--fit-anchor-weight``: the least-squares anchor weight of existing weights (printed)."""
+    from pathlib import Path
+
+    from .anchorfit import fit_anchor_weight
+    from .model import default_path
+
+    weights = default_path(args.scale) if args.out is None else Path(args.out).with_suffix(".safetensors")
+    try:
+        result = fit_anchor_weight(weights, args.scale, tuple(args.data) if args.data else None, seed=args.seed,
+                                   on_clip=lambda text: print(f"anchor weight: {text}", file=sys.stderr, flush=True))
+    except AnchorsrError as exc:
+        print(f"anchorsr: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
     return 0
 
 

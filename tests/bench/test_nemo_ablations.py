@@ -54,7 +54,8 @@ def hr_clip(tmp_path_factory):
 def test_nemo_measures_and_plans_whole_frames(hr_clip):
     hr, frames = hr_clip
     oracle = GroundTruthPatchSource(lambda i: hr[i])
-    nemo = get_scheduler("nemo", reference=lambda i: hr[i], patch_source=oracle, config=ReuseConfig(2))
+    nemo = get_scheduler("nemo", reference=lambda i: hr[i], patch_source=oracle,
+                          config=ReuseConfig(2, anchor_weight=1.0))  # anchors replace: exact frames
     (chunk,) = list(chunks_of(frames, 12, 32))
     base, single = nemo.measure(chunk)
     for j in range(12):

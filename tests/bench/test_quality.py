@@ -121,7 +121,7 @@ def test_the_json_keeps_its_keys(run):
     assert list(clip["fidelity"]) == ["chunks", "node_bias", "spearman_family_by_bias_mean", "spearman_family_mean",
                                       "spearman_family_noretention_mean", "spearman_random_only_mean"]
     assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "feather_seams", "down_filter",
-                                                 "passes", "gate"]
+                                                 "passes", "anchor_weight", "gate"]
 
 
 def test_the_oracle_gate_bound_is_never_below_bicubic_and_picks_per_block(run):

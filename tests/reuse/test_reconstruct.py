@@ -287,7 +287,7 @@ def test_every_patch_anchored_from_ground_truth_gives_ground_truth(pan_clip):
     gt = {f.index: tuple(rng.integers(0, 256, (p.shape[0] * 2, p.shape[1] * 2), np.uint8)
                          for p in (f.y, f.u, f.v)) for f in frames}
     grid = PatchGrid(32, frames[0].height, frames[0].width)
-    rec = Reconstructor(ReuseConfig(2))
+    rec = Reconstructor(ReuseConfig(2, anchor_weight=1.0))  # anchors replace what is under them
     source = GroundTruthPatchSource(gt)
     for f in frames:
         out = rec.step(f, grid.boxes(), source(f, grid.boxes(), 2))
@@ -366,6 +366,39 @@ def test_bad_config_is_refused():
         ReuseConfig(5)
     with pytest.raises(ConfigError, match="loop"):
         ReuseConfig(2, "sideways")
+    for w in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="anchor weight"):
+            ReuseConfig(2, anchor_weight=w)
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_p_frame_anchors_are_weighed_against_reuse_on_inter_blocks_only(scale):
+    rng = np.random.default_rng(11)
+    lr0, lr1 = rng.integers(0, 256, (2, 24, 32), np.uint8)
+    intra = np.zeros((6, 8), bool)
+    intra[1:3, 2:5] = True
+    p1 = synthetic_frame(1, lr1, "P", np.zeros((6, 8, 2)), intra)
+    box = np.array([[0, 24, 0, 32]])
+    w = 0.7
+    k0 = synthetic_frame(0, lr0, "I")
+    anchor = tuple(np.full((p.shape[0] * scale, p.shape[1] * scale), 200, np.uint8) for p in (k0.y, k0.u, k0.v))
+    plain = Reconstructor(ReuseConfig(scale))
+    plain.step(k0, box, [anchor])
+    reuse = plain.step(p1)  # what the anchor lands on
+    rec = Reconstructor(ReuseConfig(scale, anchor_weight=w))
+    key = rec.step(k0, box, [anchor])
+    assert (key.y == 200).all() and (key.u == 200).all()  # key frame: replaced whole
+    out = rec.step(p1, box, [anchor])
+    cell = 4 * scale
+    for plane, under, c in ((out.y, reuse.y, cell), (out.u, reuse.u, cell // 2), (out.v, reuse.v, cell // 2)):
+        is_intra = np.repeat(np.repeat(intra, c, 0), c, 1)
+        want = np.clip(np.rint(under + w * (200.0 - under)), 0, 255)
+        assert (plane[is_intra] == 200).all()  # intra block: replaced
+        assert np.array_equal(plane[~is_intra], want[~is_intra])
+    # weight 1 is the replacement of before
+    rec1 = Reconstructor(ReuseConfig(scale, anchor_weight=1.0))
+    rec1.step(k0)
+    assert (rec1.step(p1, box, [anchor]).y == 200).all()
 
 
 def test_a_replaced_reference_is_what_the_next_frame_reuses():
