@@ -626,3 +626,30 @@ def plane_kernel(scale: int):
     if scale not in _PLANE_KERNELS:
         _PLANE_KERNELS[scale] = _make_plane_kernel(scale)
     return _PLANE_KERNELS[scale]
+
+
+@njit(cache=True, nogil=True)
+def blend_patch(plane, patch, y0, x0, s, cell, weights):  # pragma: no cover - compiled
+    """Blend ``patch`` into ``plane`` at HR (y0, x0) in place: each sample becomes
+    ``rint(under + w * (patch - under))`` (float32), ``w`` the weight of the motion block (``cell``
+    LR pixels of this plane per side) it lies in, taken from ``weights`` (float32, one per block,
+    clamped at the grid's last row and column for a frame whose size is not a whole number of
+    blocks). The anchors' blend with reuse (ReuseConfig.anchor_weight)."""
+    h, w = patch.shape
+    bh, bw = weights.shape
+    cols = np.empty(w, np.int64)
+    for j in range(w):
+        cols[j] = min((x0 + j) // s // cell, bw - 1)
+    wline = np.empty(w, np.float32)  # the weight of each sample of the current row
+    last = -1
+    for i in range(h):
+        by = min((y0 + i) // s // cell, bh - 1)
+        if by != last:
+            for j in range(w):
+                wline[j] = weights[by, cols[j]]
+            last = by
+        prow = patch[i]
+        orow = plane[y0 + i, x0:x0 + w]
+        for j in range(w):  # between the two samples for 0 < w <= 1: no clipping needed
+            under = np.float32(orow[j])
+            orow[j] = np.uint8(np.rint(under + wline[j] * (np.float32(prow[j]) - under)))

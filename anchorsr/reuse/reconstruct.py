@@ -176,34 +176,17 @@ def paste_patches(planes: list[np.ndarray], boxes: np.ndarray, patches: list, sc
     if len(patches) != len(boxes):
         raise ConfigError(f"patch source returned {len(patches)} patches for {len(boxes)} boxes")
     for box, (py, pu, pv) in zip(boxes, patches):
-        if weights is not None:
-            py, pu, pv = _blended(planes, box, (py, pu, pv), scale, weights)
         y0, y1, x0, x1 = (int(b) * scale for b in box)
-        planes[0][y0:y1, x0:x1] = py
         c0, c1, c2, c3 = (c * scale for c in chroma_box(box))
-        planes[1][c0:c1, c2:c3] = pu
-        planes[2][c0:c1, c2:c3] = pv
-
-
-def _blended(planes: list[np.ndarray], box, patch: HRPatch, scale: int, weights: np.ndarray) -> HRPatch:
-    """``patch`` blended with the planes under ``box`` by the block weights (see paste_patches)."""
-    ly0, ly1, lx0, lx1 = (int(b) for b in box)
-    b = MV_BLOCK_PX
-    w = weights[ly0 // b:-(-ly1 // b), lx0 // b:-(-lx1 // b)]
-    if (w >= 1.0).all():
-        return patch
-    out = []
-    c0, c1, c2, c3 = chroma_box(box)
-    for plane, p, (y0, y1, x0, x1), cell in ((planes[0], patch[0], (ly0, ly1, lx0, lx1), b),
-                                             (planes[1], patch[1], (c0, c1, c2, c3), b // 2),
-                                             (planes[2], patch[2], (c0, c1, c2, c3), b // 2)):
-        # the block grid in this plane's LR pixels: luma 4, chroma 2 (4:2:0); the box is aligned
-        # to whole blocks except at the frame's right and bottom edges
-        rows = np.arange(y0, y1) // cell - ly0 // b
-        cols = np.arange(x0, x1) // cell - lx0 // b
-        wp = w[np.minimum(rows, w.shape[0] - 1)][:, np.minimum(cols, w.shape[1] - 1)]
-        wp = np.repeat(np.repeat(wp, scale, 0), scale, 1)
-        under = plane[y0 * scale:y1 * scale, x0 * scale:x1 * scale].astype(np.float32)
-        mixed = under + wp * (p.astype(np.float32) - under)
-        out.append(np.clip(np.rint(mixed), 0, 255).astype(np.uint8))
-    return tuple(out)
+        if py.shape != (y1 - y0, x1 - x0) or not pu.shape == pv.shape == (c1 - c0, c3 - c2):
+            raise ConfigError(f"expected an HR patch of {y1 - y0}x{x1 - x0} luma samples for box "
+                              f"{tuple(int(b) for b in box)}, got {py.shape[0]}x{py.shape[1]}")
+        if weights is None:
+            planes[0][y0:y1, x0:x1] = py
+            planes[1][c0:c1, c2:c3] = pu
+            planes[2][c0:c1, c2:c3] = pv
+            continue
+        # the block grid in each plane's LR pixels: luma MV_BLOCK_PX, chroma half that (4:2:0)
+        kernels.blend_patch(planes[0], py, y0, x0, scale, MV_BLOCK_PX, weights)
+        kernels.blend_patch(planes[1], pu, c0, c2, scale, MV_BLOCK_PX // 2, weights)
+        kernels.blend_patch(planes[2], pv, c0, c2, scale, MV_BLOCK_PX // 2, weights)

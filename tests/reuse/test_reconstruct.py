@@ -456,3 +456,36 @@ def test_matching_down_model_keeps_a_perfect_reference_where_the_box_model_bends
         psnrs[down] = [psnr(rec.step(f).y, truth[0]) for f in frames[1:]]
     assert min(psnrs["bicubic"]) > 44, psnrs  # measured 52 (x2), 46 (x3)
     assert psnrs["bicubic"][-1] > psnrs["box"][-1] + 10, psnrs  # measured 22, 15 dB apart
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_blended_paste_takes_each_samples_block_weight_at_odd_sizes(scale):
+    """paste_patches with block weights, against a per-sample reference, on a box that ends at
+    the edge of a frame whose size is not a whole number of motion blocks."""
+    from anchorsr.reuse import paste_patches
+    from anchorsr.types import chroma_box
+
+    rng = np.random.default_rng(5)
+    h, w = 27, 38  # LR luma: 7 x 10 motion blocks, the last ones partial
+    weights = rng.choice(np.float32([1.0, 0.7, 0.25]), size=(7, 10))
+    planes = [rng.integers(0, 256, (h * scale, w * scale), np.uint8)] + \
+             [rng.integers(0, 256, (14 * scale, 19 * scale), np.uint8) for _ in range(2)]
+    box = np.array([8, h, 12, w])
+    c0, c1, c2, c3 = chroma_box(box)
+    patch = (rng.integers(0, 256, ((h - 8) * scale, (w - 12) * scale), np.uint8),
+             rng.integers(0, 256, ((c1 - c0) * scale, (c3 - c2) * scale), np.uint8),
+             rng.integers(0, 256, ((c1 - c0) * scale, (c3 - c2) * scale), np.uint8))
+    out = [p.copy() for p in planes]
+    paste_patches(out, box[None], [patch], scale, weights)
+    for k, (y0, x0, cell) in enumerate(((8, 12, 4), (c0, c2, 2), (c0, c2, 2))):
+        for i in range(patch[k].shape[0]):
+            for j in range(0, patch[k].shape[1], 5):
+                Y, X = y0 * scale + i, x0 * scale + j
+                wt = weights[min(Y // scale // cell, 6), min(X // scale // cell, 9)]
+                under = float(planes[k][Y, X])
+                assert abs(int(out[k][Y, X]) - (under + float(wt) * (float(patch[k][i, j]) - under))) <= 0.5 + 1e-4
+    assert np.array_equal(out[0][:8 * scale], planes[0][:8 * scale])  # nothing outside the box
+    with pytest.raises(ConfigError, match="HR patch"):
+        paste_patches(out, box[None], [(patch[0][1:], patch[1], patch[2])], scale, weights)
+    with pytest.raises(ConfigError, match="HR patch"):
+        paste_patches(out, box[None], [(patch[0], patch[1][:, 1:], patch[2])], scale)
