@@ -7,6 +7,8 @@ Variables: loop (closed/open), seam feathering (on/off), the closed loop's model
 is better),
 time_ratio_vs_bicubic = reuse time / bicubic time on the same frames (lower is better; wall
 time, reuse on all cores, swscale on one), cpu_ratio_vs_bicubic = the same in CPU seconds,
+anchor_blend_time_ratio_vs_replace = reuse with 5% of the pixels anchored on every frame, the anchors
+blended with reuse (the default anchor weight) / the same with the anchors pasted (weight 1),
 reuse_minus_bicubic_db (PSNR-Y of reuse without anchors minus per-frame bicubic over a
 60-frame GOP; higher is better), RSS growth over a long clip (flat is the goal).
 Method: the benchmark films its own clips over a real photograph, encodes LR with libx264 in
@@ -29,7 +31,9 @@ import numpy as np
 from ..envinfo import environment
 from ..metrics import clip_psnr, mse, psnr_from_mse
 from ..reuse import Reconstructor, ReuseConfig, upscale_bicubic
+from ..reuse.reconstruct import ANCHOR_WEIGHT
 from ..stream import EncodeSettings, open_frames, write_clip, yuv_to_frame
+from ..types import PatchGrid
 from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
 
 
@@ -48,11 +52,23 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
     frames = list(open_frames(path))
     sws_in = [yuv_to_frame(f.y, f.u, f.v) for f in frames]
 
-    def run_reuse(feather: bool = True, down: str = "bicubic") -> tuple[float, float]:
-        rec = Reconstructor(ReuseConfig(2, feather_seams=feather, down_filter=down))
+    # anchors: every 20th 64 px patch of the grid (5% of the pixels) on every frame, pasted by
+    # replacement (anchor weight 1) or blended with reuse (the default weight); stand-in patches
+    grid = PatchGrid(64, h, w)
+    boxes = grid.boxes()[::20]
+    patches = [tuple(np.full(((b[1] - b[0]) * 2 // d, (b[3] - b[2]) * 2 // d), 128, np.uint8) for d in (1, 2, 2))
+               for b in boxes]
+
+    def run_reuse(feather: bool = True, down: str = "bicubic", anchor_weight: float | None = None
+                  ) -> tuple[float, float]:
+        rec = Reconstructor(ReuseConfig(2, feather_seams=feather, down_filter=down,
+                                        anchor_weight=anchor_weight or 1.0))
         t, c = time.perf_counter(), time.process_time()
         for f in frames:
-            rec.step(f)
+            if anchor_weight is None:
+                rec.step(f)
+            else:
+                rec.step(f, boxes, patches)
         return time.perf_counter() - t, time.process_time() - c
 
     def run_bicubic() -> tuple[float, float]:
@@ -62,16 +78,20 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
         return time.perf_counter() - t, time.process_time() - c
 
     run_reuse(), run_reuse(False), run_reuse(down="box"), run_bicubic()  # warm-up: JIT, swscale context
-    reuse_t, bic_t, plain_t, box_t = [], [], [], []
+    run_reuse(anchor_weight=1.0), run_reuse(anchor_weight=ANCHOR_WEIGHT)
+    reuse_t, bic_t, plain_t, box_t, replace_t, blend_t = [], [], [], [], [], []
     for i in range(repeats):
         say(f"speed: run {i + 1}/{repeats}")
         reuse_t.append(run_reuse())
         bic_t.append(run_bicubic())
         plain_t.append(run_reuse(False))
         box_t.append(run_reuse(down="box"))
+        replace_t.append(run_reuse(anchor_weight=1.0))
+        blend_t.append(run_reuse(anchor_weight=ANCHOR_WEIGHT))
     r, b = (statistics.median(t for t, _ in reuse_t), statistics.median(t for t, _ in bic_t))
     p = statistics.median(t for t, _ in plain_t)
     bx = statistics.median(t for t, _ in box_t)
+    rp, bl = statistics.median(t for t, _ in replace_t), statistics.median(t for t, _ in blend_t)
     rc, bc = (statistics.median(c for _, c in reuse_t), statistics.median(c for _, c in bic_t))
     n = len(frames)
     return {"lr_size": [w, h], "hr_size": [2 * w, 2 * h], "frames": n, "repeats": repeats,
@@ -86,6 +106,11 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
             # the bicubic LR model's share: the same frames with the box model (one pass, in the band loop)
             "box_down_fps": round(n / bx, 2),
             "box_down_time_ratio_vs_bicubic": round(bx / b, 3),
+            # 5% of the pixels anchored on every frame: pasted (anchor weight 1) and blended with
+            # reuse (ReuseConfig.anchor_weight); the blend's cost is the difference
+            "anchors_replaced_ms_per_frame": round(1000 * rp / n, 2),
+            "anchors_blended_ms_per_frame": round(1000 * bl / n, 2),
+            "anchor_blend_time_ratio_vs_replace": round(bl / rp, 3),
             # CPU seconds (all threads) per frame: robust to other load on a shared machine
             "reuse_cpu_ms_per_frame": round(1000 * rc / n, 2),
             "bicubic_cpu_ms_per_frame": round(1000 * bc / n, 2),
@@ -142,7 +167,8 @@ def run_reuse_bench(quick: bool = False, progress: Callable[[str], None] | None 
         result["memory"] = _memory(tmp, 60 if quick else 400, say)
     s = result["speed"]
     result.update({k: s[k] for k in ("reuse_fps", "bicubic_fps", "time_ratio_vs_bicubic", "cpu_ratio_vs_bicubic",
-                                     "no_feather_time_ratio_vs_bicubic", "box_down_time_ratio_vs_bicubic")})
+                                     "no_feather_time_ratio_vs_bicubic", "box_down_time_ratio_vs_bicubic",
+                                     "anchor_blend_time_ratio_vs_replace")})
     result["reuse_minus_bicubic_db"] = {loop: result["drift"][loop]["reuse_minus_bicubic_db"]
                                         for loop in ("closed", "open", "closed_no_feather", "closed_box_down")}
     result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
