@@ -60,9 +60,9 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
                for b in boxes]
 
     def run_reuse(feather: bool = True, down: str = "bicubic", anchor_weight: float | None = None
-                  ) -> tuple[float, float]:
+                  ) -> tuple[float, float]:  # anchor_weight None: no anchors
         rec = Reconstructor(ReuseConfig(2, feather_seams=feather, down_filter=down,
-                                        anchor_weight=anchor_weight or 1.0))
+                                        anchor_weight=1.0 if anchor_weight is None else anchor_weight))
         t, c = time.perf_counter(), time.process_time()
         for f in frames:
             if anchor_weight is None:

@@ -13,7 +13,6 @@ output is better on them than on unseen content, which pulls the fitted weight t
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -63,11 +62,8 @@ def fit_anchor_weight(weights: str | Path, scale: int, photos: Sequence[str] | N
     weight per photo (its clips' sums alone) to show the spread."""
     import torch
 
-    from ..bench.scenes import CameraPath, downscale, render_pan
-    from ..stream import EncodeSettings, open_frames, write_clip
     from . import photos as photo_lists
-    from .biasfit import fit_clips
-    from .data import load_photo
+    from .biasfit import film_clip, fit_clips
     from .model import load_model
     from .patches import SRRunner, upscale_frame
 
@@ -81,12 +77,7 @@ def fit_anchor_weight(weights: str | Path, scale: int, photos: Sequence[str] | N
         clips = fit_clips(photos, scale, frames, seed)
         for i, clip in enumerate(clips):
             on_clip(f"x{scale} anchor-weight clip {i + 1}/{len(clips)}: {clip.photo}")
-            hr = list(render_pan(load_photo(clip.photo), scale * clip.width, scale * clip.height, frames,
-                                 CameraPath(clip.dx, clip.dy, clip.zoom)))
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "fit.mp4"
-                write_clip(path, downscale(iter(hr), scale), EncodeSettings(crf=clip.crf, threads=1))
-                coded = list(open_frames(path))[:frames]
+            hr, coded = film_clip(clip, scale, frames)
             n, d = clip_sums(coded, [h[0] for h in hr], lambda f: upscale_frame(runner, f.y, f.u, f.v)[0], scale)
             acc = per_photo.setdefault(clip.photo, [0.0, 0.0])
             acc[0] += n

@@ -126,20 +126,25 @@ def fit_clips(photos: Sequence[str], scale: int, frames: int = FIT_FRAMES, seed:
     return out
 
 
-def clip_frames(clip: FitClip, scale: int, frames: int) -> list[CodedFrame]:
-    """The decoded LR frames of one fit clip (filmed, downscaled, coded in the live profile). The
-    HR frames are only filmed to be downscaled (the network's output is the target, not them), so
-    a linear resampling of the photo does."""
+def film_clip(clip: FitClip, scale: int, frames: int, order: int = 3) -> tuple[list, list[CodedFrame]]:
+    """One fit clip: its HR frames (yuv420p planes, the photo resampled with spline ``order``)
+    and the decoded LR frames made from them (downscaled, coded in the live profile)."""
     from ..bench.scenes import CameraPath, downscale, render_pan
     from ..stream import EncodeSettings, open_frames, write_clip
     from .data import load_photo
 
-    hr = render_pan(load_photo(clip.photo), scale * clip.width, scale * clip.height, frames,
-                    CameraPath(clip.dx, clip.dy, clip.zoom), order=1)
+    hr = list(render_pan(load_photo(clip.photo), scale * clip.width, scale * clip.height, frames,
+                         CameraPath(clip.dx, clip.dy, clip.zoom), order=order))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fit.mp4"
-        write_clip(path, downscale(hr, scale), EncodeSettings(crf=clip.crf, threads=1))
-        return list(open_frames(path))[:frames]
+        write_clip(path, downscale(iter(hr), scale), EncodeSettings(crf=clip.crf, threads=1))
+        return hr, list(open_frames(path))[:frames]
+
+
+def clip_frames(clip: FitClip, scale: int, frames: int) -> list[CodedFrame]:
+    """The decoded LR frames of one fit clip. The HR frames are only filmed to be downscaled (the
+    network's output is the target, not them), so a linear resampling of the photo does."""
+    return film_clip(clip, scale, frames, order=1)[1]
 
 
 def clip_samples(frames: Sequence[CodedFrame], runner, scale: int, loop: str = "closed",
