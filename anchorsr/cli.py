@@ -76,13 +76,15 @@ def _add_lr_model_option(p: argparse.ArgumentParser) -> None:
                         "(each LR pixel the mean of its HR cell, as pixel binning makes it)")
 
 
-def _add_anchor_weight_option(p: argparse.ArgumentParser) -> None:
+def _add_anchor_weight_option(p: argparse.ArgumentParser, client: bool = False) -> None:
     from .reuse.reconstruct import ANCHOR_WEIGHT
 
+    what = "the client's reconstruction makes" if client else "becomes"
     p.add_argument("--anchor-weight", type=_anchor_weight, default=ANCHOR_WEIGHT, metavar="W",
-                   help=f"on the inter blocks of a P frame an anchor patch becomes W x SR + (1 - W) x reuse "
+                   help=f"on the inter blocks of a P frame an anchor patch {what} W x SR + (1 - W) x reuse "
                         f"(default {ANCHOR_WEIGHT}, fitted on training clips for the x2 network; 1: anchors "
-                        f"replace reuse); key frames and intra blocks always take the SR patch whole")
+                        f"replace reuse); key frames and intra blocks always take the SR patch whole. The "
+                        f"scheduler's graph models the blend")
 
 
 def _add_gate_option(p: argparse.ArgumentParser) -> None:
@@ -205,6 +207,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, default=2,
                    help="the SR network (x2, x3, x4) whose node-bias predictor the graph uses (default 2)")
     _add_gate_option(p)
+    _add_anchor_weight_option(p, client=True)
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
 
     p = sub.add_parser("inspect", help="print a stream's structure and motion statistics",
@@ -635,7 +638,8 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     def plans():
         for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px,
-                                       node_bias=node_bias_for(args.node_bias, args.scale), scale=args.scale):
+                                       node_bias=node_bias_for(args.node_bias, args.scale), scale=args.scale,
+                                       anchor_weight=args.anchor_weight):
             stats["chunks"] += 1
             stats["anchors"] += len(plan)
             stats["area"] += plan.anchor_fraction() * len(chunk)

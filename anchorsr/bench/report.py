@@ -14,7 +14,8 @@ from .quality import derived as _derived
 
 COLOURS = {"dag-greedy": "#d62728", "palantir": "#1f77b4", "neuroscaler": "#2ca02c", "key-uniform": "#9467bd",
            "uniform": "#8c564b", "nemo": "#e377c2", "dag-greedy-noweights": "#ff9896",
-           "dag-greedy-notexture": "#ffbb78", "dag-greedy-noretention": "#c5b0d5"}
+           "dag-greedy-notexture": "#ffbb78", "dag-greedy-noretention": "#c5b0d5",
+           "dag-greedy-noblend": "#dbdb8d"}
 
 
 def _plt():
@@ -241,7 +242,9 @@ def markdown(result: dict) -> str:
           f"of equal size spanning the range): **{_fmt(summ.get('spearman_family_mean'))}**; among purely random "
           f"sets of equal size only: {_fmt(summ.get('spearman_random_only_mean'))} (J barely varies there: not the "
           f"target); the same family with edges that carry all of the reference's detail (no sub-pixel "
-          f"retention, docs/method.md §2.3): {_fmt(summ.get('spearman_family_noretention_mean'))}.", "", "![average gain kept](figures/gain_kept.png)", ""]
+          f"retention, docs/method.md §2.3): {_fmt(summ.get('spearman_family_noretention_mean'))}; with a graph "
+          f"that takes an anchor to replace its node's error instead of blending with reuse (docs/method.md "
+          f"§1.2): {_fmt(summ.get('spearman_family_noblend_mean'))}.", "", "![average gain kept](figures/gain_kept.png)", ""]
     L += node_bias_section(result)
     L += ["## Per clip", ""]
     for clip in result["clips"]:
@@ -284,7 +287,8 @@ def markdown(result: dict) -> str:
             L += [f"Estimator fidelity: Spearman {_fmt(clip['fidelity']['spearman_family_mean'])} over the family, "
                   f"{_fmt(clip['fidelity']['spearman_random_only_mean'])} among random sets only, "
                   f"{_fmt(clip['fidelity'].get('spearman_family_noretention_mean'))} over the family without "
-                  "sub-pixel retention. The family's sets measure within "
+                  f"sub-pixel retention, {_fmt(clip['fidelity'].get('spearman_family_noblend_mean'))} without "
+                  "the anchors' blend in the graph. The family's sets measure within "
                   + (f"{spread:.3f} dB" if spread is not None else "n/a")
                   + " of each other (chunk MSE, best to worst).", ""]
         for note in clip.get("notes", []):

@@ -2,7 +2,8 @@
 
 Nodes are (frame t, patch p) pairs. ``W_t`` (N x N, sparse) says how much of each patch of frame
 t is copied from each patch of frame t-1; ``b_t`` (N,) how much error plain upsampling adds for
-what is newly coded in it. For an anchor mask ``m`` (0 at anchors, 1 elsewhere)::
+what is newly coded in it. For an anchor mask ``m`` (1 off the anchors; at an anchor the share ``k_t[p]`` of its error
+that anchoring leaves, 0 unless the reconstruction blends the anchor with reuse)::
 
     e_t = m_t * (b_t + W_t e_{t-1}),   J = sum_t sum_p e_t[p]
 
@@ -13,6 +14,12 @@ as the measured one does.
 with ``e_{-1}`` carried in from the previous chunk (it does not matter at a key frame, whose
 ``W_0`` is zero). Blocks the reuse gate sent to upsampling (docs/method.md §1.1) arrive marked
 intra in the frames' motion fields, so they have no edge in ``W_t`` and an intra block's bias.
+
+The anchors' blend (docs/method.md §1.2): on the inter blocks of a P frame the reconstruction
+writes ``w * SR + (1 - w) * reuse`` instead of the network's output alone, so what is left of
+the node's error (its distance to the network's output, the quantity ``e`` counts) is
+``(1 - w) * (reuse - SR)``, energy ``(1 - w)^2`` of it. A node's keep share ``k_t[p]`` is that
+times the share of the patch's pixels in inter blocks (intra and gated blocks are replaced).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from numba import njit
 
 from ..errors import ConfigError
 from ..types import Chunk, PatchGrid
-from .motion import frame_weights, identity_weights
+from .motion import frame_weights, identity_weights, inter_share
 from .texture import frame_texture
 
 
@@ -124,17 +131,24 @@ class DependencyGraph:
         chunk (zero at a key frame or at stream start). Entries in [0, 1], rows sum to <= 1.
     bias: float64 (T, N) texture complexities ``b_t`` (>= 0; squared 8-bit sample errors).
     chunk_start: stream index of the chunk's first frame.
+    keep: float64 (T, N) in [0, 1), the share of its error a node keeps once anchored (the
+        anchors' blend with reuse, ``anchor_keep``); None: 0 everywhere (an anchor replaces).
     """
 
     grid: PatchGrid
     weights: tuple[sp.csr_matrix, ...]
     bias: np.ndarray
     chunk_start: int = 0
+    keep: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.grid.n_patches
         if self.bias.ndim != 2 or self.bias.shape[1] != n or self.bias.shape[0] != len(self.weights):
             raise ConfigError(f"expected bias of shape ({len(self.weights)}, {n}), got {self.bias.shape}")
+        if self.keep is not None and (self.keep.shape != self.bias.shape
+                                      or not np.all((self.keep >= 0) & (self.keep < 1))):
+            raise ConfigError(f"expected keep shares in [0, 1) of shape {self.bias.shape}, got "
+                              f"shape {self.keep.shape}")
         for w in self.weights:
             if w.shape != (n, n):
                 raise ConfigError(f"expected {n}x{n} weight matrices, got {w.shape}")
@@ -148,15 +162,37 @@ class DependencyGraph:
         return self.grid.n_patches
 
     @cached_property
+    def keep_shares(self) -> np.ndarray:
+        """float64 (T, N): ``keep``, zeros when there is none."""
+        if self.keep is None:
+            return np.zeros(self.bias.shape)
+        return np.ascontiguousarray(self.keep, np.float64)
+
+    @cached_property
     def packed(self) -> PackedGraph:
         return _pack(tuple(sp.csr_matrix(w) for w in self.weights))
 
     @staticmethod
-    def from_arrays(grid: PatchGrid, weights, bias, chunk_start: int = 0) -> "DependencyGraph":
+    def from_arrays(grid: PatchGrid, weights, bias, chunk_start: int = 0, keep=None) -> "DependencyGraph":
         """A graph from any sparse/dense ``W_t`` (tests, synthetic studies)."""
         mats = tuple(sp.csr_matrix(np.asarray(w.todense() if sp.issparse(w) else w, np.float64))
                      for w in weights)
-        return DependencyGraph(grid, mats, np.asarray(bias, np.float64), chunk_start)
+        return DependencyGraph(grid, mats, np.asarray(bias, np.float64), chunk_start,
+                               None if keep is None else np.asarray(keep, np.float64))
+
+
+def anchor_keep(frame, ref, grid: PatchGrid, anchor_weight: float | None) -> np.ndarray:
+    """float64 (N,): the share of its error each patch of ``frame`` keeps once anchored, when the
+    reconstruction blends anchors as ``anchor_weight * SR + (1 - anchor_weight) * reuse`` on the
+    inter blocks of a P frame that has a reference (``ReuseConfig.anchor_weight``):
+    ``(1 - anchor_weight)^2`` times the patch's share of inter pixels. 0 where the anchor
+    replaces: key frames, frames without a reference, intra and gated blocks, or no blend
+    (``anchor_weight`` None or 1)."""
+    if anchor_weight is None or anchor_weight >= 1 or frame.kind != "P" or ref is None:
+        return np.zeros(grid.n_patches)
+    if not 0 < anchor_weight:
+        raise ConfigError(f"expected an anchor weight in (0, 1], got {anchor_weight}")
+    return (1.0 - anchor_weight) ** 2 * inter_share(frame, grid)
 
 
 class GraphBuilder:
@@ -169,17 +205,20 @@ class GraphBuilder:
 
     def __init__(self, grid: PatchGrid, prev=None, *, edge_weights: bool = True,
                  texture: bool = True, texture_sample: int = 1, node_bias=None,
-                 scale: int | None = None, retention: bool = True) -> None:
+                 scale: int | None = None, retention: bool = True,
+                 anchor_weight: float | None = None) -> None:
         self.grid, self.edge_weights, self.texture = grid, edge_weights, texture
         # The edges count detail retention only with edge weights, a scale, and not ablated.
         self.scale = scale if retention and edge_weights else None
         self.texture_sample = texture_sample
         self.node_bias = node_bias
+        self.anchor_weight = anchor_weight
         self._ref = prev
         self._start: int | None = None
         self._weights: list[sp.csr_matrix] = []
         self._packer = _Packer()
         self._bias: list[np.ndarray] = []
+        self._keep: list[np.ndarray] = []
 
     def add(self, frame) -> None:
         grid = self.grid
@@ -200,13 +239,15 @@ class GraphBuilder:
         else:
             bias = frame_texture(frame, self._ref, grid, sample=self.texture_sample)
         self._bias.append(bias)
+        self._keep.append(anchor_keep(frame, self._ref, grid, self.anchor_weight))
         self._ref = frame
 
     def build(self) -> DependencyGraph:
         """The graph of the frames added so far (at least one)."""
         if not self._weights:
             raise ConfigError("expected at least one frame before building a graph, got none")
-        graph = DependencyGraph(self.grid, tuple(self._weights), np.stack(self._bias), self._start)
+        keep = np.stack(self._keep) if self.anchor_weight is not None and self.anchor_weight < 1 else None
+        graph = DependencyGraph(self.grid, tuple(self._weights), np.stack(self._bias), self._start, keep)
         # The schedulers' kernel layout: per-frame parts were made in ``add``, joined here.
         graph.__dict__["packed"] = self._packer.packed()
         return graph
@@ -214,7 +255,7 @@ class GraphBuilder:
 
 def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True,
                 texture_sample: int = 1, node_bias=None, scale: int | None = None,
-                retention: bool = True) -> DependencyGraph:
+                retention: bool = True, anchor_weight: float | None = None) -> DependencyGraph:
     """The DependencyGraph of ``chunk``.
 
     scale: the output scale; an edge then carries the share of detail the reconstruction's
@@ -225,17 +266,22 @@ def build_graph(chunk: Chunk, *, edge_weights: bool = True, texture: bool = True
     texture_sample: 1 = exact biases; s > 1 = the sampled estimate (``frame_texture``).
     node_bias: None = the texture term; else a callable ``(frame, ref, grid) -> (N,)`` giving
     ``b_t`` (the predictor or the oracle, docs/method.md §2.1; ``texture=False`` still wins).
+    anchor_weight: the reconstruction's blend of P-frame anchors with reuse
+    (``ReuseConfig.anchor_weight``), giving the graph's keep shares (``anchor_keep``); None:
+    an anchor removes its node's whole error.
     """
     builder = GraphBuilder(chunk.grid, chunk.prev, edge_weights=edge_weights, texture=texture,
                            texture_sample=texture_sample, node_bias=node_bias, scale=scale,
-                           retention=retention)
+                           retention=retention, anchor_weight=anchor_weight)
     for frame in chunk.frames:
         builder.add(frame)
     return builder.build()
 
 
-def _mask(graph: DependencyGraph, anchors) -> np.ndarray:
-    """float64 (T, N): 0 at anchors, 1 elsewhere; ``anchors`` is a bool mask, a plan or None."""
+def anchor_factors(graph: DependencyGraph, anchors=None) -> np.ndarray:
+    """float64 (T, N): ``m``, the factor each node's error is multiplied by under ``anchors``
+    (a bool (T, N) mask, an AnchorPlan or None): the keep share at anchors
+    (``graph.keep_shares``), 1 elsewhere."""
     shape = (graph.n_frames, graph.n_patches)
     if anchors is None:
         return np.ones(shape)
@@ -244,12 +290,12 @@ def _mask(graph: DependencyGraph, anchors) -> np.ndarray:
     anchors = np.asarray(anchors, bool)
     if anchors.shape != shape:
         raise ConfigError(f"expected an anchor mask of shape {shape}, got {anchors.shape}")
-    return (~anchors).astype(np.float64)
+    return np.where(anchors, graph.keep_shares, 1.0)
 
 
 def forward_errors(graph: DependencyGraph, anchors=None, carry_in=None) -> np.ndarray:
     """float64 (T, N): ``e_t`` for every node given anchors (bool (T, N) mask or AnchorPlan)."""
-    m = _mask(graph, anchors)
+    m = anchor_factors(graph, anchors)
     e = np.zeros((graph.n_frames, graph.n_patches))
     prev = np.zeros(graph.n_patches) if carry_in is None else np.asarray(carry_in, np.float64)
     for t, w in enumerate(graph.weights):
@@ -259,7 +305,7 @@ def forward_errors(graph: DependencyGraph, anchors=None, carry_in=None) -> np.nd
 
 def adjoint(graph: DependencyGraph, anchors=None) -> np.ndarray:
     """float64 (T, N): ``g_t``, total error one unit of error at (t, p) causes within the chunk."""
-    m = _mask(graph, anchors)
+    m = anchor_factors(graph, anchors)
     g = np.ones((graph.n_frames, graph.n_patches))
     for t in range(graph.n_frames - 2, -1, -1):
         g[t] += graph.weights[t + 1].T @ (m[t + 1] * g[t + 1])

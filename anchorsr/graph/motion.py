@@ -284,3 +284,19 @@ def identity_weights(weights: sp.csr_matrix) -> sp.csr_matrix:
     """
     inter_share = np.asarray(weights.sum(axis=1)).ravel()
     return sp.diags((inter_share >= 0.5).astype(np.float64), format="csr")
+
+
+def inter_share(frame: CodedFrame, grid: PatchGrid) -> np.ndarray:
+    """float64 (N,): the share of each patch's LR luma pixels that lie in inter (motion
+    reused) blocks of ``frame``; intra blocks, and those the reuse gate sent to upsampling,
+    count 0."""
+    y0, x0, h, w = _block_geometry(grid.height, grid.width)
+    inter = ~frame.motion.intra
+    if grid.patch_px % MV_BLOCK_PX == 0:  # every block lies inside one patch
+        cell = (y0 // grid.patch_px) * grid.cols + x0 // grid.patch_px
+        pixels = np.bincount(cell[inter], weights=(h * w)[inter], minlength=grid.n_patches)
+    else:
+        rows = np.repeat(inter, MV_BLOCK_PX, axis=0)[:grid.height]
+        mask = np.repeat(rows, MV_BLOCK_PX, axis=1)[:, :grid.width]
+        pixels = np.bincount(grid.patch_index_map()[mask], minlength=grid.n_patches)
+    return pixels / grid.areas()

@@ -27,8 +27,9 @@ class Scheduler(abc.ABC):
 
     name: ClassVar[str] = ""
     needs_graph: ClassVar[bool] = False
-    # build_graph options the scheduler's graph is built with (the ablations turn terms off).
-    graph_options: ClassVar[dict[str, bool]] = {}
+    # build_graph options the scheduler's graph is built with (the ablations turn terms off:
+    # False, or None for the anchor weight).
+    graph_options: ClassVar[dict[str, object]] = {}
 
     @abc.abstractmethod
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph: DependencyGraph | None = None,

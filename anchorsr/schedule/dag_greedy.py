@@ -3,14 +3,16 @@ anchorsr's scheduler ``dag-greedy`` (``guarded.py`` runs it, and Palantír's res
 on it, and keeps the plan that is not worse than Palantír's).
 
 Source: docs/method.md §3.2 (anchorsr's own; same objective as Palantír, arXiv 2408.06152, §2).
-Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p) lowers J by exactly
-``e_t[p] * g_t[p]`` with the adjoint ``g_t = 1 + W_{t+1}^T (m_{t+1} * g_{t+1})``. One forward
-and one backward pass score every node; after a pick only the errors of later frames and the
-adjoints of earlier frames change.
+Because ``e_t = m_t * (b_t + W_t e_{t-1})`` is linear, anchoring node (t, p), which sets
+``m_t[p]`` from 1 to its keep share ``k`` (0 unless anchors are blended with reuse,
+``DependencyGraph.keep``), lowers J by exactly ``(1 - k) e_t[p] g_t[p]`` with the adjoint
+``g_t = 1 + W_{t+1}^T (m_{t+1} * g_{t+1})``. One forward and one backward pass score every
+node; after a pick only the errors of later frames and the adjoints of earlier frames change.
 
 Two observations keep the work per pick small (the compiled kernel ``greedy_kernel``):
 
-* ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0), so a frame's
+* ``e`` and ``g`` only shrink as anchors are added (weights and biases are >= 0, keep shares
+  < 1), so a frame's
   best key from its last refresh bounds its current best from above. A frame's best is the
   exact argmax once its exact key beats every other frame's bound (the lazy-greedy argument,
   per frame instead of per node); frames whose bounds still beat it are refreshed, nearest to
@@ -136,17 +138,22 @@ def _dia(indptr, indices, data):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, inl, lst, cnt,
+def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, free, vals, pend, inl, lst, cnt,
           prune, dense_k, acc):  # pragma: no cover - compiled
     """Push frame ``src``'s pending delta into frame ``dst`` and clear it.
 
-    The delta at dst is ``A pend[src]`` on dst's non-anchored nodes, ``A`` the frame ``mt``
+    The delta at dst is ``free[dst] * (A pend[src])``, ``A`` the frame ``mt``
     matrix, given as diagonals for a dense product (``dia``, see ``_dia``) and as CSR rows of
     its transpose for a sparse scatter (s_*). It is added to ``vals[dst]`` and becomes dst's
     pending delta (merged with what is already pending there). pend (T, N) values, inl (T, N)
     membership, lst (T, N) / cnt (T,) the indices listed per frame; ``cnt[t] == -1`` marks a
-    dense frame, whose list is not kept (any node may be pending). free: float (T, N), 0 at
-    anchors, else 1. Contributions with |c| <= prune are dropped. The push is dense when more
+    dense frame, whose list is not kept (any node may be pending). free: float (T, N), ``m``:
+    the keep share at anchors, else 1. Contributions with |c| <= prune are dropped.
+
+    Pending values are deltas of ``m * e`` (forward: the errors themselves) and of ``m * g``
+    (backward: what frame t hands to t-1), so both directions scale by the destination's ``m``;
+    ``vals`` of an anchored node is then exact for errors and unused for adjoints (an anchored
+    node is never picked again). The push is dense when more
     than dense_k nodes are listed (or the frame is dense). acc: work array (N,).
     """
     n = vals.shape[1]
@@ -168,9 +175,10 @@ def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, in
         cnt[dst] = -1
         if prune > 0.0:
             for p in range(n):
-                if not anchored[dst, p] and abs(acc[p]) > prune:
-                    vals[dst, p] += acc[p]
-                    pend[dst, p] += acc[p]
+                d = acc[p] * free[dst, p]
+                if abs(d) > prune:
+                    vals[dst, p] += d
+                    pend[dst, p] += d
         else:
             v_dst, p_dst, f_dst = vals[dst], pend[dst], free[dst]
             for p in range(n):
@@ -180,7 +188,7 @@ def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, in
     else:  # sparse: scatter from the few pending sources
         listed = cnt[dst] >= 0
         # Row views and unsigned indices: no 2-d offsets or negative-index checks per entry.
-        v_dst, p_dst, a_dst, i_dst, l_dst = vals[dst], pend[dst], anchored[dst], inl[dst], lst[dst]
+        v_dst, p_dst, f_dst, i_dst, l_dst = vals[dst], pend[dst], free[dst], inl[dst], lst[dst]
         p_src, l_src = pend[src], lst[src]
         c_dst = cnt[dst]
         for a in range(k):
@@ -188,8 +196,8 @@ def _push(dia, s_ptr, s_idx, s_dat, mt, src, dst, anchored, free, vals, pend, in
             v = p_src[uq]
             for j in range(s_ptr[mt, uq], s_ptr[mt, uq + 1]):
                 up = np.uintp(s_idx[j])
-                c = s_dat[j] * v
-                if a_dst[up] or abs(c) <= prune:
+                c = s_dat[j] * v * f_dst[up]
+                if abs(c) <= prune:  # also 0 at an anchor that keeps nothing
                     continue
                 v_dst[up] += c
                 p_dst[up] += c
@@ -223,14 +231,15 @@ def _add_pending(pend, inl, lst, cnt, t, p, d):  # pragma: no cover - compiled
 
 # error_model="numpy": no zero-division check per key (costs are > 0), so the key pass vectorises.
 @njit(cache=True, error_model="numpy")
-def _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
+def _frame_best(e, g, drop, cost, closed, t, k1, p1, k2, p2, keys):  # pragma: no cover - compiled
     """Exact best and runner-up (key, patch) of frame t's open nodes (-inf, -1 when none).
-    closed: bool (T, N), True at anchors and at nodes that may not be picked.
-    keys: work array (N,); the keys are computed in one vectorised pass, then scanned."""
+    drop: (T, N) 1 - keep share; closed: bool (T, N), True at anchors and at nodes that may
+    not be picked. keys: work array (N,); the keys are computed in one vectorised pass, then
+    scanned."""
     n = e.shape[1]
-    e_t, g_t, a_t = e[t], g[t], closed[t]
+    e_t, g_t, d_t, a_t = e[t], g[t], drop[t], closed[t]
     for p in range(n):
-        keys[p] = -np.inf if a_t[p] else e_t[p] * g_t[p] / cost[p]
+        keys[p] = -np.inf if a_t[p] else d_t[p] * e_t[p] * g_t[p] / cost[p]
     b1, b2, q1, q2 = -np.inf, -np.inf, -1, -1
     for p in range(n):
         key = keys[p]
@@ -274,57 +283,60 @@ def _pending(n_frames, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf, prune, dense_k,
+def _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, free, e, pf, prune, dense_k,
                 stats, acc):  # pragma: no cover - compiled
     """Push pending errors from frame ``lo`` on until frame t is exact; returns the new lo."""
     vals, inl, lst, cnt = pf
     while lo < t:
         if cnt[lo] != 0:
             stats[1] += 1
-            _push(fwd_dia, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1, anchored, free, e,
+            _push(fwd_dia, t_indptr, t_indices, t_data, lo + 1, lo, lo + 1, free, e,
                   vals, inl, lst, cnt, prune, dense_k, acc)
         lo += 1
     return lo
 
 
 @njit(cache=True)
-def _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, prune, dense_k,
+def _backward_to(t, hi, bwd_dia, indptr, indices, data, free, g, pb, prune, dense_k,
                  stats, acc):  # pragma: no cover - compiled
     """Push pending adjoints from frame ``hi`` down until frame t is exact; returns the new hi."""
     vals, inl, lst, cnt = pb
     while hi > t:
         if cnt[hi] != 0:
             stats[2] += 1
-            _push(bwd_dia, indptr, indices, data, hi, hi, hi - 1, anchored, free, g, vals, inl,
+            _push(bwd_dia, indptr, indices, data, hi, hi, hi - 1, free, g, vals, inl,
                   lst, cnt, prune, dense_k, acc)
         hi -= 1
     return hi
 
 
 @njit(cache=True)
-def _anchor(t, p, indptr, indices, data, anchored, closed, free, e, g, pf, pb):  # pragma: no cover - compiled
+def _anchor(t, p, keep, indptr, indices, data, anchored, closed, free, e, g, pf, pb):  # pragma: no cover - compiled
     """Anchor node (t, p) whose e and g are exact, recording its effect as pending deltas."""
     n_frames = e.shape[0]
+    k = keep[t, p]
     anchored[t, p] = True
     closed[t, p] = True
-    free[t, p] = 0.0
-    # Errors: e_t[p] drops to 0. Frames after t see it through the pending delta; deltas
-    # still on their way to (t, p) are masked when they arrive.
+    free[t, p] = k
+    # Errors: e_t[p] drops to k e_t[p]. Frames after t see it through the pending delta;
+    # deltas still on their way to (t, p) are scaled by k when they arrive.
     if t + 1 < n_frames:
-        _add_pending(pf[0], pf[1], pf[2], pf[3], t, p, -e[t, p])
-    e[t, p] = 0.0
-    # Adjoints: m_t[p] drops to 0, so g_{t-1} loses W_t[p, :] times the part of g_t[p]
-    # already pushed; the part still pending at (t, p) is dropped.
+        _add_pending(pf[0], pf[1], pf[2], pf[3], t, p, (k - 1.0) * e[t, p])
+    e[t, p] *= k
+    # Adjoints: m_t[p] drops to k, so what (t, p) hands to g_{t-1} becomes k g_t[p], of
+    # which g_t[p] minus its pending part is already there; the difference goes to g_{t-1}
+    # at once (scaled by m_{t-1} in the pending delta) and the pending part is dropped.
     if t > 0:
         vals = pb[0]
-        pushed = g[t, p] - vals[t, p]
+        change = k * g[t, p] - (g[t, p] - vals[t, p])
         vals[t, p] = 0.0
         for j in range(indptr[t, p], indptr[t, p + 1]):
             q = indices[j]
-            d = -data[j] * pushed
+            d = data[j] * change
             g[t - 1, q] += d
-            if not anchored[t - 1, q]:
-                _add_pending(pb[0], pb[1], pb[2], pb[3], t - 1, q, d)
+            f = free[t - 1, q]
+            if f > 0.0:
+                _add_pending(pb[0], pb[1], pb[2], pb[3], t - 1, q, d * f)
 
 
 @njit(cache=True)
@@ -354,9 +366,11 @@ def _nearest_rival(k1, p1, n, best, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, cost, area,
+def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, keep, carry, cost, area,
                   budget, max_picks, prune_eps, dense_k, stats, anchored, closed):  # pragma: no cover - compiled
     """Exact greedy anchor selection. Returns (nodes int64 (K,), gains float64 (K,), e_last (N,)).
+
+    keep: float64 (T, N) in [0, 1), the share of its error a node keeps once anchored.
 
     Nodes are t * N + p in pick order; gains are the exact drops in J; e_last the last frame's
     errors under the chosen anchors. Ranks by gain / cost; stops at the first pick whose area
@@ -376,10 +390,11 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     """
     n_frames, n = bias.shape
     free = np.ones((n_frames, n))
+    drop = 1.0 - keep
     for t in range(n_frames):
         for p in range(n):
             if anchored[t, p]:
-                free[t, p] = 0.0
+                free[t, p] = keep[t, p]
     e, g = _initial_passes(indptr, indices, data, t_indptr, t_indices, t_data, bias, carry, free)
     acc = np.empty(n)
     keys = np.empty(n)
@@ -393,7 +408,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
     k1, p1 = np.empty(n_frames), np.empty(n_frames, np.int64)
     k2, p2 = np.empty(n_frames), np.empty(n_frames, np.int64)
     for t in range(n_frames):
-        _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys)
+        _frame_best(e, g, drop, cost, closed, t, k1, p1, k2, p2, keys)
     nodes = np.empty(max_picks, np.int64)
     gains = np.empty(max_picks)
     k, spent = 0, 0.0
@@ -410,23 +425,24 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
             t = _nearest_rival(k1, p1, n, best, lo, hi)
         if t >= 0:
             stats[0] += 1
-            lo = _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf,
+            lo = _forward_to(t, lo, fwd_dia, t_indptr, t_indices, t_data, free, e, pf,
                              prune, dense_k, stats, acc)
-            hi = _backward_to(t, hi, bwd_dia, indptr, indices, data, anchored, free, g, pb, prune,
+            hi = _backward_to(t, hi, bwd_dia, indptr, indices, data, free, g, pb, prune,
                               dense_k, stats, acc)
-            _frame_best(e, g, cost, closed, t, k1, p1, k2, p2, keys)
+            _frame_best(e, g, drop, cost, closed, t, k1, p1, k2, p2, keys)
             runner[t] = True
             if p1[t] >= 0 and (best < 0 or _better(k1[t], t * n + p1[t], k1[best], best * n + p1[best])):
                 best = t
             continue
         t = best
         p = p1[t]
-        if e[t, p] * g[t, p] <= tiny or spent + area[p] > budget * (1 + 1e-12):
+        gain = drop[t, p] * e[t, p] * g[t, p]
+        if gain <= tiny or spent + area[p] > budget * (1 + 1e-12):
             break
         spent += area[p]
-        nodes[k], gains[k] = t * n + p, e[t, p] * g[t, p]
+        nodes[k], gains[k] = t * n + p, gain
         k += 1
-        _anchor(t, p, indptr, indices, data, anchored, closed, free, e, g, pf, pb)
+        _anchor(t, p, keep, indptr, indices, data, anchored, closed, free, e, g, pf, pb)
         lo, hi = min(lo, t), max(hi, t - 1)
         # Every other frame's keys may have dropped: only frame t can stay exact, as a pick
         # changes no key of its own frame.
@@ -438,7 +454,7 @@ def greedy_kernel(indptr, indices, data, t_indptr, t_indices, t_data, bias, carr
                 best = t
         # else: the picked (key, node) stays as the frame's bound until it is refreshed
     # Push what is still pending so the last frame's errors are exact.
-    _forward_to(n_frames - 1, lo, fwd_dia, t_indptr, t_indices, t_data, anchored, free, e, pf,
+    _forward_to(n_frames - 1, lo, fwd_dia, t_indptr, t_indices, t_data, free, e, pf,
                 prune, dense_k, stats, acc)
     return nodes[:k], gains[:k], e[n_frames - 1].copy()
 
@@ -475,7 +491,8 @@ def dag_greedy(graph: DependencyGraph, budget_area_px: float, *, carry_in=None,
     stats = np.zeros(3, np.int64)
     nodes, gains, e_last = greedy_kernel(
         pk.indptr, pk.indices, pk.data, pk.t_indptr, pk.t_indices, pk.t_data,
-        np.ascontiguousarray(graph.bias, np.float64), carry, cost, area, float(budget_area_px), limit,
+        np.ascontiguousarray(graph.bias, np.float64), graph.keep_shares, carry, cost, area,
+        float(budget_area_px), limit,
         float(prune_eps), int(dense_from * n), stats, anchored, closed)
     frames, patches = np.divmod(nodes, n)
     LAST_STATS.update(refreshes=int(stats[0]), forward_pushes=int(stats[1]), backward_pushes=int(stats[2]))

@@ -206,3 +206,11 @@ class DagGreedyNoRetention(DagGreedy):
     reference's detail (no sub-pixel detail retention), the model before it."""
 
     graph_options = {"retention": False}
+
+
+@register("dag-greedy-noblend")
+class DagGreedyNoBlend(DagGreedy):
+    """Ablation (docs/method.md §1.2): ``dag-greedy`` on a graph in which an anchor removes its
+    node's whole error, though the reconstruction blends P-frame anchors with reuse."""
+
+    graph_options = {"anchor_weight": None}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import DependencyGraph, forward_errors
+from ..graph import DependencyGraph, anchor_factors, forward_errors
 from ..types import AnchorPlan, Chunk
 from .base import Scheduler, budget_area, make_plan, register
 from .dag_greedy import GAIN_EPS
@@ -46,24 +46,27 @@ def preselect_frames(graph: DependencyGraph, frames_kept: int, carry_in=None) ->
 
 def candidate_objectives(graph: DependencyGraph, e: np.ndarray, mask: np.ndarray,
                          cand: np.ndarray) -> np.ndarray:
-    """float64 (C,): ``J(A + {c})`` for each candidate node id c, A given by ``mask``.
+    """float64 (C,): ``J(A + {c})`` for each candidate node id c, A given by ``mask`` (an
+    anchor keeps its keep share of its error, ``DependencyGraph.keep``).
 
     e: float64 (T, N) errors under A. Frames before a candidate's frame keep their errors; from
     there on, each frame is one sparse ``W_t`` times dense (N x B) product for the B candidates
     of that frame (Palantír's batched evaluation).
     """
     n_frames, n = graph.n_frames, graph.n_patches
+    m = anchor_factors(graph, mask)
+    keep = graph.keep_shares
     prefix = np.concatenate([[0.0], np.cumsum(e.sum(axis=1))])
     frames_of = cand // n
     out = np.empty(cand.size)
     for f in np.unique(frames_of):
         sel = np.flatnonzero(frames_of == f)
         err = np.repeat(e[f][:, None], sel.size, axis=1)
-        err[cand[sel] % n, np.arange(sel.size)] = 0.0
+        rows = cand[sel] % n
+        err[rows, np.arange(sel.size)] *= keep[f, rows]
         acc = prefix[f] + err.sum(axis=0)
         for t in range(f + 1, n_frames):
-            keep = (~mask[t]).astype(np.float64)[:, None]
-            err = keep * (graph.bias[t][:, None] + graph.weights[t] @ err)
+            err = m[t][:, None] * (graph.bias[t][:, None] + graph.weights[t] @ err)
             acc += err.sum(axis=0)
         out[sel] = acc
     return out
@@ -110,11 +113,12 @@ class Palantir(Scheduler):
     8 in the paper); None turns preselection off (exhaustive greedy over every node).
     cost_aware: rank by J drop per pixel of patch area (off in the paper).
     Its graph is the published model's: edges carry all of the reference's error (no sub-pixel
-    detail retention, docs/method.md §2.3).
+    detail retention, docs/method.md §2.3), and an anchor removes its node's whole error (no
+    blend with reuse, docs/method.md §1.2).
     """
 
     needs_graph = True
-    graph_options = {"retention": False}
+    graph_options = {"retention": False, "anchor_weight": None}
 
     def __init__(self, *, frames_kept: int | None = 8, cost_aware: bool = False) -> None:
         self.frames_kept = frames_kept

@@ -89,7 +89,8 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
                 texture: bool = True, scale: int | None = None,
                 skip_chunk: Callable[[], bool] | None = None,
                 node_bias: Callable | None = None,
-                graphs: Callable[[Chunk, dict], DependencyGraph] | None = None
+                graphs: Callable[[Chunk, dict], DependencyGraph] | None = None,
+                anchor_weight: float | None = None
                 ) -> Iterator[tuple[Chunk, AnchorPlan]]:
     """Schedule a stream chunk by chunk, carrying the estimated error from chunk to chunk.
 
@@ -105,15 +106,19 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     node_bias: the graph's node bias, ``(frame, ref, grid) -> (N,)`` (``graph.node_bias_for``);
     None: the texture term. scale: the output scale, for the edges' detail retention
     (``build_graph``); None: edges without it.
+    anchor_weight: the reconstruction's blend of P-frame anchors with reuse
+    (``ReuseConfig.anchor_weight``), which the graph then models (``build_graph``); None: the
+    graph takes an anchor to replace its node's whole error.
     graphs: ``(chunk, options) -> graph``, called when a chunk is complete instead of building its
     graph frame by frame; it must give what ``build_graph(chunk, **options)`` gives (options:
-    edge_weights, texture, retention, node_bias, scale). For a caller that plans the same stream many times (the
+    edge_weights, texture, retention, node_bias, scale, anchor_weight). For a caller that plans the same stream many times (the
     quality benchmark) and builds each graph once.
     """
     if isinstance(scheduler, str):
         scheduler = get_scheduler(scheduler)
-    options = {"edge_weights": edge_weights, "texture": texture, "retention": True}
-    if scheduler.needs_graph:  # an ablation switches a part of the model off
+    options = {"edge_weights": edge_weights, "texture": texture, "retention": True,
+               "anchor_weight": anchor_weight}
+    if scheduler.needs_graph:  # an ablation switches a part of the model off (False or None)
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
     options["node_bias"], options["scale"] = node_bias, scale
     carry: np.ndarray | None = None
@@ -152,10 +157,12 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
 
 def plan_to_file(frames: Iterable[CodedFrame], dest: str | os.PathLike | BinaryIO,
                  scheduler: Scheduler | str = "dag-greedy", budget_fraction: float = 0.05,
-                 chunk_frames: int = 60, patch_px: int = 64, scale: int | None = None) -> int:
+                 chunk_frames: int = 60, patch_px: int = 64, scale: int | None = None,
+                 anchor_weight: float | None = None) -> int:
     """``anchorsr plan``: schedule ``frames`` and write one plan per chunk; returns the count."""
     return write_plans(dest, (plan for _, plan in plan_stream(
-        frames, scheduler, budget_fraction, chunk_frames, patch_px, scale=scale)))
+        frames, scheduler, budget_fraction, chunk_frames, patch_px, scale=scale,
+        anchor_weight=anchor_weight)))
 
 
 def write_plans(dest: str | os.PathLike | BinaryIO, plans: Iterable[AnchorPlan]) -> int:

@@ -113,13 +113,15 @@ def test_the_json_keeps_its_keys(run):
     assert list(result["summary"]) == ["clips", "clips_in_averages", "clips_left_out", "gain_kept_mean",
                                        "gain_kept_vs_bicubic_mean", "gain_kept_mean_all_clips", "clips_per_scheduler",
                                        "saving_mean", "spearman_family_mean", "spearman_random_only_mean",
-                                       "spearman_family_noretention_mean", "targets", "node_bias"]
+                                       "spearman_family_noretention_mean", "spearman_family_noblend_mean", "targets",
+                                       "node_bias"]
     assert set(clip["baselines"]["none"]) >= {"psnr_yuv_db", "psnr_y_db", "mse_yuv", "mse_y", "ssim_y", "sr_share",
                                               "cpu_ms_per_frame", "cpu_ms_per_frame_by_step"}
     assert set(clip["runs"]["dag-greedy"]["5%"]) >= {"psnr_yuv_db", "sr_share", "schedule_ms_per_chunk",
                                                      "cpu_ms_per_frame"}
     assert list(clip["fidelity"]) == ["chunks", "node_bias", "spearman_family_by_bias_mean", "spearman_family_mean",
-                                      "spearman_family_noretention_mean", "spearman_random_only_mean"]
+                                      "spearman_family_noretention_mean", "spearman_family_noblend_mean",
+                                      "spearman_random_only_mean"]
     assert list(result["settings"]["reuse"]) == ["scale", "loop", "residual_upsampler", "feather_seams", "down_filter",
                                                  "passes", "anchor_weight", "gate"]
 

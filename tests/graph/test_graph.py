@@ -166,3 +166,46 @@ def test_recursion_by_hand_and_carry():
     np.testing.assert_allclose(adjoint(g)[:, 0], [1.25, 1.0])
     mask = np.array([[True], [False]])
     np.testing.assert_allclose(forward_errors(g, mask, carry_in=[4.0])[:, 0], [0.0, 1.0])
+
+
+def test_recursion_with_keep_shares():
+    """An anchored node keeps its keep share of its error, in the errors, the adjoints and J."""
+    from anchorsr.graph import DependencyGraph
+    g = DependencyGraph.from_arrays(PatchGrid(4, 4, 4), [[[0.5]], [[0.25]]], [[2.0], [1.0]],
+                                    keep=[[0.1], [0.5]])
+    both = np.array([[True], [True]])
+    # e0 = 0.1 * (2 + 0.5 * 4) = 0.4; e1 = 0.5 * (1 + 0.25 * 0.4) = 0.55
+    np.testing.assert_allclose(forward_errors(g, both, carry_in=[4.0])[:, 0], [0.4, 0.55])
+    assert objective(g, both, carry_in=[4.0]) == pytest.approx(0.95)
+    np.testing.assert_allclose(adjoint(g, both)[:, 0], [1 + 0.25 * 0.5, 1.0])
+    np.testing.assert_allclose(forward_errors(g, None, carry_in=[4.0])[:, 0], [4.0, 2.0])
+    with pytest.raises(Exception, match="keep shares"):
+        DependencyGraph.from_arrays(PatchGrid(4, 4, 4), [[[0.5]]], [[2.0]], keep=[[1.0]])
+
+
+def test_keep_shares_follow_the_blend_and_the_inter_blocks():
+    """The graph's keep share is (1 - w)^2 times the patch's inter share on a P frame with a
+    reference, 0 on the key frame and on intra blocks; none without an anchor weight."""
+    from anchorsr.graph import anchor_keep, inter_share
+
+    rng = np.random.default_rng(3)
+    key = coded_frame(0, rng.integers(0, 256, (16, 24)))
+    intra = np.zeros((4, 6), bool)
+    intra[:2, :2] = True   # patch 0 (8x8 px at 8 px patches): all of it intra
+    intra[2, 3] = True     # one 4x4 block of patch 4 (rows 8-16, x 8-16): a quarter of it
+    cur = coded_frame(1, rng.integers(0, 256, (16, 24)), intra=intra)
+    grid = PatchGrid(8, 16, 24)
+    np.testing.assert_allclose(inter_share(cur, grid), [0, 1, 1, 1, 0.75, 1])
+    # patch sizes that are not multiples of the 4x4 blocks count pixel by pixel
+    odd = PatchGrid(6, 16, 24)
+    want = np.bincount(odd.patch_index_map().ravel(), weights=~np.repeat(np.repeat(intra, 4, 0), 4, 1).ravel())
+    np.testing.assert_allclose(inter_share(cur, odd), want / odd.areas())
+    np.testing.assert_allclose(anchor_keep(cur, key, grid, 0.7), 0.09 * inter_share(cur, grid))
+    assert not anchor_keep(cur, None, grid, 0.7).any()  # no reference: upsampled whole, replaced
+    assert not anchor_keep(key, None, grid, 0.7).any()
+    assert not anchor_keep(cur, key, grid, 1.0).any()
+    chunk = Chunk((key, cur), grid)
+    graph = build_graph(chunk, anchor_weight=0.7)
+    np.testing.assert_allclose(graph.keep[1], anchor_keep(cur, key, grid, 0.7))
+    assert not graph.keep[0].any()
+    assert build_graph(chunk).keep is None

@@ -6,8 +6,10 @@ from anchorsr.types import PatchGrid
 
 
 def random_graph(rng: np.random.Generator, n_frames: int, height: int, width: int,
-                 patch_px: int = 4, density: float = 0.3, zero_bias: float = 0.1) -> DependencyGraph:
-    """A random chunk DAG: sparse non-negative W_t with row sums <= 1, biases >= 0."""
+                 patch_px: int = 4, density: float = 0.3, zero_bias: float = 0.1,
+                 keep: bool = False) -> DependencyGraph:
+    """A random chunk DAG: sparse non-negative W_t with row sums <= 1, biases >= 0. keep: the
+    nodes keep random shares in [0, 0.6) of their error once anchored (a third keep none)."""
     grid = PatchGrid(patch_px, height, width)
     n = grid.n_patches
     weights = []
@@ -16,7 +18,8 @@ def random_graph(rng: np.random.Generator, n_frames: int, height: int, width: in
         w *= rng.random((n, 1)) / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
         weights.append(w)
     bias = rng.random((n_frames, n)) * (rng.random((n_frames, n)) >= zero_bias)
-    return DependencyGraph.from_arrays(grid, weights, bias)
+    shares = rng.random((n_frames, n)) * 0.6 * (rng.random((n_frames, n)) >= 1 / 3) if keep else None
+    return DependencyGraph.from_arrays(grid, weights, bias, keep=shares)
 
 
 def pan_chunk(seed: int, n_frames: int = 30, height: int = 96, width: int = 160, patch_px: int = 32):

@@ -109,8 +109,8 @@ def test_plan_stream_takes_each_chunk_graph_from_a_provider(monkeypatch):
     from anchorsr.schedule import planning
 
     frames = moving_object_clip(32, 48, 12, obj_px=12, speed_px=3)
-    for name in ("dag-greedy", "dag-greedy-noweights", "palantir"):
-        want = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8)]
+    for name in ("dag-greedy", "dag-greedy-noweights", "dag-greedy-noblend", "palantir"):
+        want = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, anchor_weight=0.7)]
         asked = []
 
         def provider(chunk, options):
@@ -119,12 +119,14 @@ def test_plan_stream_takes_each_chunk_graph_from_a_provider(monkeypatch):
 
         with monkeypatch.context() as m:
             m.setattr(planning, "GraphBuilder", lambda *a, **k: pytest.fail("a graph was built frame by frame"))
-            got = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, graphs=provider)]
+            got = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 5, 8, graphs=provider,
+                                                        anchor_weight=0.7)]
         assert got == want, name
         assert [(s, n) for s, n, _ in asked] == [(0, 5), (5, 5), (10, 2)]
         weights = name != "dag-greedy-noweights"
+        blend = 0.7 if name in ("dag-greedy", "dag-greedy-noweights") else None  # the ablation, the paper's model
         assert all(o == {"edge_weights": weights, "texture": True, "retention": name != "palantir",
-                         "node_bias": None, "scale": None} for *_, o in asked)
+                         "anchor_weight": blend, "node_bias": None, "scale": None} for *_, o in asked)
     # schedulers without a graph never ask for one
     assert len(list(plan_stream(frames, "uniform", 0.1, 5, 8, graphs=lambda c, o: pytest.fail("asked")))) == 3
 

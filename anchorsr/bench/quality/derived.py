@@ -278,8 +278,9 @@ def summarize(clips: list[dict], settings: QualitySettings) -> dict:
                                                           for c in clips)
     summary["spearman_random_only_mean"] = metrics.mean_finite(
         c.get("fidelity", {}).get("spearman_random_only_mean") for c in clips)
-    summary["spearman_family_noretention_mean"] = metrics.mean_finite(
-        c.get("fidelity", {}).get("spearman_family_noretention_mean") for c in clips)
+    for ablation in ("noretention", "noblend"):
+        summary[f"spearman_family_{ablation}_mean"] = metrics.mean_finite(
+            c.get("fidelity", {}).get(f"spearman_family_{ablation}_mean") for c in clips)
     summary["targets"] = judge_targets(clips, valid)
     summary["node_bias"] = _bias_summary(clips, valid, settings)
     return summary

@@ -150,27 +150,30 @@ class ClipInputs:
                 self._biases[kind] = node_bias_for(kind, self.s.scale)
         return self._biases[kind]
 
-    def _graph_key(self, ci: int, bias: str | None, edge_weights: bool, texture: bool, retention: bool) -> tuple:
-        return ci, bias or self.s.node_bias, bool(edge_weights), bool(texture), bool(retention)
+    def _graph_key(self, ci: int, bias: str | None, edge_weights: bool, texture: bool, retention: bool,
+                   blend: bool) -> tuple:
+        return ci, bias or self.s.node_bias, bool(edge_weights), bool(texture), bool(retention), bool(blend)
 
     def graph(self, ci: int, bias: str | None = None, *, edge_weights: bool = True, texture: bool = True,
-              retention: bool = True):
+              retention: bool = True, blend: bool = True):
         """Chunk ``ci``'s graph with a node bias kind (the settings' own when None) and the
-        ablation options, built once per clip (``build_graph`` at the run's scale, what
-        ``plan_stream`` builds frame by frame)."""
-        key = self._graph_key(ci, bias, edge_weights, texture, retention)
+        ablation options, built once per clip (``build_graph`` at the run's scale and with the
+        run's anchor weight, what ``plan_stream`` builds frame by frame). blend=False: the graph
+        without the anchors' blend with reuse (the ablation)."""
+        key = self._graph_key(ci, bias, edge_weights, texture, retention, blend)
         if key not in self._graphs:
             c0 = time.process_time()
             self._graphs[key] = build_graph(self.chunks[ci], node_bias=self.node_bias(key[1]),
                                             edge_weights=edge_weights, texture=texture,
-                                            scale=self.s.scale, retention=retention)
+                                            scale=self.s.scale, retention=retention,
+                                            anchor_weight=self.config.anchor_weight if blend else None)
             self._graph_cpu[key] = time.process_time() - c0
         return self._graphs[key]
 
     def graph_cpu_s(self, ci: int, bias: str | None = None, *, edge_weights: bool = True,
-                    texture: bool = True, retention: bool = True) -> float:
+                    texture: bool = True, retention: bool = True, blend: bool = True) -> float:
         """CPU seconds the chunk's graph took to build (0 when it was not built)."""
-        return self._graph_cpu.get(self._graph_key(ci, bias, edge_weights, texture, retention), 0.0)
+        return self._graph_cpu.get(self._graph_key(ci, bias, edge_weights, texture, retention, blend), 0.0)
 
 
 def select_sources(settings: QualitySettings, clip_paths: Sequence[str] | None = None, quick: bool = False,

@@ -168,6 +168,7 @@ class ClipRuns:
             t0, c0 = time.perf_counter(), time.process_time()
             ci = clip.chunk_index[chunk.start]
             opts = {k: options[k] for k in ("edge_weights", "texture", "retention")}
+            opts["blend"] = options["anchor_weight"] is not None
             g = clip.graph(ci, kind, **opts)
             in_graphs["wall"] += time.perf_counter() - t0
             in_graphs["cpu"] += time.process_time() - c0
@@ -175,7 +176,8 @@ class ClipRuns:
             return g
 
         stream = plan_stream(clip.frames, scheduler, budget, self.s.chunk_frames, clip.patch_px,
-                             node_bias=clip.node_bias(kind), graphs=graphs, scale=self.s.scale)
+                             node_bias=clip.node_bias(kind), graphs=graphs, scale=self.s.scale,
+                             anchor_weight=clip.config.anchor_weight)
         out: ChunkPlans = []
         wall = cpu = 0.0
         while True:
@@ -310,6 +312,7 @@ class ClipRuns:
                 sse = sum(m for _, m in self._chunk_mse(ci, plan))
                 rows.append({"set": label, "anchors": int(chosen.size), "J": objective(g, mask), "mse_sum": sse,
                              "J_noretention": objective(clip.graph(ci, retention=False), mask),
+                             "J_noblend": objective(clip.graph(ci, blend=False), mask),
                              **{f"J_{k}": objective(clip.graph(ci, k), mask) for k in self._compared_biases()}})
                 self.tick(f"{self.name}: fidelity chunk {ci}, {label}", 1.0)
             fam = rows[:len(family)]
@@ -319,6 +322,8 @@ class ClipRuns:
                         "spearman_random_only": metrics.spearman([r["J"] for r in rnd], [r["mse_sum"] for r in rnd]),
                         "spearman_family_noretention": metrics.spearman([r["J_noretention"] for r in fam],
                                                                         [r["mse_sum"] for r in fam]),
+                        "spearman_family_noblend": metrics.spearman([r["J_noblend"] for r in fam],
+                                                                    [r["mse_sum"] for r in fam]),
                         "spearman_family_by_bias": {
                             k: metrics.spearman([r[f"J_{k}"] for r in fam], [r["mse_sum"] for r in fam])
                             for k in self._compared_biases()},
@@ -328,6 +333,7 @@ class ClipRuns:
                     k: metrics.mean_finite(c["spearman_family_by_bias"][k] for c in out) for k in self._compared_biases()},
                 "spearman_family_mean": metrics.mean_finite(c["spearman_family"] for c in out),
                 "spearman_family_noretention_mean": metrics.mean_finite(c["spearman_family_noretention"] for c in out),
+                "spearman_family_noblend_mean": metrics.mean_finite(c["spearman_family_noblend"] for c in out),
                 "spearman_random_only_mean": metrics.mean_finite(c["spearman_random_only"] for c in out)}
 
     def _compared_biases(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from .. import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo
 
 BUDGETS = (1 / 60, 0.05, 0.10, 0.20)
 BUDGETED = ("uniform", "neuroscaler", "key-uniform", "palantir", "dag-greedy", "dag-greedy-noweights",
-            "dag-greedy-notexture", "dag-greedy-noretention", "nemo")
+            "dag-greedy-notexture", "dag-greedy-noretention", "dag-greedy-noblend", "nemo")
 FIXED = ("keyframes",)
 OURS = "dag-greedy"
 SAVING_AGAINST = ("neuroscaler", "key-uniform", "palantir")
