@@ -77,12 +77,13 @@ def _add_lr_model_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_anchor_weight_option(p: argparse.ArgumentParser, client: bool = False) -> None:
-    from .reuse.reconstruct import ANCHOR_WEIGHT
+    from .reuse.reconstruct import ANCHOR_WEIGHTS
 
     what = "the client's reconstruction makes" if client else "becomes"
-    p.add_argument("--anchor-weight", type=_anchor_weight, default=ANCHOR_WEIGHT, metavar="W",
+    fitted = ", ".join(f"x{s} {w}" for s, w in ANCHOR_WEIGHTS.items())
+    p.add_argument("--anchor-weight", type=_anchor_weight, default=None, metavar="W",
                    help=f"on the inter blocks of a P frame an anchor patch {what} W x SR + (1 - W) x reuse "
-                        f"(default {ANCHOR_WEIGHT}, fitted on training clips for the x2 network; 1: anchors "
+                        f"(default: the shipped network's weight fitted on training clips, {fitted}; 1: anchors "
                         f"replace reuse); key frames and intra blocks always take the SR patch whole. The "
                         f"scheduler's graph models the blend")
 
@@ -622,7 +623,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     import itertools
 
     from .graph import node_bias_for
-    from .reuse import gate_frames
+    from .reuse import ReuseConfig, gate_frames
     from .schedule import parse_budget, plan_stream, write_plans
     from .stream import VideoSource
     from .types import PatchGrid
@@ -639,7 +640,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     def plans():
         for chunk, plan in plan_stream(frames, args.scheduler, budget, args.chunk_frames, args.patch_px,
                                        node_bias=node_bias_for(args.node_bias, args.scale), scale=args.scale,
-                                       anchor_weight=args.anchor_weight):
+                                       anchor_weight=ReuseConfig(args.scale, anchor_weight=args.anchor_weight).anchor_weight):
             stats["chunks"] += 1
             stats["anchors"] += len(plan)
             stats["area"] += plan.anchor_fraction() * len(chunk)

@@ -161,9 +161,12 @@ def test_anchor_weight_reaches_the_reconstruction_and_bad_values_are_one_line(tm
     from anchorsr.errors import ConfigError
     from anchorsr.pipeline import PipelineOptions
     from anchorsr.pipeline.config import load_serve_config
-    from anchorsr.reuse.reconstruct import ANCHOR_WEIGHT
+    from anchorsr.reuse.reconstruct import ANCHOR_WEIGHTS
 
-    assert PipelineOptions().reuse_config().anchor_weight == ANCHOR_WEIGHT
+    # by default the fitted weight of the scale's shipped network
+    for scale in (2, 3, 4):
+        assert PipelineOptions(scale=scale).reuse_config().anchor_weight == ANCHOR_WEIGHTS[scale]
+    assert PipelineOptions(scale=3, anchor_weight=0.5).reuse_config().anchor_weight == 0.5
     assert PipelineOptions(anchor_weight=1.0).reuse_config().anchor_weight == 1.0
     with pytest.raises(ConfigError, match="anchor weight"):
         PipelineOptions(anchor_weight=0.0)

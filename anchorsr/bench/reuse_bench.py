@@ -31,7 +31,7 @@ import numpy as np
 from ..envinfo import environment
 from ..metrics import clip_psnr, mse, psnr_from_mse
 from ..reuse import Reconstructor, ReuseConfig, upscale_bicubic
-from ..reuse.reconstruct import ANCHOR_WEIGHT
+from ..reuse.reconstruct import ANCHOR_WEIGHTS
 from ..stream import EncodeSettings, open_frames, write_clip, yuv_to_frame
 from ..types import PatchGrid
 from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
@@ -78,7 +78,7 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
         return time.perf_counter() - t, time.process_time() - c
 
     run_reuse(), run_reuse(False), run_reuse(down="box"), run_bicubic()  # warm-up: JIT, swscale context
-    run_reuse(anchor_weight=1.0), run_reuse(anchor_weight=ANCHOR_WEIGHT)
+    run_reuse(anchor_weight=1.0), run_reuse(anchor_weight=ANCHOR_WEIGHTS[2])
     reuse_t, bic_t, plain_t, box_t, replace_t, blend_t = [], [], [], [], [], []
     for i in range(repeats):
         say(f"speed: run {i + 1}/{repeats}")
@@ -87,7 +87,7 @@ def _speed(tmp: str, n_frames: int, repeats: int, say: Callable[[str], None]) ->
         plain_t.append(run_reuse(False))
         box_t.append(run_reuse(down="box"))
         replace_t.append(run_reuse(anchor_weight=1.0))
-        blend_t.append(run_reuse(anchor_weight=ANCHOR_WEIGHT))
+        blend_t.append(run_reuse(anchor_weight=ANCHOR_WEIGHTS[2]))
     r, b = (statistics.median(t for t, _ in reuse_t), statistics.median(t for t, _ in bic_t))
     p = statistics.median(t for t, _ in plain_t)
     bx = statistics.median(t for t, _ in box_t)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..graph.predictor import STREAM_NODE_BIASES
 from ..reuse import ReuseConfig
-from ..reuse.reconstruct import ANCHOR_WEIGHT
 from ..sr.contract import resolve_engine
 from ..types import PatchGrid
 
@@ -40,7 +39,8 @@ class PipelineOptions:
         bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
         inter block (ablation, ``--no-gate``).
     anchor_weight: ``ReuseConfig.anchor_weight``: on the inter blocks of a P frame an anchor is
-        ``w * SR + (1 - w) * reuse``; 1 replaces (``--anchor-weight``).
+        ``w * SR + (1 - w) * reuse``; 1 replaces (``--anchor-weight``); None: the shipped
+        network's fitted weight at the scale (``reuse.reconstruct.ANCHOR_WEIGHTS``).
     """
 
     scale: int = 2
@@ -69,7 +69,7 @@ class PipelineOptions:
     fps: float | None = None
     node_bias: str = "texture"
     gate: bool = True
-    anchor_weight: float = ANCHOR_WEIGHT
+    anchor_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.node_bias not in STREAM_NODE_BIASES:

@@ -33,7 +33,7 @@ def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
         gate(f)
     if options.plan_path is None:
         for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px,
-                             scale=options.scale, anchor_weight=options.anchor_weight):
+                             scale=options.scale, anchor_weight=options.reuse_config().anchor_weight):
             pass
     rec, boxes = Reconstructor(options.reuse_config()), grid.boxes()[:1]
     for f in frames:

@@ -71,7 +71,7 @@ def plan_groups(frames: Iterable[CodedFrame], options: PipelineOptions, *,
     return planned_groups(plan_stream(frames, scheduler, options.budget_fraction,
                                       options.chunk_frames, options.patch_px, skip_chunk=skip_chunk,
                                       node_bias=graph_node_bias(options), scale=options.scale,
-                                      anchor_weight=options.anchor_weight))
+                                      anchor_weight=options.reuse_config().anchor_weight))
 
 
 def planned_groups(chunk_plans: Iterable[tuple[Chunk, AnchorPlan]]) -> Iterator[list[PlannedFrame]]:

@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SCALES = (2, 3, 4)
 LOOPS = ("closed", "open")
-# ReuseConfig.anchor_weight's default: the least-squares weight of the x2 network's output
-# against reuse on the inter pixels of the training clips (0.69), rounded.
-ANCHOR_WEIGHT = 0.7
+# ReuseConfig.anchor_weight's default per scale: the least-squares weight of the shipped
+# network's output against reuse on the inter pixels of the training clips
+# (``anchorsr train --scale S --fit-anchor-weight``: x2 0.69, x3 0.145, x4 0.359), rounded to
+# 0.05. The x3 and x4 networks, trained for far fewer steps, add less that reuse has not built.
+ANCHOR_WEIGHTS = {2: 0.7, 3: 0.15, 4: 0.35}
 RESIDUAL_UPSAMPLERS = {"nearest": kernels.RES_NEAREST, "bilinear": kernels.RES_BILINEAR,
                        "bicubic": kernels.RES_BICUBIC}
 
@@ -53,12 +55,13 @@ class ReuseConfig:
         restores it (docs/method.md, "The closed loop's model of the LR").
     anchor_weight: how an anchor patch is weighed against the reuse output it replaces on the
         inter blocks of a P frame: each HR sample there becomes ``w * anchor + (1 - w) * reuse``
-        (default 0.7). On key frames and intra or gated blocks, where reuse is a plain
+        (default None: the shipped network's fitted weight at the scale, ``ANCHOR_WEIGHTS``:
+        0.7 at x2). On key frames and intra or gated blocks, where reuse is a plain
         upsampling, the anchor replaces it whole. A closed loop that follows a scene through
         sub-pixel motion gathers detail from many frames, and its errors are not the network's;
         the least-squares weight of the network's output against that reuse, on the inter
-        pixels of the training clips, is 0.69 (``anchorsr train --scale 2 --fit-anchor-weight``).
-        1: replace always (the ablation, the behaviour before). See docs/method.md, "Anchors
+        pixels of the training clips, is 0.69 at x2 (``anchorsr train --scale 2
+        --fit-anchor-weight``; other weights files need their own fit). 1: replace always (the ablation, the behaviour before). See docs/method.md, "Anchors
         weighed against reuse".
     feather_seams: blend the luma HR samples within one LR pixel of a motion seam (an inter
         block next to a block predicted differently) towards bicubic (default True; False is the
@@ -73,11 +76,13 @@ class ReuseConfig:
     feather_seams: bool = True
     down_filter: str = "bicubic"
     passes: int = 2
-    anchor_weight: float = ANCHOR_WEIGHT
+    anchor_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.scale not in SUPPORTED_SCALES:
             raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        if self.anchor_weight is None:
+            object.__setattr__(self, "anchor_weight", ANCHOR_WEIGHTS[self.scale])
         if self.loop not in LOOPS:
             raise ConfigError(f"loop must be one of {LOOPS}, got {self.loop!r}")
         if not 0 < self.anchor_weight <= 1:

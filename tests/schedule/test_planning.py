@@ -199,3 +199,26 @@ def test_plan_stream_plans_on_edges_with_the_retention_of_its_scale():
         plain = build_graph(Chunk(frames[:5], PatchGrid(8, 32, 48)))
         edges, plain_edges = (sum(w.sum() for w in x.weights) for x in (g, plain))
         assert bool(edges < plain_edges) is retention  # sub-pixel motion: retention lowers the edges
+
+
+def test_the_pipeline_plans_on_a_graph_with_its_scale_s_anchor_weight(monkeypatch):
+    """``plan_groups`` hands the graph the anchor weight the reconstruction will use: the
+    scale's fitted default, or the one given."""
+    from anchorsr.graph import GraphBuilder
+    from anchorsr.pipeline import PipelineOptions, plan_groups
+    from anchorsr.reuse.reconstruct import ANCHOR_WEIGHTS
+    from anchorsr.schedule import planning
+
+    frames = moving_object_clip(32, 48, 6, obj_px=12, speed_px=3)
+    for scale, given, want in ((3, None, ANCHOR_WEIGHTS[3]), (4, None, ANCHOR_WEIGHTS[4]), (3, 0.5, 0.5)):
+        seen = []
+
+        def builder(*a, **k):
+            seen.append(k["anchor_weight"])
+            return GraphBuilder(*a, **k)
+
+        with monkeypatch.context() as m:
+            m.setattr(planning, "GraphBuilder", builder)
+            opts = PipelineOptions(scale=scale, anchor_weight=given, patch_px=8, chunk_frames=6, gate=False)
+            groups = list(plan_groups(frames, opts))
+        assert seen == [want] and len(groups) == 1
