@@ -36,6 +36,10 @@ same rounds (``*_plain``, ``guard_cost_ratio``); ``total_cpu_per_chunk_ms``: all
 scheduling CPU work of a chunk (every ``add`` + ``build`` + dag-greedy), the compute share,
 which building frame by frame does not reduce. ``targets`` says which targets this run met.
 
+``blend_model_cost``: CPU ms of building the chunk's graph and of dag-greedy on it with the
+anchors' blend modelled (keep shares at the pipeline's default anchor weight) and without, in
+turns in one run, and the ratios (with / without).
+
 ``photo_clip``: the live figures again on a 1080p clip filmed over a real photograph with a
 slow pan and zoom (varied motion vectors, as the reuse benchmark's speed clip).
 
@@ -80,6 +84,7 @@ import numpy as np
 from ..envinfo import environment
 from ..graph import DependencyGraph, GraphBuilder, build_graph, frame_texture, frame_weights
 from ..graph import objective
+from ..reuse.reconstruct import ANCHOR_WEIGHTS
 from ..schedule import (CHECKPOINTS, budget_area, chunks_of, dag_greedy, exhaustive_greedy,
                         get_scheduler, guarded_greedy, palantir_fast)
 from ..schedule.dag_greedy import LAST_STATS
@@ -89,8 +94,9 @@ from ..types import Chunk, CodedFrame
 BUDGET = 0.05
 FPS = 30.0
 # The output scale the graphs are built for: edges with sub-pixel detail retention, as the
-# pipeline builds them.
+# pipeline builds them, with the anchors' blend with reuse at that scale's default weight.
 SCALE = 2
+ANCHOR_WEIGHT = ANCHOR_WEIGHTS[SCALE]
 
 
 def _texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -157,7 +163,7 @@ def _photo_figures(tmp: str, repeats: int) -> dict:
     clip = Path(tmp) / "photo_pan_zoom_1080p.mp4"
     make_photo_clip(clip)
     chunk = next(chunks_of(list(open_frames(clip)), 60, 64))
-    graph = build_graph(chunk, scale=SCALE)
+    graph = build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT)
     live = _live_figures(chunk, graph, budget_area(chunk, BUDGET), repeats, max(1, repeats // 3), (1, 2))
     return {"clip": "astronaut photo, pan + zoom 1.001/frame, 1080p, crf 23",
             "edges": int(sum(w.nnz for w in graph.weights)), **live,
@@ -186,7 +192,7 @@ def _graph_timings(chunk: Chunk, repeats: int) -> dict:
     pairs = list(zip(chunk.frames, refs))
     w_ms = _median_ms(lambda: [frame_weights(f, r, chunk.grid, SCALE) for f, r in pairs], repeats)
     b_ms = _median_ms(lambda: [frame_texture(f, r, chunk.grid) for f, r in pairs], repeats)
-    total = _median_ms(lambda: build_graph(chunk, scale=SCALE), repeats)
+    total = _median_ms(lambda: build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT), repeats)
     return {"graph_build_ms": total, "graph_weights_ms": w_ms, "graph_texture_ms": b_ms,
             "graph_build_per_frame_ms": total / len(chunk)}
 
@@ -197,7 +203,8 @@ def _per_frame(chunk: Chunk, repeats: int, texture_sample: int = 1) -> dict:
     over ``repeats`` rounds after a warm-up round."""
     runs = []
     for _ in range(repeats + 1):
-        builder = GraphBuilder(chunk.grid, chunk.prev, texture_sample=texture_sample, scale=SCALE)
+        builder = GraphBuilder(chunk.grid, chunk.prev, texture_sample=texture_sample, scale=SCALE,
+                               anchor_weight=ANCHOR_WEIGHT)
         times = []
         for frame in chunk.frames:
             t0 = time.process_time()
@@ -226,7 +233,7 @@ def _chunk_end(chunk: Chunk, limit: float, repeats: int) -> dict:
     cpu = {k: [] for k in runs}
     parts = {k: [] for k in runs}
     for i in range(repeats + 1):
-        builder = GraphBuilder(chunk.grid, chunk.prev, scale=SCALE)
+        builder = GraphBuilder(chunk.grid, chunk.prev, scale=SCALE, anchor_weight=ANCHOR_WEIGHT)
         for frame in chunk.frames[:-1]:
             builder.add(frame)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -314,7 +321,7 @@ def _plan_quality(graph: DependencyGraph, chunk: Chunk, exhaustive: bool) -> dic
 def _versus_palantir(frames: list[CodedFrame], patch_px: int, repeats: int,
                      same_plan_picks: int | None) -> dict:
     chunk = next(chunks_of(frames, 60, patch_px))
-    graph = build_graph(chunk, scale=SCALE)
+    graph = build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT)
     limit = budget_area(chunk, BUDGET)
     ours = _median_ms(lambda: guarded_greedy(graph, limit), repeats)
     plain_ms = _median_ms(lambda: dag_greedy(graph, limit), repeats)
@@ -338,6 +345,32 @@ def _versus_palantir(frames: list[CodedFrame], patch_px: int, repeats: int,
             "plans": _plan_quality(graph, chunk, exhaustive=same_plan_picks is None)}
 
 
+def _blend_cost(chunk: Chunk, limit: float, repeats: int) -> dict:
+    """What modelling the anchors' blend costs, in turns in one run: CPU ms of building the
+    chunk's graph and of dag-greedy on it, with the blend (keep shares, the pipeline's graph) and
+    without (an anchor removes its node's error), and their ratios."""
+    variants = {"with": ANCHOR_WEIGHT, "without": None}
+    build = {k: [] for k in variants}
+    greedy = {k: [] for k in variants}
+    graphs = {k: build_graph(chunk, scale=SCALE, anchor_weight=w) for k, w in variants.items()}
+    for k in variants:  # warm-up
+        guarded_greedy(graphs[k], limit)
+    for _ in range(repeats):
+        for k, w in variants.items():
+            c0 = time.process_time()
+            g = build_graph(chunk, scale=SCALE, anchor_weight=w)
+            c1 = time.process_time()
+            guarded_greedy(g, limit)
+            c2 = time.process_time()
+            build[k].append(c1 - c0)
+            greedy[k].append(c2 - c1)
+    med = {f"{part}_{k}_cpu_ms": 1e3 * statistics.median(v[k])
+           for part, v in (("build", build), ("dag_greedy", greedy)) for k in variants}
+    return {**med, "anchor_weight": ANCHOR_WEIGHT, "repeats": repeats,
+            "build_ratio": med["build_with_cpu_ms"] / med["build_without_cpu_ms"],
+            "dag_greedy_ratio": med["dag_greedy_with_cpu_ms"] / med["dag_greedy_without_cpu_ms"]}
+
+
 def run_schedule_bench(quick: bool = False) -> dict:
     """Run the benchmark; returns a JSON-ready dict (see the module docstring)."""
     from ..stream import open_frames
@@ -350,12 +383,13 @@ def run_schedule_bench(quick: bool = False) -> dict:
         frames = list(open_frames(clip))
         photo = _photo_figures(tmp, repeats)
     chunk = next(chunks_of(frames, 60, 64))
-    graph = build_graph(chunk, scale=SCALE)
+    graph = build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT)
     limit = budget_area(chunk, BUDGET)
     greedy_ms = _median_ms(lambda: guarded_greedy(graph, limit), repeats)
     # CPU time of this (single-threaded) process: less sensitive to other load on the machine.
     live = _live_figures(chunk, graph, limit, repeats, 1 if quick else 3, (1, 2, 4))
-    build_cpu_ms = _median_ms(lambda: build_graph(chunk, scale=SCALE), 1 if quick else 3, time.process_time)
+    build_cpu_ms = _median_ms(lambda: build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT),
+                              1 if quick else 3, time.process_time)
     n_anchors = int(len(guarded_greedy(graph, limit)[0]))
     build = _graph_timings(chunk, 1 if quick else 3)
     chunk_ms = len(chunk) / FPS * 1e3
@@ -378,6 +412,7 @@ def run_schedule_bench(quick: bool = False) -> dict:
         "build_plus_greedy_ms": build["graph_build_ms"] + greedy_ms,
         "build_plus_greedy_share_of_chunk": (build["graph_build_ms"] + greedy_ms) / chunk_ms,
         "plans": _plan_quality(graph, chunk, exhaustive=False),
+        "blend_model_cost": _blend_cost(chunk, limit, 3 if quick else 7),
         "per_frame_graph_work": live["per_frame_graph_work"],
         "chunk_end": chunk_end,
         "live_chunk_end_latency_ms": chunk_end["latency_ms"],

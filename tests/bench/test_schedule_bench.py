@@ -1,0 +1,25 @@
+"""bench schedule: the blend model's cost figure."""
+
+import math
+
+from anchorsr.bench import schedule_bench
+from anchorsr.graph.synthetic import moving_object_clip
+from anchorsr.schedule import budget_area, chunks_of
+
+
+def test_blend_cost_times_both_graphs_in_turns(monkeypatch):
+    chunk = next(chunks_of(moving_object_clip(32, 48, 8, obj_px=12, speed_px=3), 8, 8))
+    built = []
+    real = schedule_bench.build_graph
+
+    def spy(c, **k):
+        built.append(k["anchor_weight"])
+        return real(c, **k)
+
+    monkeypatch.setattr(schedule_bench, "build_graph", spy)
+    out = schedule_bench._blend_cost(chunk, budget_area(chunk, 0.2), 2)
+    # one graph of each for the warm-up, then with and without in turns
+    assert built == [schedule_bench.ANCHOR_WEIGHT, None] * 3
+    assert out["anchor_weight"] == schedule_bench.ANCHOR_WEIGHT < 1
+    for key in ("build_ratio", "dag_greedy_ratio", "build_with_cpu_ms", "dag_greedy_without_cpu_ms"):
+        assert math.isfinite(out[key]) and out[key] > 0, key
