@@ -286,17 +286,51 @@ def identity_weights(weights: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags((inter_share >= 0.5).astype(np.float64), format="csr")
 
 
+@lru_cache(maxsize=16)
+def _block_axis(length: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per 4x4 block along one axis: its size in pixels and its patch index (read-only)."""
+    start = np.arange(-(-length // MV_BLOCK_PX), dtype=np.int64) * MV_BLOCK_PX
+    out = (np.minimum(MV_BLOCK_PX, length - start), start // patch_px)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=16)
+def _areas(grid: PatchGrid) -> np.ndarray:
+    areas = grid.areas().astype(np.float64)
+    areas.flags.writeable = False
+    return areas
+
+
+@njit(cache=True)
+def _inter_pixels(intra, bh_px, bw_px, ycell, xcell, cols, n):  # pragma: no cover - compiled
+    """Pixels of inter blocks per patch, when every 4x4 block lies inside one patch: per block
+    row, the inter widths summed per patch column (branch-free), then times the row's height."""
+    out = np.zeros(n)
+    width = np.zeros(cols, np.int64)
+    for by in range(intra.shape[0]):
+        width[:] = 0
+        row = intra[by]
+        for bx in range(row.size):
+            width[xcell[bx]] += (1 - np.int64(row[bx])) * bw_px[bx]
+        base = ycell[by] * cols
+        for c in range(cols):
+            out[base + c] += width[c] * bh_px[by]
+    return out
+
+
 def inter_share(frame: CodedFrame, grid: PatchGrid) -> np.ndarray:
     """float64 (N,): the share of each patch's LR luma pixels that lie in inter (motion
     reused) blocks of ``frame``; intra blocks, and those the reuse gate sent to upsampling,
     count 0."""
-    y0, x0, h, w = _block_geometry(grid.height, grid.width)
-    inter = ~frame.motion.intra
+    intra = frame.motion.intra
     if grid.patch_px % MV_BLOCK_PX == 0:  # every block lies inside one patch
-        cell = (y0 // grid.patch_px) * grid.cols + x0 // grid.patch_px
-        pixels = np.bincount(cell[inter], weights=(h * w)[inter], minlength=grid.n_patches)
+        bh_px, ycell = _block_axis(grid.height, grid.patch_px)
+        bw_px, xcell = _block_axis(grid.width, grid.patch_px)
+        return _inter_pixels(intra, bh_px, bw_px, ycell, xcell, grid.cols, grid.n_patches) / _areas(grid)
     else:
-        rows = np.repeat(inter, MV_BLOCK_PX, axis=0)[:grid.height]
+        rows = np.repeat(~intra, MV_BLOCK_PX, axis=0)[:grid.height]
         mask = np.repeat(rows, MV_BLOCK_PX, axis=1)[:, :grid.width]
         pixels = np.bincount(grid.patch_index_map()[mask], minlength=grid.n_patches)
     return pixels / grid.areas()
