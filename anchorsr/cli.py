@@ -818,15 +818,21 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
     # Unknown names, missing clip files, or no available source at all: one error line before
     # anything is built or written.
     select_sources(settings, args.clips, args.quick, only)
+    console = Console(stderr=True)
     with Progress(TextColumn("[bold]quality"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), TextColumn("{task.description}"),
-                  console=Console(stderr=True), transient=args.json) as progress:
+                  console=console, transient=args.json) as progress:
         task = progress.add_task("", total=None)
+        # Not a terminal (a log file, a CI job): no live bar is drawn, so a plain line is
+        # written at every 5% of the run instead.
+        lines = _PercentLines("quality", _stderr_progress) if not console.is_terminal else None
 
         def on_progress(text: str, advance: float = 0.0, total: float | None = None) -> None:
             if total is not None:
                 progress.update(task, total=total)
             progress.update(task, advance=advance, description=text[:60])
+            if lines is not None:
+                lines(progress.tasks[0].completed, progress.tasks[0].total, text)
 
         result = run_quality(args.out, settings, corpus_dir=args.corpus, clip_paths=args.clips,
                              quick=args.quick, progress=on_progress,
@@ -840,6 +846,23 @@ def _run_quality_bench(args: argparse.Namespace, argv: list[str] | None = None) 
 
 def _stderr_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class _PercentLines:
+    """Calls ``write("LABEL: P% TEXT")`` each time the work done crosses another ``step``
+    percent of the total (nothing while the total is unknown)."""
+
+    def __init__(self, label: str, write, step: int = 5) -> None:
+        self.label, self.write, self.step = label, write, step
+        self.next = 0
+
+    def __call__(self, done: float, total: float | None, text: str) -> None:
+        if not total:
+            return
+        percent = int(100 * min(done / total, 1.0))
+        if percent >= self.next:
+            self.write(f"{self.label}: {percent}% {text}")
+            self.next = (percent // self.step + 1) * self.step
 
 
 def main(argv: list[str] | None = None) -> int:

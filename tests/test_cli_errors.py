@@ -177,3 +177,15 @@ def test_anchor_weight_reaches_the_reconstruction_and_bad_values_are_one_line(tm
     assert_one_line_error(run_cli("serve", "--config", str(config)), "anchor-weight", "1.5")
     assert_one_line_error(run_cli("enhance", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--anchor-weight", "0"),
                           "--anchor-weight", "got 0.0")
+
+
+def test_a_long_run_without_a_terminal_writes_a_line_every_5_percent():
+    from anchorsr.cli import _PercentLines
+
+    out = []
+    lines = _PercentLines("quality", out.append)
+    lines(0, None, "assembling")  # total unknown: nothing
+    for done in range(0, 101, 1):
+        lines(done * 2, 200, f"step {done}")
+    assert out[0] == "quality: 0% step 0" and out[-1] == "quality: 100% step 100"
+    assert len(out) == 21  # 0, 5, ..., 100
