@@ -19,7 +19,8 @@ def test_rebuild_frames_is_enhances_loop_and_resumes_from_a_copied_state():
     source, summary = BicubicPatchSource(), EnhanceSummary()
     want = list(enhance_frames(frames, options, source, summary))
     # the same stream planned by plan_stream (gated, as enhance plans it) and rebuilt by the loop
-    pairs = list(plan_stream(gate_frames(frames), "dag-greedy", 0.1, 5, 8))
+    pairs = list(plan_stream(gate_frames(frames), "dag-greedy", 0.1, 5, 8,
+                             anchor_weight=options.reuse_config().anchor_weight))
     config, counts = options.reuse_config(), SRCounts()
     rec, at_chunk_2 = Reconstructor(config), None
     got = []
