@@ -18,6 +18,11 @@ from tests.stream.av_media import make_clip, streams_of
 from tests.stream.test_av import assert_in_sync
 from tests.test_cli_errors import assert_one_line_error, closed_port, run_cli
 
+# Real-time timing on a shared 2-core machine inside a full suite run (a frame dropped or
+# counted late, a worker round missed) fails these now and then; each passes alone. One rerun
+# is allowed: a test that fails twice fails.
+pytestmark = pytest.mark.flaky(reruns=1)
+
 
 def test_serve_without_ray_never_imports_ray(tmp_path):
     code = textwrap.dedent(f"""

