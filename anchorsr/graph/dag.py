@@ -213,6 +213,7 @@ class GraphBuilder:
         self.texture_sample = texture_sample
         self.node_bias = node_bias
         self.anchor_weight = anchor_weight
+        self._blend = anchor_weight is not None and anchor_weight < 1  # keep shares to build
         self._ref = prev
         self._start: int | None = None
         self._weights: list[sp.csr_matrix] = []
@@ -239,14 +240,15 @@ class GraphBuilder:
         else:
             bias = frame_texture(frame, self._ref, grid, sample=self.texture_sample)
         self._bias.append(bias)
-        self._keep.append(anchor_keep(frame, self._ref, grid, self.anchor_weight))
+        if self._blend:
+            self._keep.append(anchor_keep(frame, self._ref, grid, self.anchor_weight))
         self._ref = frame
 
     def build(self) -> DependencyGraph:
         """The graph of the frames added so far (at least one)."""
         if not self._weights:
             raise ConfigError("expected at least one frame before building a graph, got none")
-        keep = np.stack(self._keep) if self.anchor_weight is not None and self.anchor_weight < 1 else None
+        keep = np.stack(self._keep) if self._blend else None
         graph = DependencyGraph(self.grid, tuple(self._weights), np.stack(self._bias), self._start, keep)
         # The schedulers' kernel layout: per-frame parts were made in ``add``, joined here.
         graph.__dict__["packed"] = self._packer.packed()

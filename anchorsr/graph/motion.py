@@ -296,13 +296,6 @@ def _block_axis(length: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
     return out
 
 
-@lru_cache(maxsize=16)
-def _areas(grid: PatchGrid) -> np.ndarray:
-    areas = grid.areas().astype(np.float64)
-    areas.flags.writeable = False
-    return areas
-
-
 @njit(cache=True)
 def _inter_pixels(intra, bh_px, bw_px, ycell, xcell, cols, n):  # pragma: no cover - compiled
     """Pixels of inter blocks per patch, when every 4x4 block lies inside one patch: per block
@@ -328,7 +321,7 @@ def inter_share(frame: CodedFrame, grid: PatchGrid) -> np.ndarray:
     if grid.patch_px % MV_BLOCK_PX == 0:  # every block lies inside one patch
         bh_px, ycell = _block_axis(grid.height, grid.patch_px)
         bw_px, xcell = _block_axis(grid.width, grid.patch_px)
-        return _inter_pixels(intra, bh_px, bw_px, ycell, xcell, grid.cols, grid.n_patches) / _areas(grid)
+        return _inter_pixels(intra, bh_px, bw_px, ycell, xcell, grid.cols, grid.n_patches) * _tables(grid)[0]
     else:
         rows = np.repeat(~intra, MV_BLOCK_PX, axis=0)[:grid.height]
         mask = np.repeat(rows, MV_BLOCK_PX, axis=1)[:, :grid.width]
