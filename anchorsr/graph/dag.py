@@ -33,7 +33,7 @@ from numba import njit
 
 from ..errors import ConfigError
 from ..types import Chunk, PatchGrid
-from .motion import frame_weights, identity_weights, inter_share
+from .motion import frame_edges, identity_weights, inter_share
 from .texture import frame_texture
 
 
@@ -181,18 +181,20 @@ class DependencyGraph:
                                None if keep is None else np.asarray(keep, np.float64))
 
 
-def anchor_keep(frame, ref, grid: PatchGrid, anchor_weight: float | None) -> np.ndarray:
+def anchor_keep(frame, ref, grid: PatchGrid, anchor_weight: float | None,
+                share: np.ndarray | None = None) -> np.ndarray:
     """float64 (N,): the share of its error each patch of ``frame`` keeps once anchored, when the
     reconstruction blends anchors as ``anchor_weight * SR + (1 - anchor_weight) * reuse`` on the
     inter blocks of a P frame that has a reference (``ReuseConfig.anchor_weight``):
     ``(1 - anchor_weight)^2`` times the patch's share of inter pixels. 0 where the anchor
     replaces: key frames, frames without a reference, intra and gated blocks, or no blend
-    (``anchor_weight`` None or 1)."""
+    (``anchor_weight`` None or 1). share: the frame's ``inter_share`` when already counted
+    (``frame_edges`` gives it with the edge weights)."""
     if anchor_weight is None or anchor_weight >= 1 or frame.kind != "P" or ref is None:
         return np.zeros(grid.n_patches)
     if not 0 < anchor_weight:
         raise ConfigError(f"expected an anchor weight in (0, 1], got {anchor_weight}")
-    return (1.0 - anchor_weight) ** 2 * inter_share(frame, grid)
+    return (1.0 - anchor_weight) ** 2 * (inter_share(frame, grid) if share is None else share)
 
 
 class GraphBuilder:
@@ -228,7 +230,7 @@ class GraphBuilder:
                               f"{frame.width}x{frame.height} at frame {frame.index}")
         if self._start is None:
             self._start = frame.index
-        w = frame_weights(frame, self._ref, grid, self.scale)
+        w, share = frame_edges(frame, self._ref, grid, self.scale)
         if not self.edge_weights:
             w = identity_weights(w)
         self._weights.append(w)
@@ -241,7 +243,7 @@ class GraphBuilder:
             bias = frame_texture(frame, self._ref, grid, sample=self.texture_sample)
         self._bias.append(bias)
         if self._blend:
-            self._keep.append(anchor_keep(frame, self._ref, grid, self.anchor_weight))
+            self._keep.append(anchor_keep(frame, self._ref, grid, self.anchor_weight, share))
         self._ref = frame
 
     def build(self) -> DependencyGraph:

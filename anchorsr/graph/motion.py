@@ -128,7 +128,9 @@ def _retained(ret, scale, mv, by, bx):  # pragma: no cover - compiled
 @njit(cache=True)
 def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_area,
                     ycell, yend, xcell, xend, scale, ret):  # pragma: no cover - compiled
-    """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4.
+    """CSR (indptr, indices, data) of W_t when patch_px is a multiple of 4, and each patch's
+    share of pixels in inter blocks (N,) (``inter_share``, counted on the way: every inter block
+    is visited once).
 
     mv: int16 (bh, bw, 2) quarter-pel vectors; key: int32 (bh, bw) the same pairs as one number
     (for equality tests); intra: bool (bh, bw). ret: float64 (4, 4) the retention table, read
@@ -146,6 +148,7 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
     indptr = np.zeros(n + 1, np.int64)
     indices = np.empty(8 * n, np.int32)
     data = np.empty(8 * n)
+    inter = np.zeros(n)
     nnz = 0
     bpr = patch_px // 4
     whole_mbs = patch_px % 16 == 0
@@ -168,6 +171,7 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                         sy = y0 + ((np.int64(mv[my, mx, 1]) + 2) >> 2)
                         sx = x0 + ((np.int64(mv[my, mx, 0]) + 2) >> 2)
                         if sy >= 0 and sx >= 0 and sy + 16 <= height and sx + 16 <= width:
+                            inter[band * cols + xcell[x0]] += 256.0
                             lo, hi = _piece(acc, xcell[x0], y0, sy, sx, 16, 16, ycell, yend, xcell,
                                             xend, cols, lo, hi, _retained(ret, scale, mv, my, mx))
                             continue
@@ -179,6 +183,7 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                             continue
                         x0 = bx * 4
                         w = min(4, width - x0)
+                        inter[band * cols + xcell[x0]] += h * w
                         sy = min(max(y0 + ((np.int64(mv[by, bx, 1]) + 2) >> 2), 0), height - h)
                         sx = min(max(x0 + ((np.int64(mv[by, bx, 0]) + 2) >> 2), 0), width - w)
                         lo, hi = _piece(acc, xcell[x0], y0, sy, sx, h, w, ycell, yend, xcell, xend,
@@ -200,7 +205,7 @@ def _weights_kernel(mv, key, intra, height, width, patch_px, rows, cols, inv_are
                     acc[c, q] = 0.0
             indptr[p + 1] = nnz
         acc[:, n:] = 0.0
-    return indptr, indices[:nnz].copy(), data[:nnz].copy()
+    return indptr, indices[:nnz].copy(), data[:nnz].copy(), inter * inv_area
 
 
 def _cell_tables(size: int, patch_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,9 +218,9 @@ _NO_RETENTION.flags.writeable = False
 
 
 def frame_weights_csr(frame: CodedFrame, grid: PatchGrid, scale: int | None = None):
-    """(indptr int64 (N+1,), indices int32, data float64): the CSR arrays of ``W_t`` for an
-    inter frame with a reference, when ``grid.patch_px`` is a multiple of 4 (``scale``: as in
-    ``frame_weights``)."""
+    """(indptr int64 (N+1,), indices int32, data float64, inter share float64 (N,)): the CSR
+    arrays of ``W_t`` for an inter frame with a reference, when ``grid.patch_px`` is a multiple
+    of 4 (``scale``: as in ``frame_weights``), and ``inter_share`` from the same pass."""
     mv = np.ascontiguousarray(frame.motion.mv, np.int16)
     key = mv.view(np.int32).reshape(mv.shape[:2])
     tables = _tables(grid)
@@ -243,13 +248,21 @@ def frame_weights(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid,
     pixel then counts the detail retention of its block's HR phase (``retention``) instead of 1.
     Rows sum to at most the inter share of each patch (exactly it when ``scale`` is None).
     """
+    return frame_edges(frame, ref, grid, scale)[0]
+
+
+def frame_edges(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid,
+                scale: int | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(``frame_weights``, ``inter_share``) of ``frame``; one pass over the motion field when
+    ``grid.patch_px`` is a multiple of 4 (the share costs nothing more than the weights). The
+    share is all zero for a key frame or when there is no reference, like the weights."""
     n = grid.n_patches
     if ref is None or frame.is_key:
-        return sp.csr_matrix((n, n), dtype=np.float64)
+        return sp.csr_matrix((n, n), dtype=np.float64), np.zeros(n)
     if grid.patch_px % MV_BLOCK_PX == 0:
-        indptr, indices, data = frame_weights_csr(frame, grid, scale)
-        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
-    return _weights_numpy(frame, grid, scale)
+        indptr, indices, data, share = frame_weights_csr(frame, grid, scale)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n)), share
+    return _weights_numpy(frame, grid, scale), inter_share(frame, grid)
 
 
 def _weights_numpy(frame: CodedFrame, grid: PatchGrid, scale: int | None = None) -> sp.csr_matrix:

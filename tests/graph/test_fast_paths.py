@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.stats import spearmanr
 
 from anchorsr.graph import GraphBuilder, build_graph, frame_texture, frame_weights
+from anchorsr.graph.motion import frame_edges
 from anchorsr.graph.dag import _pack
 from anchorsr.graph.synthetic import coded_frame, moving_object_clip
 from anchorsr.graph.texture import strips_per_group
@@ -39,6 +40,26 @@ def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed, scal
     grid = PatchGrid(patch_px, h, w)
     np.testing.assert_allclose(frame_weights(cur, ref, grid, scale).toarray(),
                                _naive_weights(cur, ref, grid, scale), atol=ATOL)
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([6, 16, 32, 48]),
+       seed=st.integers(0, 10_000), scale=st.sampled_from([None, 2]))
+def test_edges_count_the_inter_share_with_the_weights(h, w, patch_px, seed, scale):
+    # The share of each patch's pixels in inter blocks, counted inside the weights kernel (whole
+    # macroblocks, clamped blocks, partial edge blocks), against a per-pixel count.
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w)
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
+    grid = PatchGrid(patch_px, h, w)
+    weights, share = frame_edges(cur, ref, grid, scale)
+    inter_px = ~np.repeat(np.repeat(intra, 4, 0), 4, 1)[:h, :w]
+    want = np.bincount(grid.patch_index_map()[inter_px], minlength=grid.n_patches) / grid.areas()
+    np.testing.assert_allclose(share, want, atol=1e-12)
+    np.testing.assert_allclose(weights.toarray(), frame_weights(cur, ref, grid, scale).toarray())
+    key_w, key_share = frame_edges(cur, None, grid, scale)
+    assert key_w.nnz == 0 and not key_share.any()
 
 
 @settings(max_examples=25, deadline=None)
