@@ -359,10 +359,10 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
     from .graph.predictor import NODE_BIASES
 
-    p.add_argument("--node-bias", choices=NODE_BIASES, default="texture",
-                   help="the graph schedulers' node bias (default texture; oracle runs the network on "
-                        "every patch: an evaluation-only upper bound; intra: the texture of intra pixels "
-                        "only); docs/method.md §2.1, §2.2")
+    p.add_argument("--node-bias", choices=NODE_BIASES, default="intra",
+                   help="dag-greedy's node bias (default intra: the texture of intra pixels only; texture: "
+                        "of every newly coded pixel, palantir's always; oracle runs the network on every "
+                        "patch: an evaluation-only upper bound); docs/method.md §2.1, §2.2")
     p.add_argument("--no-bias-compare", action="store_true",
                    help="skip dag-greedy and the fidelity with the other node biases (texture, predictor, "
                         "oracle, intra)")
@@ -383,11 +383,12 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
     from .graph.predictor import STREAM_NODE_BIASES
 
-    p.add_argument("--node-bias", choices=STREAM_NODE_BIASES, default="texture",
-                   help="the graph's node bias: texture (default; what a down/up round trip loses), "
-                        "predictor (what the SR network changes, fitted to its weights; measured no better "
-                        "on the quality corpus, see README) or intra (the texture of intra pixels only); "
-                        "docs/method.md §2.1, §2.2")
+    p.add_argument("--node-bias", choices=STREAM_NODE_BIASES, default="intra",
+                   help="the graph's node bias: intra (default; what a down/up round trip loses on the "
+                        "intra pixels only: an inter pixel adds no error of its own), texture (on every "
+                        "newly coded pixel, residuals included) or predictor (what the SR network changes, "
+                        "fitted to its weights; measured no better on the quality corpus, see README); "
+                        "palantir always plans on texture, as published; docs/method.md §2.1, §2.2")
 
 
 def _command(name: str):

@@ -351,7 +351,8 @@ def node_bias_section(result: dict) -> list[str]:
     budgets = result["settings"]["budgets"]
     kinds = list(summ)
     L = ["## Node bias: texture, predictor, oracle, intra", "",
-         f"dag-greedy with each node bias of the DAG (the other schedulers use `{result['settings'].get('node_bias')}`): "
+         f"dag-greedy with each node bias of the DAG (the other graph schedulers use `{result['settings'].get('node_bias')}`, "
+         "except palantir, which plans on `texture` as published): "
          "texture (what a bicubic-down / bilinear-up round trip loses), predictor (a per-patch linear model of what "
          "the shipped network restores, fitted offline to its outputs on training photos), oracle (the network run on "
          "every patch: an upper bound, evaluation only), intra (the texture term of the intra pixels only: an inter "

@@ -30,9 +30,11 @@ class PipelineOptions:
         output container takes its codec, else encoded to AAC); False drops it.
     fps: override the input's frame rate (frames re-timed at it from the first one); None keeps
         the input's timestamps.
-    node_bias: the graph's node bias (docs/method.md §2.1): "texture" (the default),
+    node_bias: the graph's node bias (docs/method.md §2.1, §2.2): "intra" (the default: the
+        texture term of intra pixels only), "texture" (of every newly coded pixel), or
         "predictor" (the predictor fitted to the model's weights, beside them; the texture term
-        with a warning when there is none) or "intra" (the texture term of intra pixels only).
+        with a warning when there is none). ``palantir`` plans on the texture term whatever
+        this says (the published model).
     lr_model: the closed loop's model of how the LR frame was made from the HR one
         (``ReuseConfig.down_filter``): "bicubic" (antialiased, the default) or "box".
     gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
@@ -67,7 +69,7 @@ class PipelineOptions:
     encoder_threads: int | None = None
     audio: bool = True
     fps: float | None = None
-    node_bias: str = "texture"
+    node_bias: str = "intra"
     gate: bool = True
     anchor_weight: float | None = None
 

@@ -30,6 +30,9 @@ class Scheduler(abc.ABC):
     # build_graph options the scheduler's graph is built with (the ablations turn terms off:
     # False, or None for the anchor weight).
     graph_options: ClassVar[dict[str, object]] = {}
+    # True: the scheduler plans on the texture term whatever node bias the caller gives (a
+    # published model that is compared as published).
+    published_bias: ClassVar[bool] = False
 
     @abc.abstractmethod
     def plan(self, chunk: Chunk, budget_fraction: float, *, graph: DependencyGraph | None = None,

@@ -112,12 +112,14 @@ class Palantir(Scheduler):
     frames_kept: frames kept by the preselection per 60-frame chunk (scaled to the chunk length;
     8 in the paper); None turns preselection off (exhaustive greedy over every node).
     cost_aware: rank by J drop per pixel of patch area (off in the paper).
-    Its graph is the published model's: edges carry all of the reference's error (no sub-pixel
-    detail retention, docs/method.md §2.3), and an anchor removes its node's whole error (no
-    blend with reuse, docs/method.md §1.2).
+    Its graph is the published model's: the texture term as node bias whatever the stream's
+    node bias (``published_bias``), edges that carry all of the reference's error (no sub-pixel
+    detail retention, docs/method.md §2.3), and an anchor that removes its node's whole error
+    (no blend with reuse, docs/method.md §1.2).
     """
 
     needs_graph = True
+    published_bias = True
     graph_options = {"retention": False, "anchor_weight": None}
 
     def __init__(self, *, frames_kept: int | None = 8, cost_aware: bool = False) -> None:

@@ -50,6 +50,11 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
                         "reuse on P-frame anchors (the reuse loop's anchor weight) for the weights at --out "
                         "(default: the shipped network for --scale), on clips over the training photos; "
                         "prints JSON")
+    p.add_argument("--fit-residual-share", action="store_true",
+                   help="train nothing: fit how much of the inter pixels' texture the graph's node bias "
+                        "should count (0: the intra node bias, the default; 1: the texture term) from the "
+                        "network's gain against the truth on clips over the training photos, for the "
+                        "weights at --out (default: the shipped network for --scale); prints JSON")
     p.add_argument("--no-bias", action="store_true",
                    help="after training, do not fit the node-bias predictor (the graph then falls back to "
                         "the texture term for these weights)")
@@ -116,6 +121,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _refit_bias(args)
     if args.fit_anchor_weight:
         return _fit_anchor_weight(args)
+    if args.fit_residual_share:
+        return _fit_residual_share(args)
     if args.out is None:
         print("anchorsr: error: expected -o/--out (the weights to write), got none", file=sys.stderr)
         return 2
@@ -190,6 +197,25 @@ def _fit_anchor_weight(args: argparse.Namespace) -> int:
     try:
         result = fit_anchor_weight(weights, args.scale, tuple(args.data) if args.data else None, seed=args.seed,
                                    on_clip=lambda text: print(f"anchor weight: {text}", file=sys.stderr, flush=True))
+    except AnchorsrError as exc:
+        print(f"anchorsr: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _fit_residual_share(args: argparse.Namespace) -> int:
+    """``--fit-residual-share``: the node bias's fitted inter share for existing weights (printed)."""
+    from pathlib import Path
+
+    from .model import default_path
+    from .residualfit import fit_residual_share
+
+    weights = default_path(args.scale) if args.out is None else Path(args.out).with_suffix(".safetensors")
+    try:
+        result = fit_residual_share(weights, args.scale, tuple(args.data) if args.data else None, seed=args.seed,
+                                    on_clip=lambda text: print(f"residual share: {text}", file=sys.stderr,
+                                                               flush=True))
     except AnchorsrError as exc:
         print(f"anchorsr: error: {exc}", file=sys.stderr)
         return 1

@@ -384,9 +384,9 @@ def test_node_biases_side_by_side(run):
     _, out = run
     result = json.loads((out / "quality.json").read_text())
     (clip,) = result["clips"]
-    assert result["settings"]["node_bias"] == "texture"
+    assert result["settings"]["node_bias"] == "intra"
     assert set(clip["node_bias_runs"]) == {"texture", "predictor", "oracle", "intra"}
-    assert clip["node_bias_runs"]["texture"] == clip["runs"]["dag-greedy"]
+    assert clip["node_bias_runs"]["intra"] == clip["runs"]["dag-greedy"]
     for kind, per in clip["node_bias_runs"].items():
         assert set(per) == {"5%", "10%", "20%"}
         assert per["20%"]["sr_share"] <= 0.2 + 1e-9
@@ -396,7 +396,7 @@ def test_node_biases_side_by_side(run):
         want = metrics.spearman([s[f"J_{kind}"] for s in fam], [s["mse_sum"] for s in fam])
         assert chunk["spearman_family_by_bias"][kind] == pytest.approx(want, abs=1e-5)
         assert clip["node_bias"][kind]["spearman_family"] == pytest.approx(want, abs=1e-5)
-    assert [s["J_texture"] for s in fam] == pytest.approx([s["J"] for s in fam])
+    assert [s["J_intra"] for s in fam] == pytest.approx([s["J"] for s in fam])
     assert set(result["summary"]["node_bias"]) == {"texture", "predictor", "oracle", "intra"}
     assert "## Node bias: texture, predictor, oracle, intra" in (out / "report.md").read_text()
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from anchorsr.graph.synthetic import moving_object_clip
 from anchorsr.pipeline import EnhanceSummary, PipelineOptions, SRCounts, enhance_frames, planned_groups, rebuild_frames
+from anchorsr.graph import node_bias_for
 from anchorsr.reuse import BicubicPatchSource, Reconstructor, gate_frames
 from anchorsr.schedule import plan_stream
 
@@ -20,7 +21,8 @@ def test_rebuild_frames_is_enhances_loop_and_resumes_from_a_copied_state():
     want = list(enhance_frames(frames, options, source, summary))
     # the same stream planned by plan_stream (gated, as enhance plans it) and rebuilt by the loop
     pairs = list(plan_stream(gate_frames(frames), "dag-greedy", 0.1, 5, 8,
-                             anchor_weight=options.reuse_config().anchor_weight))
+                             anchor_weight=options.reuse_config().anchor_weight,
+                             node_bias=node_bias_for(options.node_bias, options.scale)))
     config, counts = options.reuse_config(), SRCounts()
     rec, at_chunk_2 = Reconstructor(config), None
     got = []

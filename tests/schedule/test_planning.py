@@ -222,3 +222,32 @@ def test_the_pipeline_plans_on_a_graph_with_its_scale_s_anchor_weight(monkeypatc
             opts = PipelineOptions(scale=scale, anchor_weight=given, patch_px=8, chunk_frames=6, gate=False)
             groups = list(plan_groups(frames, opts))
         assert seen == [want] and len(groups) == 1
+
+
+def test_palantir_plans_on_the_texture_term_whatever_the_stream_s_node_bias():
+    """``published_bias``: palantir is compared as published, so a stream's node bias reaches
+    dag-greedy's graph but not palantir's."""
+    frames = moving_object_clip(32, 48, 10, obj_px=12, speed_px=3)
+    calls = []
+
+    def flat(frame, ref, grid):  # a bias that would change any plan made on it
+        calls.append(frame.index)
+        return np.ones(grid.n_patches) * (1 + frame.index)
+
+    for name in ("palantir", "dag-greedy"):
+        calls.clear()
+        with_bias = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 10, 8, node_bias=flat)]
+        texture = [p.to_bytes() for _, p in plan_stream(frames, name, 0.1, 10, 8)]
+        if name == "palantir":
+            assert calls == [] and with_bias == texture
+        else:
+            assert calls == list(range(10)) and with_bias != texture
+
+
+def test_the_pipeline_s_default_node_bias_is_the_intra_texture():
+    from anchorsr.graph.predictor import intra_texture
+    from anchorsr.pipeline import PipelineOptions
+    from anchorsr.pipeline.steps import graph_node_bias
+
+    assert graph_node_bias(PipelineOptions()) is intra_texture
+    assert graph_node_bias(PipelineOptions(node_bias="texture")) is None

@@ -161,7 +161,7 @@ class ClipRuns:
         (``ClipInputs.graph``: what plan_stream would build); bias: the node bias kind (the
         settings' own when None)."""
         clip = self.clip
-        kind = bias or self.s.node_bias
+        kind = "texture" if getattr(scheduler, "published_bias", False) else bias or self.s.node_bias
         in_graphs = {"wall": 0.0, "cpu": 0.0, "built": 0.0}
 
         def graphs(chunk: Chunk, options: dict):

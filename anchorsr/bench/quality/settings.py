@@ -48,7 +48,7 @@ class QualitySettings:
     fidelity_random: int = 8
     fidelity_max_lr_pixels: int = 960 * 544
     seed: int = 0
-    node_bias: str = "texture"  # the graph schedulers' node bias (docs/method.md §2.1)
+    node_bias: str = "intra"  # the graph schedulers' node bias (docs/method.md §2.1, §2.2); palantir: texture
     compare_biases: bool = True  # also dag-greedy and fidelity with every other node bias
     gate: bool = True  # the reuse gate (docs/method.md §1.1); False: the ablation
     oracle_gate: bool = True  # also reuse alone under an oracle gate (reads the truth: a bound)
