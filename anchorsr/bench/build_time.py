@@ -2,8 +2,8 @@
 versions of the graph code side by side (run it once per checkout, in turns).
 
 Prints one line per chunk: its name and the median CPU ms of ``build_graph`` (at x2, with the
-anchors' blend at x2's weight when this version models it) over ``--repeats`` builds after a
-warm-up. The clips are made once under ``--dir`` (a synthetic pan, and a pan + zoom over a real
+anchors' blend at x2's weight when this version models it, with the texture term or
+``--node-bias intra``) over ``--repeats`` builds after a warm-up. The clips are made once under ``--dir`` (a synthetic pan, and a pan + zoom over a real
 photo, as ``bench schedule`` makes them).
 
 Command: ``PYTHONPATH=CHECKOUT NUMBA_NUM_THREADS=1 python anchorsr/bench/build_time.py``: this
@@ -29,11 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build_time.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", default="bench-out/build-time", help="where the two clips are made once")
     ap.add_argument("--repeats", type=int, default=9, help="timed builds per chunk (default 9)")
+    ap.add_argument("--node-bias", choices=("texture", "intra"), default="texture",
+                    help="the graph's node bias (default texture, the term every version has)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"expected --repeats >= 1, got {args.repeats}")
     os.makedirs(args.dir, exist_ok=True)
     kw: dict = {"scale": 2}
+    if args.node_bias == "intra":
+        from anchorsr.graph import node_bias_for
+        kw["node_bias"] = node_bias_for("intra", 2)
     if "anchor_weight" in inspect.signature(build_graph).parameters:
         kw["anchor_weight"] = 0.7
     for name, make in (("synthetic", make_clip), ("photo", make_photo_clip)):

@@ -243,7 +243,7 @@ def _signal_row(cur, ref, y, runs, count, xi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
-def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phase,
+def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phase, live,
                   out):  # pragma: no cover - compiled
     """_plane_texture for planes whose 4x4 blocks each lie in one patch, a strip at a time.
 
@@ -253,6 +253,8 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
     sums of 16 squared errors of 8-bit signals are exact to ~1e-7). Blocks cut by the plane's
     right or bottom edge go through the per-block path.
     s, phase: take one strip out of each group of s (``_taken``), weighted s (s = 1: all).
+    live: bool (strips,), False where the strip's new signal is known to be zero (the intra
+    pixels' texture of a strip with no intra block): the strip is skipped.
     """
     h, w = cur.shape
     nb = w // 4
@@ -271,7 +273,7 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
     x = np.empty((4, 4))
     r = np.empty((4, 4))
     for k in range((h + 3) // 4):
-        if s > 1 and not _taken(k, s, phase):
+        if not live[k] or (s > 1 and not _taken(k, s, phase)):
             continue
         by = 4 * k
         if w4 < w:  # the block cut by the right edge
@@ -351,8 +353,11 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
     else:
         intra = np.ascontiguousarray(motion.intra, np.bool_)
     mv = np.ascontiguousarray(motion.mv, np.int16)
-    if not inter and not all_intra:
+    intra_only = not inter and not all_intra
+    if intra_only:
         mv, ref = np.zeros_like(mv), frame
+        if not intra.any():  # no intra pixel: nothing new of its own
+            return out
     phase = int(frame.index if phase is None else phase)
     for plane, sub in (("y", 1), ("u", 2), ("v", 2)):
         cur = np.ascontiguousarray(getattr(frame, plane))
@@ -362,7 +367,28 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
         if s == 0:
             _plane_texture(cur, rplane, mv, intra, sub, row_base, col_of, out)
         else:
-            _plane_strips(cur, rplane, mv, intra, all_intra, sub, row_base, col_of, s, phase, out)
+            live = _live_strips(intra, sub, cur.shape[0]) if intra_only else _all_strips(cur.shape[0])
+            _plane_strips(cur, rplane, mv, intra, all_intra, sub, row_base, col_of, s, phase, live, out)
+    return out
+
+
+def _live_strips(intra: np.ndarray, sub: int, height: int) -> np.ndarray:
+    """bool (strips,) of a plane with ``sub`` luma pixels per pixel: whether each strip of 4
+    plane rows follows a row of luma blocks (``sub`` of them per strip) holding an intra block;
+    elsewhere an intra-only texture is zero."""
+    rows = intra.any(axis=1)
+    strips = -(-height // 4)
+    per = sub  # luma block rows per strip: 4 plane rows x sub luma rows each / 4
+    padded = np.zeros(strips * per, np.bool_)
+    n = min(rows.size, padded.size)
+    padded[:n] = rows[:n]
+    return padded.reshape(strips, per).any(axis=1)
+
+
+@lru_cache(maxsize=16)
+def _all_strips(height: int) -> np.ndarray:
+    out = np.ones(-(-height // 4), np.bool_)
+    out.flags.writeable = False
     return out
 
 

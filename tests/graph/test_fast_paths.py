@@ -43,6 +43,25 @@ def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed, scal
 
 
 @settings(max_examples=30, deadline=None)
+@given(h=st.integers(8, 70), w=st.integers(8, 70), patch_px=st.sampled_from([6, 8, 16, 24]),
+       rows_share=st.sampled_from([0.0, 0.2, 0.6]), seed=st.integers(0, 10_000))
+def test_intra_only_texture_skips_strips_without_intra_blocks_exactly(h, w, patch_px, rows_share, seed):
+    # The intra node bias of a P frame: the strips that hold no intra block are skipped (their
+    # new signal is zero); the result is the per-pixel reference with every inter pixel's signal
+    # zero (its residual against itself), including no intra block at all.
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w, intra_share=0.5)
+    intra &= (rng.random(intra.shape[0]) < rows_share)[:, None]  # whole block rows without intra
+    y = rng.integers(0, 256, (h, w))
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, y, mv, intra)
+    still = coded_frame(1, y, np.zeros_like(mv), intra)  # inter pixels copy themselves: signal 0
+    grid = PatchGrid(patch_px, h, w)
+    np.testing.assert_allclose(frame_texture(cur, ref, grid, inter=False), _naive_texture(still, still, grid),
+                               rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
 @given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([6, 16, 32, 48]),
        seed=st.integers(0, 10_000), scale=st.sampled_from([None, 2]))
 def test_edges_count_the_inter_share_with_the_weights(h, w, patch_px, seed, scale):
