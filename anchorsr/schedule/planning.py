@@ -104,8 +104,8 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
     empty plan, no graph is built for it (its main cost) and no error is carried past it (a
     live pipeline shedding load).
     node_bias: the graph's node bias, ``(frame, ref, grid) -> (N,)`` (``graph.node_bias_for``);
-    None: the texture term (always, for a scheduler with ``published_bias``). scale: the output scale, for the edges' detail retention
-    (``build_graph``); None: edges without it.
+    None: the texture term (always, for a scheduler with ``published_bias``). scale: the output
+    scale, for the edges' detail retention (``build_graph``); None: edges without it.
     anchor_weight: the reconstruction's blend of P-frame anchors with reuse
     (``ReuseConfig.anchor_weight``), which the graph then models (``build_graph``); None: the
     graph takes an anchor to replace its node's whole error.
@@ -120,7 +120,7 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
                "anchor_weight": anchor_weight}
     if scheduler.needs_graph:  # an ablation switches a part of the model off (False or None)
         options.update({k: v and options[k] for k, v in scheduler.graph_options.items()})
-    options["node_bias"] = None if getattr(scheduler, "published_bias", False) else node_bias
+    options["node_bias"] = None if scheduler.published_bias else node_bias
     options["scale"] = scale
     carry: np.ndarray | None = None
     builder: GraphBuilder | None = None

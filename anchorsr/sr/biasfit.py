@@ -68,15 +68,19 @@ class OracleBias:
         self.sr_planes, self.config = sr_planes, config
 
     def __call__(self, frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> np.ndarray:
+        return patch_sse(self.sr_planes(frame.index), self.reuse_step(frame, ref), grid, self.config.scale)
+
+    def reuse_step(self, frame: CodedFrame, ref: CodedFrame | None) -> tuple[np.ndarray, ...]:
+        """(Y, U, V) of ``R_t``: one reuse step for ``frame`` from the network's output of ``ref``
+        (the bicubic upsampling at a key frame or without a reference)."""
         from ..reuse import Reconstructor
 
         rec = Reconstructor(self.config)
-        s = self.config.scale
         if ref is not None and not frame.is_key and ref.y.shape == frame.y.shape:
             rec.step(ref, np.array([[0, ref.height, 0, ref.width]]),
                      [tuple(np.asarray(p) for p in self.sr_planes(ref.index))])
         hr = rec.step(frame)
-        return patch_sse(self.sr_planes(frame.index), (hr.y, hr.u, hr.v), grid, s)
+        return hr.y, hr.u, hr.v
 
 
 @dataclass(frozen=True)

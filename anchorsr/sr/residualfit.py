@@ -52,27 +52,23 @@ def clip_rows(hr: Sequence[Sequence[np.ndarray]], frames: Sequence[CodedFrame],
               patch_px: int = FIT_PATCH_PX) -> dict:
     """Per patch of every frame of one clip: gain, intra, inter (float64 (M,)) and key (bool)."""
     from ..graph import frame_texture
-    from ..reuse import Reconstructor, ReuseConfig
-    from .biasfit import patch_sse
+    from ..reuse import ReuseConfig
+    from .biasfit import OracleBias, patch_sse
 
     grid = PatchGrid(patch_px, frames[0].height, frames[0].width)
-    config = ReuseConfig(scale)
+    planes = {f.index: tuple(sr(f)) for f in frames}
+    oracle = OracleBias(planes.__getitem__, ReuseConfig(scale))
     out: dict[str, list] = {"gain": [], "intra": [], "inter": [], "key": []}
-    prev, prev_sr = None, None
+    prev = None
     for truth, f in zip(hr, frames):
-        rec = Reconstructor(config)
-        if prev is not None and not f.is_key:
-            rec.step(prev, np.array([[0, prev.height, 0, prev.width]]), [tuple(np.asarray(p) for p in prev_sr)])
-        r = rec.step(f)
-        planes = tuple(sr(f))
-        out["gain"].append(patch_sse((r.y, r.u, r.v), truth, grid, scale) - patch_sse(planes, truth, grid, scale))
-        ref = None if f.is_key else prev
-        full = frame_texture(f, ref, grid)
-        intra = frame_texture(f, ref, grid, inter=False)
+        reuse = oracle.reuse_step(f, prev)
+        out["gain"].append(patch_sse(reuse, truth, grid, scale) - patch_sse(planes[f.index], truth, grid, scale))
+        full = frame_texture(f, prev, grid)
+        intra = frame_texture(f, prev, grid, inter=False)
         out["intra"].append(intra)
         out["inter"].append(full - intra)
         out["key"].append(np.full(grid.n_patches, f.is_key or prev is None))
-        prev, prev_sr = f, planes
+        prev = f
     return {k: np.concatenate(v) for k, v in out.items()}
 
 

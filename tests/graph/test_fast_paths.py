@@ -29,14 +29,19 @@ def _macroblock_motion(rng, h, w, reach=80, intra_share=0.2):
     return mv.copy(), intra.copy()
 
 
+def _coded_pair(seed, h, w):
+    """A reference frame and a P frame over it with ``_macroblock_motion``; and its intra flags."""
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w)
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    return ref, coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra), intra
+
+
 @settings(max_examples=30, deadline=None)
 @given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([16, 32, 48]),
        seed=st.integers(0, 10_000), scale=st.sampled_from([None, 2, 3]))
 def test_macroblock_weights_match_per_pixel_reference(h, w, patch_px, seed, scale):
-    rng = np.random.default_rng(seed)
-    mv, intra = _macroblock_motion(rng, h, w)
-    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
-    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
+    ref, cur, _ = _coded_pair(seed, h, w)
     grid = PatchGrid(patch_px, h, w)
     np.testing.assert_allclose(frame_weights(cur, ref, grid, scale).toarray(),
                                _naive_weights(cur, ref, grid, scale), atol=ATOL)
@@ -67,10 +72,7 @@ def test_intra_only_texture_skips_strips_without_intra_blocks_exactly(h, w, patc
 def test_edges_count_the_inter_share_with_the_weights(h, w, patch_px, seed, scale):
     # The share of each patch's pixels in inter blocks, counted inside the weights kernel (whole
     # macroblocks, clamped blocks, partial edge blocks), against a per-pixel count.
-    rng = np.random.default_rng(seed)
-    mv, intra = _macroblock_motion(rng, h, w)
-    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
-    cur = coded_frame(1, rng.integers(0, 256, (h, w)), mv, intra)
+    ref, cur, intra = _coded_pair(seed, h, w)
     grid = PatchGrid(patch_px, h, w)
     weights, share = frame_edges(cur, ref, grid, scale)
     inter_px = ~np.repeat(np.repeat(intra, 4, 0), 4, 1)[:h, :w]

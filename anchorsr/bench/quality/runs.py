@@ -161,7 +161,8 @@ class ClipRuns:
         (``ClipInputs.graph``: what plan_stream would build); bias: the node bias kind (the
         settings' own when None)."""
         clip = self.clip
-        kind = "texture" if getattr(scheduler, "published_bias", False) else bias or self.s.node_bias
+        kind = bias or self.s.node_bias
+        node_bias = clip.node_bias(kind)
         in_graphs = {"wall": 0.0, "cpu": 0.0, "built": 0.0}
 
         def graphs(chunk: Chunk, options: dict):
@@ -169,14 +170,17 @@ class ClipRuns:
             ci = clip.chunk_index[chunk.start]
             opts = {k: options[k] for k in ("edge_weights", "texture", "retention")}
             opts["blend"] = options["anchor_weight"] is not None
-            g = clip.graph(ci, kind, **opts)
+            # plan_stream withholds the node bias from a scheduler that plans on the texture term
+            # as published (``Scheduler.published_bias``)
+            k = kind if options["node_bias"] is node_bias else "texture"
+            g = clip.graph(ci, k, **opts)
             in_graphs["wall"] += time.perf_counter() - t0
             in_graphs["cpu"] += time.process_time() - c0
-            in_graphs["built"] += clip.graph_cpu_s(ci, kind, **opts)
+            in_graphs["built"] += clip.graph_cpu_s(ci, k, **opts)
             return g
 
         stream = plan_stream(clip.frames, scheduler, budget, self.s.chunk_frames, clip.patch_px,
-                             node_bias=clip.node_bias(kind), graphs=graphs, scale=self.s.scale,
+                             node_bias=node_bias, graphs=graphs, scale=self.s.scale,
                              anchor_weight=clip.config.anchor_weight)
         out: ChunkPlans = []
         wall = cpu = 0.0
