@@ -38,10 +38,16 @@ class MotionField:
     mv: int16 (ceil(H/4), ceil(W/4), 2), (dx, dy) in quarter pels of LR luma, towards the
         reference (previous frame).
     intra: bool (ceil(H/4), ceil(W/4)); True where the block has no motion vector (intra coded).
+    fresh: float32 (ceil(H/4), ceil(W/4)) in [0, 1], or None where not measured: per inter
+        block, the error that one reuse step adds there beyond what it carries from the
+        reference, as a share of plain upsampling's error (the reuse gate measures it,
+        ``anchorsr.reuse.gate``; the ``intra`` node bias counts it, docs/method.md §2.6); 0 on
+        intra blocks.
     """
 
     mv: np.ndarray
     intra: np.ndarray
+    fresh: np.ndarray | None = None
 
     @staticmethod
     def all_intra(height: int, width: int) -> "MotionField":

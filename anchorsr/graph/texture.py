@@ -157,7 +157,7 @@ def _add_block(x, r, by, bx, h, w, row_base, col_of, scale, out):  # pragma: no 
 
 
 @njit(cache=True, fastmath=True)
-def _plane_texture(cur, ref, mv, intra, sub, row_base, col_of, out):  # pragma: no cover
+def _plane_texture(cur, ref, mv, intra, weight, sub, row_base, col_of, out):  # pragma: no cover
     """Add per-patch squared round-trip errors of one plane to ``out`` (float64 (N,)).
 
     cur, ref: uint8 (H, W) plane of this frame and of the reference.
@@ -166,16 +166,21 @@ def _plane_texture(cur, ref, mv, intra, sub, row_base, col_of, out):  # pragma: 
     into (sub x sub) quadrants that each follow one luma block.
     row_base (H,), col_of (W,): int64, patch index = row_base[y] + col_of[x] (lookups: an integer
     division per sample would cost more than the arithmetic).
+    weight: float32 (bh, bw): each plane block's error counts times the weight of the luma block
+    of its first pixel (``_block_weight``).
     """
     h, w = cur.shape
     x = np.empty((4, 4))
     r = np.empty((4, 4))
     for by in range(0, h, 4):
         for bx in range(0, w, 4):
+            wt = _block_weight(weight, sub, by, bx)
+            if wt == 0.0:
+                continue
             if not _fill_fast(cur, ref, mv, intra, sub, by, bx, x):
                 _fill_block(cur, ref, mv, intra, sub, by, bx, x)
             _round_trip(x, r)
-            _add_block(x, r, by, bx, h, w, row_base, col_of, 1.0, out)
+            _add_block(x, r, by, bx, h, w, row_base, col_of, wt, out)
 
 
 @njit(cache=True, inline="always")
@@ -185,6 +190,13 @@ def _taken(k, s, phase):  # pragma: no cover - compiled
     hsh = ((k // s) * 0x2C1B3C6D + 0x297A2D39) & 0xFFFFFFFF
     hsh = ((hsh ^ (hsh >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
     return k % s == ((hsh ^ (hsh >> 13)) + phase) % s
+
+
+@njit(cache=True, inline="always")
+def _block_weight(weight, sub, by, bx):  # pragma: no cover - compiled
+    """The weight of the plane block at (by, bx): that of the luma block of its first pixel."""
+    bh, bw = weight.shape
+    return np.float64(weight[min((by * sub) >> 2, bh - 1), min((bx * sub) >> 2, bw - 1)])
 
 
 @njit(cache=True)
@@ -243,7 +255,7 @@ def _signal_row(cur, ref, y, runs, count, xi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
-def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phase, live,
+def _plane_strips(cur, ref, mv, intra, weight, all_intra, sub, row_base, col_of, s, phase, live,
                   out):  # pragma: no cover - compiled
     """_plane_texture for planes whose 4x4 blocks each lie in one patch, a strip at a time.
 
@@ -255,6 +267,7 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
     s, phase: take one strip out of each group of s (``_taken``), weighted s (s = 1: all).
     live: bool (strips,), False where the strip's new signal is known to be zero (the intra
     pixels' texture of a strip with no intra block): the strip is skipped.
+    weight: float32 (bh, bw), as for _plane_texture.
     """
     h, w = cur.shape
     nb = w // 4
@@ -264,6 +277,7 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
     A = np.empty((4, nb), np.float32)
     B = np.empty((4, nb), np.float32)
     E = np.empty(nb, np.float32)
+    W = np.empty(nb, np.float32)
     patch_col = np.empty(nb, np.int64)
     runs = np.empty((max(w4, 1), 4), np.int64)
     n_runs, runs_ly = 0, -1
@@ -280,13 +294,13 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
             if not _fill_fast(cur, ref, mv, intra, sub, by, w4, x):
                 _fill_block(cur, ref, mv, intra, sub, by, w4, x)
             _round_trip(x, r)
-            _add_block(x, r, by, w4, h, w, row_base, col_of, scale, out)
+            _add_block(x, r, by, w4, h, w, row_base, col_of, scale * _block_weight(weight, sub, by, w4), out)
         if by >= h4:  # the strip cut by the bottom edge
             for bx in range(0, w4, 4):
                 if not _fill_fast(cur, ref, mv, intra, sub, by, bx, x):
                     _fill_block(cur, ref, mv, intra, sub, by, bx, x)
                 _round_trip(x, r)
-                _add_block(x, r, by, bx, h, w, row_base, col_of, scale, out)
+                _add_block(x, r, by, bx, h, w, row_base, col_of, scale * _block_weight(weight, sub, by, bx), out)
             continue
         for i in range(4):
             if all_intra:
@@ -315,9 +329,11 @@ def _plane_strips(cur, ref, mv, intra, all_intra, sub, row_base, col_of, s, phas
                 d3 = X[i, 4 * b + 3] - cb
                 acc += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
             E[b] = acc
+        for b in range(nb):
+            W[b] = _block_weight(weight, sub, by, 4 * b)
         base = row_base[by]
         for b in range(nb):
-            out[base + patch_col[b]] += scale * E[b]
+            out[base + patch_col[b]] += scale * E[b] * W[b]
 
 
 def strips_per_group(sample: int, patch_px: int, sub: int) -> int:
@@ -341,8 +357,11 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
     patches (per plane, s shrinks to a divisor of the strips per patch; ``strips_per_group``).
     phase: which strip of each group is taken; defaults to the frame's index, so successive
     frames look at different strips.
-    inter: False counts the intra pixels only (the ``intra`` node bias, docs/method.md §2.2):
-    inter pixels then take their residual against themselves, which is zero.
+    inter: False gives the ``intra`` node bias (docs/method.md §2.2, §2.6): the intra pixels'
+    texture, plus each inter block's LR values counted like an intra block's times the block's
+    ``fresh`` share where the motion field carries one (the error one reuse step adds there,
+    measured by the reuse gate); other inter pixels add nothing. A chroma block takes the share
+    of the luma block of its first pixel.
     """
     out = np.zeros(grid.n_patches)
     motion = frame.motion
@@ -354,9 +373,14 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
         intra = np.ascontiguousarray(motion.intra, np.bool_)
     mv = np.ascontiguousarray(motion.mv, np.int16)
     intra_only = not inter and not all_intra
+    weight = _ones(intra.shape)
     if intra_only:
+        fresh = motion.fresh
+        if fresh is not None and fresh.shape == intra.shape and (fresh > 0).any():
+            weight = np.where(intra, np.float32(1.0), np.asarray(fresh, np.float32)).astype(np.float32)
+            intra = intra | (weight > 0)
         mv, ref = np.zeros_like(mv), frame
-        if not intra.any():  # no intra pixel: nothing new of its own
+        if not intra.any():  # no intra pixel and nothing fresh: nothing new of its own
             return out
     phase = int(frame.index if phase is None else phase)
     for plane, sub in (("y", 1), ("u", 2), ("v", 2)):
@@ -365,10 +389,17 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
         rplane = np.ascontiguousarray(getattr(ref, plane))
         s = strips_per_group(sample, grid.patch_px, sub)
         if s == 0:
-            _plane_texture(cur, rplane, mv, intra, sub, row_base, col_of, out)
+            _plane_texture(cur, rplane, mv, intra, weight, sub, row_base, col_of, out)
         else:
             live = _live_strips(intra, sub, cur.shape[0]) if intra_only else _all_strips(cur.shape[0])
-            _plane_strips(cur, rplane, mv, intra, all_intra, sub, row_base, col_of, s, phase, live, out)
+            _plane_strips(cur, rplane, mv, intra, weight, all_intra, sub, row_base, col_of, s, phase, live, out)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _ones(shape: tuple[int, int]) -> np.ndarray:
+    out = np.ones(shape, np.float32)
+    out.flags.writeable = False
     return out
 
 

@@ -59,10 +59,16 @@ def _box_half(y, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _choose(y, reuse, bicubic, intra, g, gated):  # pragma: no cover - compiled
+def _choose(y, reuse, bicubic, intra, mv, prev_err, g, gated, fresh, err):  # pragma: no cover - compiled
     """Per g x g group of motion blocks: gate (True on its inter blocks) when the squared error
     of ``reuse`` against ``y`` exceeds that of ``bicubic``; a gated group's ``reuse`` pixels are
-    overwritten by ``bicubic`` (the shadow's output). ``gated`` starts all False."""
+    overwritten by ``bicubic`` (the shadow's output). ``gated`` starts all False.
+
+    fresh (bh, bw) <- on the inter blocks of a group left ungated, what reuse's error there
+    exceeds the previous frame's error at the pixels the vectors copy from (``prev_err``,
+    whole-pel, clamped to the plane), as a share of bicubic's error on the same pixels, clipped
+    to [0, 1]; 0 elsewhere. err (h, w) <- the shadow output's squared error per pixel (the next
+    frame's ``prev_err``)."""
     h, w = y.shape
     bh, bw = intra.shape
     gh = (bh + g - 1) // g
@@ -74,36 +80,61 @@ def _choose(y, reuse, bicubic, intra, g, gated):  # pragma: no cover - compiled
             x0, x1 = gx * px, min(w, gx * px + px)
             e_reuse = 0.0
             e_up = 0.0
+            i_reuse = 0.0  # the same sums over the group's inter pixels, and what they copy
+            i_up = 0.0
+            i_prev = 0.0
             for r in range(y0, y1):
+                ly = r >> 2
                 for c in range(x0, x1):
                     t = np.float64(y[r, c])
                     a = np.float64(reuse[r, c]) - t
                     b = np.float64(bicubic[r, c]) - t
                     e_reuse += a * a
                     e_up += b * b
+                    err[r, c] = a * a
+                    lx = c >> 2
+                    if not intra[ly, lx]:
+                        sy = min(max(r + ((np.int64(mv[ly, lx, 1]) + 2) >> 2), 0), h - 1)
+                        sx = min(max(c + ((np.int64(mv[ly, lx, 0]) + 2) >> 2), 0), w - 1)
+                        i_reuse += a * a
+                        i_up += b * b
+                        i_prev += prev_err[sy, sx]
             if e_reuse > e_up:
                 for r in range(y0, y1):
                     for c in range(x0, x1):
                         reuse[r, c] = bicubic[r, c]
+                        b = np.float64(bicubic[r, c]) - np.float64(y[r, c])
+                        err[r, c] = b * b
                 for by in range(gy * g, min(bh, gy * g + g)):
                     for bx in range(gx * g, min(bw, gx * g + g)):
                         gated[by, bx] = not intra[by, bx]
+                        fresh[by, bx] = 0.0
+                continue
+            share = 0.0
+            if i_up > 0.0:
+                share = min(max((i_reuse - i_prev) / i_up, 0.0), 1.0)
+            for by in range(gy * g, min(bh, gy * g + g)):
+                for bx in range(gx * g, min(bw, gx * g + g)):
+                    fresh[by, bx] = 0.0 if intra[by, bx] else share
 
 
 class ReuseGate:
     """The gate of one stream: call it on each decoded frame, in decode order.
 
     Holds the shadow reconstruction of the previous frame (a uint8 plane of the LR luma size
-    rounded up to even), about a quarter of the HR luma reconstruction's work per frame.
+    rounded up to even) and its squared error per pixel (float32), about a quarter of the HR
+    luma reconstruction's work per frame.
     """
 
     def __init__(self) -> None:
         self._shadow: np.ndarray | None = None
+        self._err: np.ndarray | None = None
         self._scratch: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
 
     def reset(self) -> None:
         """Forget the shadow reference (the next P frame is gated as if it had none)."""
         self._shadow = None
+        self._err = None
 
     def _buffers(self, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
         if shape not in self._scratch:
@@ -116,15 +147,22 @@ class ReuseGate:
         """bool (bh, bw) over the frame's motion blocks, True on the inter blocks it gates
         (None for a frame without a usable shadow reference: a key frame, the first frame, a
         new size); advances the shadow to this frame."""
+        return self.judge(frame)[0]
+
+    def judge(self, frame: CodedFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(gated, fresh): ``mask``'s gated blocks and the ``MotionField.fresh`` shares of the
+        frame's blocks (both None for a frame without a usable shadow reference); advances the
+        shadow to this frame."""
         y = np.ascontiguousarray(frame.y)
         half, res, bicubic = self._buffers(y.shape)
         _box_half(y, half)
         kernels.upscale_cubic(half, 2, _OFFS, _WTS, bicubic)
         h, w = y.shape
-        prev = self._shadow
-        if frame.is_key or prev is None or prev.shape != bicubic.shape:
+        prev, prev_err = self._shadow, self._err
+        if frame.is_key or prev is None or prev.shape != bicubic.shape or prev_err is None or prev_err.shape != y.shape:
             self._shadow = bicubic.copy()
-            return None
+            self._err = ((bicubic[:h, :w].astype(np.float32) - y) ** 2).astype(np.float32)
+            return None, None
         motion = frame.motion
         out = np.empty_like(bicubic)
         # The luma vectors on a half-size plane: the reconstruction kernel's chroma geometry
@@ -132,17 +170,20 @@ class ReuseGate:
         kernels.plane_kernel(2)(prev, half, half, motion.mv, motion.intra, MV_BLOCK_PX // 2,
                                 2 * MV_UNITS_PER_PX, True, SHADOW_RESIDUAL, _OFFS, _WTS, out, res, *_BOX, 1)
         gated = np.zeros(motion.intra.shape, np.bool_)
+        fresh = np.zeros(motion.intra.shape, np.float32)
+        err = np.empty((h, w), np.float32)
         _choose(y, out[:h, :w], bicubic[:h, :w], np.ascontiguousarray(motion.intra, np.bool_),
-                GATE_PX // MV_BLOCK_PX, gated)
-        self._shadow = out
-        return gated
+                np.ascontiguousarray(motion.mv, np.int16), prev_err, GATE_PX // MV_BLOCK_PX, gated, fresh, err)
+        self._shadow, self._err = out, err
+        return gated, fresh
 
     def __call__(self, frame: CodedFrame) -> CodedFrame:
-        """``frame`` with its gated blocks marked intra (the same object when none is)."""
-        gated = self.mask(frame)
-        if gated is None or not gated.any():
+        """``frame`` with its gated blocks marked intra and its ``fresh`` shares set (the same
+        object for a frame without a shadow reference)."""
+        gated, fresh = self.judge(frame)
+        if gated is None:
             return frame
-        return replace(frame, motion=MotionField(frame.motion.mv, frame.motion.intra | gated))
+        return replace(frame, motion=MotionField(frame.motion.mv, frame.motion.intra | gated, fresh))
 
 
 def gate_frames(frames: Iterable[CodedFrame], enabled: bool = True) -> Iterator[CodedFrame]:

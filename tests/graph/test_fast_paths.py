@@ -2,6 +2,8 @@
 per-frame kernel layout) against the per-pixel references, and the texture term's ranking
 on a real-photo clip."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -12,7 +14,7 @@ from anchorsr.graph.motion import frame_edges
 from anchorsr.graph.dag import _pack
 from anchorsr.graph.synthetic import coded_frame, moving_object_clip
 from anchorsr.graph.texture import strips_per_group
-from anchorsr.types import Chunk, PatchGrid
+from anchorsr.types import Chunk, MotionField, PatchGrid
 
 from test_graph import ATOL, _naive_texture, _naive_weights
 
@@ -171,3 +173,33 @@ def test_texture_ranks_patches_like_the_real_upsampling_error():
     truth = true_patch_error(frames[0], hr[0], grid)
     shuffled = np.random.default_rng(0).permutation(frame_texture(frames[0], None, grid))
     assert spearmanr(shuffled, truth)[0] < 0.5
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(16, 70), w=st.integers(16, 90), patch_px=st.sampled_from([6, 16, 32, 48]),
+       seed=st.integers(0, 10_000))
+def test_intra_texture_counts_each_fresh_block_times_its_share(h, w, patch_px, seed):
+    # An inter block with a fresh share f (the error one reuse step adds there, from the gate)
+    # counts its LR values like an intra block's, times f: the per-pixel reference is the sum,
+    # over each share value, of the intra texture of the blocks that carry it. Shares are
+    # constant per macroblock, as the gate sets them, so each chroma block has one.
+    rng = np.random.default_rng(seed)
+    mv, intra = _macroblock_motion(rng, h, w, intra_share=0.3)
+    bh, bw = intra.shape
+    per_mb = rng.choice(np.array([0.0, 0.25, 0.5, 1.0], np.float32), (-(-bh // 4), -(-bw // 4)))
+    fresh = np.where(intra, 0.0, np.repeat(np.repeat(per_mb, 4, 0), 4, 1)[:bh, :bw]).astype(np.float32)
+    y = rng.integers(0, 256, (h, w))
+    ref = coded_frame(0, rng.integers(0, 256, (h, w)))
+    cur = coded_frame(1, y, mv, intra)
+    cur = replace(cur, motion=MotionField(cur.motion.mv, cur.motion.intra, fresh))
+    grid = PatchGrid(patch_px, h, w)
+    share = np.where(intra, 1.0, fresh)
+    want = np.zeros(grid.n_patches)
+    for value in np.unique(share[share > 0]):
+        blocks = coded_frame(1, y, np.zeros_like(mv), share == value)
+        want += value * _naive_texture(blocks, blocks, grid)
+    got = frame_texture(cur, ref, grid, inter=False)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    if (fresh > 0).any():  # the shares change the bias: the test can tell them apart
+        plain = frame_texture(coded_frame(1, y, mv, intra), ref, grid, inter=False)
+        assert got.sum() > plain.sum()

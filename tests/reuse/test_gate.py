@@ -1,6 +1,8 @@
 """The reuse gate (anchorsr.reuse.gate): reuse with the gate never below per-frame bicubic where
 block motion fails, untouched where it works, and the graph cut where a block is gated."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,42 @@ def test_gated_node_has_no_incoming_error_edges():
     w_plain, w_gated = plain.weights[2].toarray(), gated.weights[2].toarray()
     assert kept and w_plain[kept].sum() > 0
     assert np.array_equal(w_gated[kept], w_plain[kept])
+
+
+def test_fresh_shares_are_zero_on_a_still_scene():
+    # Nothing moves and nothing is coded: one reuse step adds no error to what the reference had.
+    y = textured(64, 96, seed=3)
+    bh, bw = 16, 24
+    frames = [_frame(0, y, "I")] + [_frame(i, y, "P", np.zeros((bh, bw, 2), np.int16), np.zeros((bh, bw), bool))
+                                    for i in range(1, 6)]
+    gate = ReuseGate()
+    assert gate.judge(frames[0]) == (None, None)  # a key frame has no shadow reference
+    for f in frames[1:]:
+        gated, fresh = gate.judge(f)
+        assert not gated.any()
+        assert fresh.dtype == np.float32 and fresh.shape == (bh, bw)
+        assert np.all(fresh == 0), fresh.max()
+
+
+def test_fresh_shares_on_a_zoom_are_shares_and_reach_the_graph(zoom):
+    # Block motion cannot follow a zoom: reuse adds error at every step on some blocks. The
+    # shares are in [0, 1], zero on intra and gated blocks, and the gated stream carries them
+    # to the intra node bias, which then counts inter blocks.
+    _, frames = zoom
+    gate, seen = ReuseGate(), 0
+    for f in frames:
+        gated, fresh = gate.judge(f)
+        if fresh is None:
+            continue
+        assert np.all((fresh >= 0) & (fresh <= 1))
+        assert np.all(fresh[f.motion.intra | gated] == 0)
+        seen += int((fresh > 0).sum())
+    assert seen > 0
+    from anchorsr.graph.predictor import intra_texture
+    from anchorsr.graph.texture import frame_texture
+
+    out = list(gate_frames(frames))
+    grid = PatchGrid(16, *frames[0].y.shape)
+    p = next(i for i, f in enumerate(out) if f.motion.fresh is not None and (f.motion.fresh > 0).any())
+    plain = replace(out[p], motion=MotionField(out[p].motion.mv, out[p].motion.intra))
+    assert intra_texture(out[p], out[p - 1], grid).sum() > frame_texture(plain, out[p - 1], grid, inter=False).sum()
