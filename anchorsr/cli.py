@@ -360,9 +360,10 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     from .graph.predictor import NODE_BIASES
 
     p.add_argument("--node-bias", choices=NODE_BIASES, default="intra",
-                   help="dag-greedy's node bias (default intra: the texture of intra pixels only; texture: "
-                        "of every newly coded pixel, palantir's always; oracle runs the network on every "
-                        "patch: an evaluation-only upper bound); docs/method.md §2.1, §2.2")
+                   help="dag-greedy's node bias (default intra: the texture of intra pixels, and of inter "
+                        "blocks by the share of error the reuse gate measured a reuse step adding there; "
+                        "texture: of every newly coded pixel, palantir's always; oracle runs the network on "
+                        "every patch: an evaluation-only upper bound); docs/method.md §2.1, §2.2, §2.6")
     p.add_argument("--no-bias-compare", action="store_true",
                    help="skip dag-greedy and the fidelity with the other node biases (texture, predictor, "
                         "oracle, intra)")
@@ -385,10 +386,11 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--node-bias", choices=STREAM_NODE_BIASES, default="intra",
                    help="the graph's node bias: intra (default; what a down/up round trip loses on the "
-                        "intra pixels only: an inter pixel adds no error of its own), texture (on every "
+                        "intra pixels, and on an inter block by the share of error the reuse gate measured "
+                        "one reuse step adding there; none without the gate), texture (on every "
                         "newly coded pixel, residuals included) or predictor (what the SR network changes, "
                         "fitted to its weights; measured no better on the quality corpus, see README); "
-                        "palantir always plans on texture, as published; docs/method.md §2.1, §2.2")
+                        "palantir always plans on texture, as published; docs/method.md §2.1, §2.2, §2.6")
 
 
 def _command(name: str):

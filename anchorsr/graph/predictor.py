@@ -307,8 +307,10 @@ def predictor_for(scale: int, weights: str | Path | None = None) -> BiasPredicto
 
 
 def intra_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid) -> np.ndarray:
-    """The ``intra`` node bias: the texture term of the intra pixels only (key frames, intra and
-    gated blocks); an inter pixel adds nothing of its own (docs/method.md §2.2)."""
+    """The ``intra`` node bias: the texture term of the intra pixels (key frames, intra and gated
+    blocks), and of each inter block times its ``MotionField.fresh`` share, the error the reuse
+    gate measured one reuse step adding there (docs/method.md §2.2, §2.6); without shares (no
+    gate) an inter pixel adds nothing of its own."""
     return frame_texture(frame, ref, grid, inter=False)
 
 
