@@ -377,7 +377,7 @@ def frame_texture(frame: CodedFrame, ref: CodedFrame | None, grid: PatchGrid, *,
     if intra_only:
         fresh = motion.fresh
         if fresh is not None and fresh.shape == intra.shape and (fresh > 0).any():
-            weight = np.where(intra, np.float32(1.0), np.asarray(fresh, np.float32)).astype(np.float32)
+            weight = np.where(intra, np.float32(1.0), np.asarray(fresh, np.float32))
             intra = intra | (weight > 0)
         mv, ref = np.zeros_like(mv), frame
         if not intra.any():  # no intra pixel and nothing fresh: nothing new of its own

@@ -67,7 +67,7 @@ def _choose(y, reuse, bicubic, intra, mv, prev_err, g, gated, fresh, err):  # pr
     fresh (bh, bw) <- on the inter blocks of a group left ungated, what reuse's error there
     exceeds the previous frame's error at the pixels the vectors copy from (``prev_err``,
     whole-pel, clamped to the plane), as a share of bicubic's error on the same pixels, clipped
-    to [0, 1]; 0 elsewhere. err (h, w) <- the shadow output's squared error per pixel (the next
+    to [0, 1]; 0 elsewhere (``fresh`` starts all zero). err (h, w) <- the shadow output's squared error per pixel (the next
     frame's ``prev_err``)."""
     h, w = y.shape
     bh, bw = intra.shape
@@ -108,8 +108,7 @@ def _choose(y, reuse, bicubic, intra, mv, prev_err, g, gated, fresh, err):  # pr
                 for by in range(gy * g, min(bh, gy * g + g)):
                     for bx in range(gx * g, min(bw, gx * g + g)):
                         gated[by, bx] = not intra[by, bx]
-                        fresh[by, bx] = 0.0
-                continue
+                continue  # fresh stays 0 (it starts all zero)
             share = 0.0
             if i_up > 0.0:
                 share = min(max((i_reuse - i_prev) / i_up, 0.0), 1.0)
@@ -161,7 +160,7 @@ class ReuseGate:
         prev, prev_err = self._shadow, self._err
         if frame.is_key or prev is None or prev.shape != bicubic.shape or prev_err is None or prev_err.shape != y.shape:
             self._shadow = bicubic.copy()
-            self._err = ((bicubic[:h, :w].astype(np.float32) - y) ** 2).astype(np.float32)
+            self._err = (bicubic[:h, :w].astype(np.float32) - y) ** 2
             return None, None
         motion = frame.motion
         out = np.empty_like(bicubic)
