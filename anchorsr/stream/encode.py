@@ -135,12 +135,18 @@ class FrameClock:
     """Output timestamps of one video stream, from input times or from frame numbers.
 
     With ``key_interval_s`` the key frames lie on a grid of that step from the first frame: a
-    frame at or past the next grid time is a key frame. ``missed_keys`` tells where a gap in the
-    timestamps (frames dropped) skips a grid time, so that a sink can put a key frame there.
+    frame at or past the next grid time is a key frame. ``gap_fill`` tells where a gap in the
+    timestamps (frames dropped) skips a grid time or leaves a segment nearly empty, so that a
+    sink can repeat the last frame there.
     """
 
     # a gap longer than this is a jump in the input's clock, not dropped frames: left as it is
     MAX_FILL_S = 30.0
+    # Fewest frames a segment may hold where frames were dropped. Chromium's native HLS player
+    # (version 156) stops with DEMUXER_ERROR_COULD_NOT_PARSE on a segment of 7 or fewer frames,
+    # however they are spaced, and plays one of 8 (replayed on a live stream's own segments);
+    # 10 leaves a margin. A segment with fewer frame slots than this is filled completely.
+    MIN_SEGMENT_FRAMES = 10
 
     def __init__(self, settings: EncodeSettings) -> None:
         self.fps = settings.fps
@@ -156,6 +162,7 @@ class FrameClock:
         self.last_pts: int | None = None
         self.count = 0
         self._next_key = Fraction(0)
+        self._segment_frames = 0  # frames stamped since the last key frame (with it)
         self.frame_ticks = max(int(round(1 / (settings.fps * self.time_base))), 1)
 
     def _choose_time_base(self, timed: bool) -> None:
@@ -192,28 +199,51 @@ class FrameClock:
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = self.frame_ticks
         out = pts * self.time_base
+        self._segment_frames += 1
         if self.key_step is not None and out >= self._next_key:
             frame.pict_type = av.video.frame.PictureType.I
             self._next_key = (math.floor(out / self.key_step) + 1) * self.key_step
+            self._segment_frames = 1
+        else:  # the encoder's choice (a frame stamped again as a repeat may carry an earlier I)
+            frame.pict_type = av.video.frame.PictureType.NONE
         return float(out)
 
-    def missed_keys(self, index: int | None = None, time: float | None = None) -> list[int]:
-        """The pts of each grid time that the frame to come (at ``time`` or ``index``) would skip:
-        grid times more than half a frame before it, with no frame since the one before. Each
-        needs a frame of its own (a repeat of the last one) for the key frame that starts a
-        segment there. Empty without a grid, before the first frame, and across a jump of more
-        than ``MAX_FILL_S``."""
+    def gap_fill(self, index: int | None = None, time: float | None = None) -> list[int]:
+        """The pts of the repeats (of the last frame) that must come before the frame to come (at
+        ``time`` or ``index``) where frames were dropped, so that every segment holds at least
+        ``MIN_SEGMENT_FRAMES`` frames (or all of its frame slots, when it has fewer) and starts
+        with a key frame on its grid time:
+
+        * each segment that the frame to come closes (it lies on or past the segment's end) is
+          topped up with repeats spread evenly between its last frame and its end;
+        * each grid time that the frame to come would skip (more than half a frame before it,
+          no frame since) gets a repeat of its own, the key frame of the segment starting there.
+
+        Empty without a grid, before the first frame, and across a jump of more than
+        ``MAX_FILL_S``."""
         if self.key_step is None or self.last_pts is None:
             return []
         out = self._pts(index, time) * self.time_base
         if out - self._next_key > self.MAX_FILL_S:
             return []
-        missed, key = [], self._next_key
-        while out - key > Fraction(1, 2) / Fraction(self.fps).limit_denominator(1001):
-            pts = max(math.ceil(key / self.time_base), self.last_pts + 1 + len(missed))
-            missed.append(pts)
-            key += self.key_step
-        return missed
+        fps = Fraction(self.fps).limit_denominator(1001)
+        slots = max(int(round(self.key_step * fps)), 1)  # frame slots of a full segment
+        fills: list[int] = []
+        last, held, key = self.last_pts, self._segment_frames, self._next_key
+        while out >= key:  # the segment ending at ``key`` is closed by the frame to come
+            key_pts = max(math.ceil(key / self.time_base), last + 1)
+            room = key_pts - last - 1  # ticks free between the segment's last frame and its end
+            add = min(min(self.MIN_SEGMENT_FRAMES, slots) - held, room)
+            start = last
+            for j in range(1, add + 1):  # evenly spread over the gap, on distinct ticks
+                pts = max(last + 1, start + round(j * (key_pts - start) / (add + 1)))
+                fills.append(pts)
+                last = pts
+            if out - key <= Fraction(1, 2) / fps:
+                break  # the frame to come is this grid time's key frame
+            fills.append(key_pts)
+            last, held, key = key_pts, 1, key + self.key_step
+        return fills
 
     @property
     def end_s(self) -> float | None:

@@ -11,7 +11,9 @@ folder never reads half a segment or half a playlist. Segments are cut by time: 
 a key frame at every ``hls_time`` seconds of output time (``EncodeSettings.key_interval_s``), and
 where frames were dropped across such a time, the last frame is repeated there as that key frame
 (what a viewer sees in a gap anyway), so every segment but the last lasts ``hls_time`` exactly,
-under overload too. The muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
+under overload too. A segment that drops left with fewer than ``FrameClock.MIN_SEGMENT_FRAMES``
+frames is topped up with repeats of its last frame spread over the gap: Chromium's native HLS
+player cannot parse a segment of a few frames and stops the stream. The muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
 ``#EXT-X-TARGETDURATION`` set to ``hls_time`` rounded up (at least 1): FFmpeg writes the longest
 segment rounded to the nearest second, 0 for half-second segments, which browsers refuse.
 
@@ -52,7 +54,7 @@ class Sink:
         self.width, self.height = width, height
         self.frames_written = 0
         self.resized_frames = 0
-        self.repeated_frames = 0  # written again to fill a gap (an HLS sink's key frames)
+        self.repeated_frames = 0  # written again to fill a gap (an HLS sink's key frames and top-ups)
 
     def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, index: int | None = None,
               time: float | None = None) -> None:
@@ -131,7 +133,8 @@ class MuxSink(Sink):
     """libx264 into one FFmpeg muxer: an HLS folder (``hls``) or a live URL (``mpegts``/``flv``).
 
     ``playlist``: the HLS playlist to republish (``target`` is then the muxer's own); with it,
-    a drop across a key-frame time is filled by a repeat of the last frame (``repeated_frames``).
+    a drop across a key-frame time is filled by a repeat of the last frame, and a segment that
+    drops left nearly empty is topped up with repeats (``repeated_frames``; ``FrameClock.gap_fill``).
     """
 
     def __init__(self, target: str, fmt: str, width: int, height: int, settings: EncodeSettings,
@@ -161,7 +164,7 @@ class MuxSink(Sink):
         frame = yuv_to_frame(y, u, v)
         first = self._clock.last_pts is None
         if self.playlist is not None and self._last_frame is not None:
-            for pts in self._clock.missed_keys(index, time):
+            for pts in self._clock.gap_fill(index, time):
                 self._encode(self._last_frame, self._clock.stamp_at(self._last_frame, pts))
                 self.repeated_frames += 1
         out_s = self._clock.stamp(frame, index, time)

@@ -102,14 +102,6 @@ def playing(browser, name, width):
     look (None before)."""
     state = browser.eval(f"(v => v ? [v.videoWidth, v.currentTime, v.error && v.error.message] : null)"
                          f"({VIDEO.format(name=name)})")
-    if state and state[2] and "DEMUXER_ERROR" in state[2] and name not in playing.reloaded:
-        # Known and not yet understood: headless Chromium on this CPU sometimes (about 1 run in
-        # 4 of this test) reports that it cannot parse the UHD rendition's first segment, though
-        # the segments are written whole (FFmpeg's temp_file) and the same page plays on a
-        # reload. One reload is allowed per stream; a second failure fails the test.
-        playing.reloaded.add(name)
-        browser.send("Page.reload", browser.session)
-        return None
     if not state or state[2]:
         assert not state or not state[2], f"the video failed: {state[2]}"
         return None
@@ -120,7 +112,6 @@ def playing(browser, name, width):
 
 
 playing.times = {}
-playing.reloaded = set()
 
 
 def test_a_published_stream_plays_in_chromium(tmp_path):

@@ -2,12 +2,14 @@
 
 import os
 import re
+from fractions import Fraction
 
 import av
 import pytest
 
 from anchorsr.errors import SinkError
 from anchorsr.stream import EncodeSettings, FileSink, MuxSink, hls_sink, open_sink
+from anchorsr.stream.encode import FrameClock
 from tests.conftest import pan_frames
 
 W, H = 160, 96
@@ -88,13 +90,16 @@ def playlist_lines(folder):
     return text, target, [float(d) for d in re.findall(r"^#EXTINF:([\d.]+),", text, re.M)]
 
 
-@pytest.mark.parametrize("segment_s", [0.5, 1.0, 2.5])
-def test_dropped_frames_leave_hls_segments_of_the_set_duration(tmp_path, segment_s):
+@pytest.mark.parametrize("segment_s, time_base", [(0.5, None), (1.0, None), (2.5, None), (1.0, Fraction(1, 1000))])
+def test_dropped_frames_leave_hls_segments_of_the_set_duration(tmp_path, segment_s, time_base):
     """Frames missing across segment times (a live pipeline shedding load: runs of 2 to 50
     frames) still give segments of segment_s each: the last frame is repeated as the key frame
-    at each such time. TARGETDURATION is segment_s rounded up (FFmpeg writes 0 for 0.5 s)."""
+    at each such time, and every segment but the last holds at least MIN_SEGMENT_FRAMES frames
+    (all its slots when it has fewer), as Chromium's native HLS player needs. TARGETDURATION is
+    segment_s rounded up (FFmpeg writes 0 for 0.5 s)."""
     folder = str(tmp_path / "hls")
-    sink = hls_sink(folder, W, H, EncodeSettings(fps=30, preset="ultrafast"), segment_s=segment_s)
+    sink = hls_sink(folder, W, H, EncodeSettings(fps=30, preset="ultrafast", time_base=time_base),
+                    segment_s=segment_s)
     kept, i, frames = [], 0, list(pan_frames(12, w=W, h=H))
     for run, gap in [(7, 2), (20, 17), (3, 50), (9, 4), (30, 30), (40, 0)]:  # frames kept, then dropped
         for _ in range(run):
@@ -116,6 +121,31 @@ def test_dropped_frames_leave_hls_segments_of_the_set_duration(tmp_path, segment
     keys = [t - decoded[0][0] for t, key in decoded if key]
     assert keys == pytest.approx([k * segment_s for k in range(len(keys))], abs=1e-3)
     assert sorted(n for n in os.listdir(folder) if not n.startswith("seg")) == ["index.m3u8"]  # the muxer's: gone
+    segments = sorted(n for n in os.listdir(folder) if n.startswith("seg"))
+    t0 = decoded[0][0]
+    counts = []
+    for name in segments:
+        with av.open(os.path.join(folder, name)) as c:
+            times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        counts.append(len(times))
+        assert times == sorted(set(times))  # repeats never share a time
+        real = [t for t in times if any(abs(t - t0 - (k - kept[0]) / 30) < 1e-3 for k in kept)]
+        top_ups = [t for t in times[1:] if t not in real]  # repeats other than the key frame
+        if top_ups:  # spread evenly from the segment's last frame before them
+            before = max(t for t in times if t < top_ups[0])
+            steps = [b - a for a, b in zip([before, *top_ups], top_ups)]
+            assert max(steps) - min(steps) < 2e-3, (name, times)
+    # expected: a segment's kept frames, plus a repeat as its key frame when none lies on its
+    # start, topped up to `least` unless it is the last (open) one
+    slots = round(segment_s * 30)
+    least = min(FrameClock.MIN_SEGMENT_FRAMES, slots)
+    expected = []
+    for k in range(len(counts)):
+        real = [i for i in kept if i // slots == k]
+        n = len(real) + (0 if k * slots in real else 1)
+        expected.append(n if k == len(counts) - 1 else max(n, least))
+    assert counts == expected
+    assert min(counts[:-1]) >= min(8, slots)  # Chromium 156 plays 8 frames, stops on 7
 
 
 def test_a_jump_in_the_input_clock_is_not_filled(tmp_path):
