@@ -78,39 +78,58 @@ def _choose(y, reuse, bicubic, intra, mv, prev_err, g, gated, fresh, err):  # pr
         y0, y1 = gy * px, min(h, gy * px + px)
         for gx in range(gw):
             x0, x1 = gx * px, min(w, gx * px + px)
-            e_reuse = 0.0
-            e_up = 0.0
-            i_reuse = 0.0  # the same sums over the group's inter pixels, and what they copy
-            i_up = 0.0
-            i_prev = 0.0
-            for r in range(y0, y1):
-                ly = r >> 2
+            e_reuse = 0
+            e_up = 0
+            for r in range(y0, y1):  # whole rows of the group: this loop vectorises
                 for c in range(x0, x1):
-                    t = np.float64(y[r, c])
-                    a = np.float64(reuse[r, c]) - t
-                    b = np.float64(bicubic[r, c]) - t
+                    t = np.int32(y[r, c])
+                    a = np.int32(reuse[r, c]) - t
+                    b = np.int32(bicubic[r, c]) - t
                     e_reuse += a * a
                     e_up += b * b
-                    err[r, c] = a * a
-                    lx = c >> 2
-                    if not intra[ly, lx]:
-                        sy = min(max(r + ((np.int64(mv[ly, lx, 1]) + 2) >> 2), 0), h - 1)
-                        sx = min(max(c + ((np.int64(mv[ly, lx, 0]) + 2) >> 2), 0), w - 1)
-                        i_reuse += a * a
-                        i_up += b * b
-                        i_prev += prev_err[sy, sx]
+                    err[r, c] = np.uint16(a * a)
+            # the same sums over the group's inter pixels (the group's sums less its intra
+            # blocks', few), and the previous error at the pixels they copy; integer squares,
+            # so every sum is exact
+            i_reuse = e_reuse
+            i_up = e_up
+            i_prev = 0
+            for by in range(gy * g, min(bh, gy * g + g)):
+                r0, r1 = by * MV_BLOCK_PX, min(h, by * MV_BLOCK_PX + MV_BLOCK_PX)
+                for bx in range(gx * g, min(bw, gx * g + g)):
+                    c0, c1 = bx * MV_BLOCK_PX, min(w, bx * MV_BLOCK_PX + MV_BLOCK_PX)
+                    if intra[by, bx]:
+                        for r in range(r0, r1):
+                            for c in range(c0, c1):
+                                b = np.int32(bicubic[r, c]) - np.int32(y[r, c])
+                                i_reuse -= err[r, c]
+                                i_up -= b * b
+                        continue
+                    dy = (np.int64(mv[by, bx, 1]) + 2) >> 2
+                    dx = (np.int64(mv[by, bx, 0]) + 2) >> 2
+                    sy, sx = r0 + dy, c0 + dx
+                    if sy >= 0 and sy + MV_BLOCK_PX <= h and sx >= 0 and sx + MV_BLOCK_PX <= w \
+                            and r1 - r0 == MV_BLOCK_PX and c1 - c0 == MV_BLOCK_PX:
+                        for i in range(MV_BLOCK_PX):  # a whole block inside the plane: fixed trips
+                            for j in range(MV_BLOCK_PX):
+                                i_prev += prev_err[sy + i, sx + j]
+                    else:
+                        for r in range(r0, r1):
+                            sy = min(max(r + dy, 0), h - 1)
+                            for c in range(c0, c1):
+                                i_prev += prev_err[sy, min(max(c + dx, 0), w - 1)]
             if e_reuse > e_up:
                 for r in range(y0, y1):
                     for c in range(x0, x1):
                         reuse[r, c] = bicubic[r, c]
-                        b = np.float64(bicubic[r, c]) - np.float64(y[r, c])
-                        err[r, c] = b * b
+                        b = np.int32(bicubic[r, c]) - np.int32(y[r, c])
+                        err[r, c] = np.uint16(b * b)
                 for by in range(gy * g, min(bh, gy * g + g)):
                     for bx in range(gx * g, min(bw, gx * g + g)):
                         gated[by, bx] = not intra[by, bx]
                 continue  # fresh stays 0 (it starts all zero)
             share = 0.0
-            if i_up > 0.0:
+            if i_up > 0:
                 share = min(max((i_reuse - i_prev) / i_up, 0.0), 1.0)
             for by in range(gy * g, min(bh, gy * g + g)):
                 for bx in range(gx * g, min(bw, gx * g + g)):
@@ -121,7 +140,7 @@ class ReuseGate:
     """The gate of one stream: call it on each decoded frame, in decode order.
 
     Holds the shadow reconstruction of the previous frame (a uint8 plane of the LR luma size
-    rounded up to even) and its squared error per pixel (float32), about a quarter of the HR
+    rounded up to even) and its squared error per pixel (uint16), about a quarter of the HR
     luma reconstruction's work per frame.
     """
 
@@ -136,10 +155,16 @@ class ReuseGate:
         self._err = None
 
     def _buffers(self, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        """Scratch planes for one LR size: half, residual, bicubic, and two each of the shadow
+        and its error (the previous frame's and the one being made, in turns: reused, as fresh
+        allocations cost page faults every frame)."""
         if shape not in self._scratch:
             h2, w2 = -(-shape[0] // 2), -(-shape[1] // 2)
             self._scratch = {shape: (np.empty((h2, w2), np.uint8), np.empty((h2, w2), np.float32),
-                                     np.empty((2 * h2, 2 * w2), np.uint8))}
+                                     np.empty((2 * h2, 2 * w2), np.uint8),
+                                     np.empty((2 * h2, 2 * w2), np.uint8), np.empty((2 * h2, 2 * w2), np.uint8),
+                                     np.empty(shape, np.uint16), np.empty(shape, np.uint16))}
+            self._shadow = self._err = None  # never one of the new buffers' turns
         return self._scratch[shape]
 
     def mask(self, frame: CodedFrame) -> np.ndarray | None:
@@ -153,24 +178,26 @@ class ReuseGate:
         frame's blocks (both None for a frame without a usable shadow reference); advances the
         shadow to this frame."""
         y = np.ascontiguousarray(frame.y)
-        half, res, bicubic = self._buffers(y.shape)
+        half, res, bicubic, *shadows, err_a, err_b = self._buffers(y.shape)
         _box_half(y, half)
         kernels.upscale_cubic(half, 2, _OFFS, _WTS, bicubic)
         h, w = y.shape
         prev, prev_err = self._shadow, self._err
-        if frame.is_key or prev is None or prev.shape != bicubic.shape or prev_err is None or prev_err.shape != y.shape:
-            self._shadow = bicubic.copy()
-            self._err = (bicubic[:h, :w].astype(np.float32) - y) ** 2
+        out = shadows[1] if prev is shadows[0] else shadows[0]
+        err = err_b if prev_err is err_a else err_a
+        if frame.is_key or prev is None or prev_err is None:
+            out[:] = bicubic
+            d = bicubic[:h, :w].astype(np.int32) - y
+            np.multiply(d, d, out=err, casting="unsafe")  # at most 255^2: fits uint16
+            self._shadow, self._err = out, err
             return None, None
         motion = frame.motion
-        out = np.empty_like(bicubic)
         # The luma vectors on a half-size plane: the reconstruction kernel's chroma geometry
         # (2x2 blocks, vectors in 1/8 of a half-plane pixel = the codec's quarter pels).
         kernels.plane_kernel(2)(prev, half, half, motion.mv, motion.intra, MV_BLOCK_PX // 2,
                                 2 * MV_UNITS_PER_PX, True, SHADOW_RESIDUAL, _OFFS, _WTS, out, res, *_BOX, 1)
         gated = np.zeros(motion.intra.shape, np.bool_)
         fresh = np.zeros(motion.intra.shape, np.float32)
-        err = np.empty((h, w), np.float32)
         _choose(y, out[:h, :w], bicubic[:h, :w], np.ascontiguousarray(motion.intra, np.bool_),
                 np.ascontiguousarray(motion.mv, np.int16), prev_err, GATE_PX // MV_BLOCK_PX, gated, fresh, err)
         self._shadow, self._err = out, err
