@@ -40,6 +40,12 @@ which building frame by frame does not reduce. ``targets`` says which targets th
 anchors' blend modelled (keep shares at the pipeline's default anchor weight) and without, in
 turns in one run, and the ratios (with / without).
 
+``pipeline_default`` (each clip): the graph as the live pipeline builds it by default, on the
+reuse gate's output with the ``intra`` node bias and the gate's fresh shares, against the
+texture term on the ungated stream (what the figures above use), timed in turns in one run:
+CPU ms per chunk of the gate (``gate_cpu_ms``: the shadow reconstruction, reuse-side work that
+the scheduler needs), of each graph build and of ``dag-greedy`` on each graph, and the ratios.
+
 ``photo_clip``: the live figures again on a 1080p clip filmed over a real photograph with a
 slow pan and zoom (varied motion vectors, as the reuse benchmark's speed clip).
 
@@ -162,12 +168,52 @@ def _photo_figures(tmp: str, repeats: int) -> dict:
 
     clip = Path(tmp) / "photo_pan_zoom_1080p.mp4"
     make_photo_clip(clip)
-    chunk = next(chunks_of(list(open_frames(clip)), 60, 64))
+    frames = list(open_frames(clip))
+    chunk = next(chunks_of(frames, 60, 64))
     graph = build_graph(chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT)
     live = _live_figures(chunk, graph, budget_area(chunk, BUDGET), repeats, max(1, repeats // 3), (1, 2))
     return {"clip": "astronaut photo, pan + zoom 1.001/frame, 1080p, crf 23",
             "edges": int(sum(w.nnz for w in graph.weights)), **live,
-            "plans": _plan_quality(graph, chunk, exhaustive=False)}
+            "plans": _plan_quality(graph, chunk, exhaustive=False),
+            "pipeline_default": _pipeline_default(frames, repeats)}
+
+
+def _pipeline_default(frames: list[CodedFrame], repeats: int, chunk_frames: int = 60, patch_px: int = 64) -> dict:
+    """The default pipeline's graph (gated stream, ``intra`` bias with fresh shares) against
+    the texture term on the ungated stream: CPU ms medians, measured in alternating turns."""
+    from ..graph import node_bias_for
+    from ..reuse import gate_frames
+
+    gated = list(gate_frames(frames))
+    plain_chunk = next(chunks_of(frames, chunk_frames, patch_px))
+    gated_chunk = next(chunks_of(gated, chunk_frames, patch_px))
+    intra = node_bias_for("intra", SCALE)
+    limit = budget_area(plain_chunk, BUDGET)
+    steps = {
+        "gate_cpu_ms": lambda: list(gate_frames(frames)),
+        "texture_build_cpu_ms": lambda: build_graph(plain_chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT),
+        "default_build_cpu_ms": lambda: build_graph(gated_chunk, scale=SCALE, anchor_weight=ANCHOR_WEIGHT,
+                                                    node_bias=intra),
+    }
+    graphs = {"texture": steps["texture_build_cpu_ms"](), "default": steps["default_build_cpu_ms"]()}
+    steps["texture_dag_greedy_cpu_ms"] = lambda: guarded_greedy(graphs["texture"], limit)
+    steps["default_dag_greedy_cpu_ms"] = lambda: guarded_greedy(graphs["default"], limit)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for fn in steps.values():
+        fn()  # warm-up (compiles)
+    for _ in range(repeats):
+        for k, fn in steps.items():
+            c0 = time.process_time()
+            fn()
+            times[k].append((time.process_time() - c0) * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    texture = med["texture_build_cpu_ms"] + med["texture_dag_greedy_cpu_ms"]
+    default = med["default_build_cpu_ms"] + med["default_dag_greedy_cpu_ms"]
+    return {**med, "texture_graph_and_schedule_cpu_ms": texture,
+            "default_graph_and_schedule_cpu_ms": default,
+            "default_over_texture": default / texture,
+            "default_with_gate_over_texture": (default + med["gate_cpu_ms"]) / texture,
+            "gate_share_of_chunk": med["gate_cpu_ms"] / (len(plain_chunk) / FPS * 1e3)}
 
 
 def _median_ms(fn: Callable[[], object], repeats: int,
@@ -418,6 +464,7 @@ def run_schedule_bench(quick: bool = False) -> dict:
         "live_chunk_end_latency_ms": chunk_end["latency_ms"],
         "total_cpu_per_chunk_ms": live["total_cpu_per_chunk_ms"],
         "total_cpu_share_of_chunk": live["total_cpu_share_of_chunk"],
+        "pipeline_default": _pipeline_default(frames, repeats),
         "photo_clip": photo,
         "coarse_5x3": coarse,
         "grid_128px": grid_128,
