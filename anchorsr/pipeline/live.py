@@ -67,7 +67,7 @@ class LiveStats(SRCounts):
     missing_frames: int = 0
     restarts: int = 0
     idle_flushes: int = 0  # chunks planned early because the input paused
-    repeated_frames: int = 0  # the sink's repeats, key frames where dropped frames left a segment time
+    repeated_frames: int = 0  # the sink's repeats where dropped frames left a gap (key frames, top-ups)
     started: float | None = None
     first_out: float | None = None
     last_out: float | None = None

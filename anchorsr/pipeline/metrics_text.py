@@ -28,7 +28,7 @@ _STREAM_FIGURES = [
     ("corrupt_packets", "anchorsr_stream_corrupt_packets_total", "counter", "corrupt input packets skipped"),
     ("missing_frames", "anchorsr_stream_missing_frames_total", "counter", "input frames lost before decoding"),
     ("repeated_frames", "anchorsr_stream_repeated_frames_total", "counter",
-     "frames encoded again as the key frame at a segment time that dropped frames left empty"),
+     "frames encoded again where dropped frames left a gap (a segment's key frame, or to fill a nearly empty segment)"),
     ("idle_flushes", "anchorsr_stream_idle_flushes_total", "counter",
      "chunks planned early because the input paused"),
     ("sr_share", "anchorsr_stream_sr_share", "gauge", "share of LR pixels that went through SR"),
