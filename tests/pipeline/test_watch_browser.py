@@ -1,18 +1,25 @@
 """The watch page in a real browser: a stream published with the ffmpeg CLI plays in headless
 Chromium (Debian's, driven over the DevTools protocol on a pipe: no extra package), at the
-enhanced size, its time advancing; the LR switch plays the input's size; the figures show.
+enhanced size, its time advancing; the LR switch plays the input's size; the figures show. And
+a live HLS stream whose frames were dropped across several segment times plays on (the sink
+tops nearly empty segments up: Chromium stops on a segment of a few frames).
 
 Skipped, saying why, where chromium or ffmpeg is missing (`make tools` installs both)."""
 
 import fcntl
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
+from anchorsr.stream import EncodeSettings, hls_sink
+from tests.conftest import pan_frames
 from tests.pipeline.live_media import free_port, wait_for
 from tests.pipeline.test_serve import ServeProcess
 
@@ -147,3 +154,47 @@ def test_a_published_stream_plays_in_chromium(tmp_path):
             publisher.kill()
             publisher.wait(10)
         srv.stop()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_hls_segments_that_dropped_frames_left_nearly_empty_play_in_chromium(tmp_path):
+    """A stall of 3.5 s (frames dropped across three segment times) leaves segments of one
+    repeated key frame unless the sink tops them up; Chromium's native player, joining the live
+    playlist three segments from its end, lands on them and stops with
+    DEMUXER_ERROR_COULD_NOT_PARSE. With the top-ups it plays on."""
+    folder = tmp_path / "hls"
+    sink = hls_sink(str(folder), W, H, EncodeSettings(fps=30, preset="ultrafast"), segment_s=1.0)
+    frames = list(pan_frames(12, w=W, h=H))
+    for i in [*range(0, 75), *range(180, 255)]:  # frames 75 to 179 (2.5 s to 6 s) dropped
+        y, u, v = frames[i % 12]
+        sink.write(y, u, v, i, time=i / 30)
+    # the stream is live: no #EXT-X-ENDLIST, so the player starts near the playlist's end
+    (folder / "page.html").write_text('<video muted autoplay src="index.m3u8"></video>')
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = None
+    try:
+        browser = Browser(str(tmp_path / "profile"))
+        browser.send("Page.navigate", browser.session, url=f"http://127.0.0.1:{server.server_address[1]}/page.html")
+        state, first = None, None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            state = browser.eval("(v => v ? [v.currentTime, v.error && v.error.message, v.readyState] : null)"
+                                 "(document.querySelector('video'))")
+            assert not state or not state[1], f"the video failed: {state[1]}"
+            if state and state[2] >= 2:
+                first = state[0] if first is None else first
+                if state[0] > first + 1.0:
+                    break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"the video did not play on for 1 s in 90 s: {state}")
+    finally:
+        if browser is not None:
+            browser.close()
+        server.shutdown()
+        sink.close()
