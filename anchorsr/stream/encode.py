@@ -143,9 +143,10 @@ class FrameClock:
     # a gap longer than this is a jump in the input's clock, not dropped frames: left as it is
     MAX_FILL_S = 30.0
     # Fewest frames a segment may hold where frames were dropped. Chromium's native HLS player
-    # (version 156) stops with DEMUXER_ERROR_COULD_NOT_PARSE on a segment of 7 or fewer frames,
-    # however they are spaced, and plays one of 8 (replayed on a live stream's own segments);
-    # 10 leaves a margin. A segment with fewer frame slots than this is filled completely.
+    # (version 156), joining a live playlist at a segment of 7 or fewer frames, however they are
+    # spaced, stops with DEMUXER_ERROR_COULD_NOT_PARSE, and plays one of 8 (replayed on a live
+    # stream's own segments; played through from the start, such segments pass); 10 leaves a
+    # margin. A segment with fewer frame slots than this is filled completely.
     MIN_SEGMENT_FRAMES = 10
 
     def __init__(self, settings: EncodeSettings) -> None:
