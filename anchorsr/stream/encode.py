@@ -164,6 +164,11 @@ class FrameClock:
         self.count = 0
         self._next_key = Fraction(0)
         self._segment_frames = 0  # frames stamped since the last key frame (with it)
+        fps = Fraction(settings.fps).limit_denominator(1001)
+        self._half_frame = Fraction(1, 2) / fps
+        # the frames a segment that drops left short is topped up to: all its slots when fewer
+        self._least_frames = (min(self.MIN_SEGMENT_FRAMES, max(int(round(self.key_step * fps)), 1))
+                              if self.key_step is not None else 0)
         self.frame_ticks = max(int(round(1 / (settings.fps * self.time_base))), 1)
 
     def _choose_time_base(self, timed: bool) -> None:
@@ -227,20 +232,18 @@ class FrameClock:
         out = self._pts(index, time) * self.time_base
         if out - self._next_key > self.MAX_FILL_S:
             return []
-        fps = Fraction(self.fps).limit_denominator(1001)
-        slots = max(int(round(self.key_step * fps)), 1)  # frame slots of a full segment
         fills: list[int] = []
         last, held, key = self.last_pts, self._segment_frames, self._next_key
         while out >= key:  # the segment ending at ``key`` is closed by the frame to come
             key_pts = max(math.ceil(key / self.time_base), last + 1)
             room = key_pts - last - 1  # ticks free between the segment's last frame and its end
-            add = min(min(self.MIN_SEGMENT_FRAMES, slots) - held, room)
+            add = min(self._least_frames - held, room)
             start = last
             for j in range(1, add + 1):  # evenly spread over the gap, on distinct ticks
                 pts = max(last + 1, start + round(j * (key_pts - start) / (add + 1)))
                 fills.append(pts)
                 last = pts
-            if out - key <= Fraction(1, 2) / fps:
+            if out - key <= self._half_frame:
                 break  # the frame to come is this grid time's key frame
             fills.append(key_pts)
             last, held, key = key_pts, 1, key + self.key_step

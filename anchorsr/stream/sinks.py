@@ -13,7 +13,8 @@ where frames were dropped across such a time, the last frame is repeated there a
 (what a viewer sees in a gap anyway), so every segment but the last lasts ``hls_time`` exactly,
 under overload too. A segment that drops left with fewer than ``FrameClock.MIN_SEGMENT_FRAMES``
 frames is topped up with repeats of its last frame spread over the gap: Chromium's native HLS
-player cannot parse a segment of a few frames and stops the stream. The muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
+player, joining a live stream at a segment of a few frames, cannot parse it and stops. The
+muxer's playlist (``.index.m3u8``) is republished as ``index.m3u8`` with
 ``#EXT-X-TARGETDURATION`` set to ``hls_time`` rounded up (at least 1): FFmpeg writes the longest
 segment rounded to the nearest second, 0 for half-second segments, which browsers refuse.
 
