@@ -10,8 +10,8 @@ the LR for quality.
 Metrics (direction):
 * ``quality``: PSNR-Y (dB, higher better) of SR and of bicubic on the held-out photos
   (``data.EVAL_PHOTOS``, never trained on), clean LR and H.264 CRF 23 LR; the gain in dB.
-* ``speed``: 64x64-LR-patch throughput (patches/s, higher better) with the default 8 px halo
-  (80x80 network input), network only and through ``SRPatchSource`` (crop, batch, chroma,
+* ``speed``: 64x64-LR-patch throughput (patches/s, higher better) with the default halo (the
+  network's receptive radius: 4 px, 72x72 network input), network only and through ``SRPatchSource`` (crop, batch, chroma,
   uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
   run, and the full YUV frame as all of its 64 px patches through ``SRPatchSource``.
   ``engines``: the same patch throughput of the numpy and the torch engine with one network
@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from . import data
 from .contract import PLAIN_ARCH, SRModel, open_model, read_contract
 from .model import load_model
-from .patches import DEFAULT_HALO_PX, SRPatchSource, cpu_has_bf16, upscale_frame
+from .patches import SRPatchSource, cpu_has_bf16, upscale_frame
 from .train import evaluate, fine_tune
 from ..envinfo import environment
 from ..types import CodedFrame, MotionField, PatchGrid
@@ -73,16 +73,16 @@ def _patch_frame() -> tuple[CodedFrame, np.ndarray]:
 
 
 def _network_rates(model_path: str | None, device: str, quick: bool) -> dict:
-    """Network-only patches/s (64 patches of 80x80): torch fp32/bf16 x contiguous/channels-last,
+    """Network-only patches/s (64 patches of 64 px grown by the default halo): torch fp32/bf16 x contiguous/channels-last,
     and the numpy engine (repsr-plain on the CPU) with one thread and with all cores."""
     import os
 
     secs = 1.0 if quick else 3.0
     n = 64
-    side = PATCH_PX + 2 * DEFAULT_HALO_PX
+    net = load_model(2, model_path, device=device).net
+    side = PATCH_PX + 2 * int(net.receptive_radius)  # SRPatchSource's default halo
     x = torch.rand(n, 1, side, side)
     rates = {}
-    net = load_model(2, model_path, device=device).net
     for precision in ("fp32", "bf16"):
         for cl in (False, True):
             net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
@@ -140,7 +140,7 @@ def speed(model: SRModel, quick: bool, model_path: str | None = None, device: st
     f1080 = _frame(y1080, y1080[::2, ::2].copy(), y1080[1::2, 1::2].copy())
     b1080 = PatchGrid(PATCH_PX, 1080, 1920).boxes()
     t_tiled = min(_timed(lambda: source(f1080, b1080, model.scale)) for _ in range(reps))
-    return {"patch_px": PATCH_PX, "halo_px": DEFAULT_HALO_PX, "batch": 64,
+    return {"patch_px": PATCH_PX, "halo_px": source.halo_px, "batch": 64,
             "network_patches_per_s": net_only, "deployed_engine": model.engine,
             "deployed_precision": source.runner.precision,
             "patch_source_patches_per_s": round(pipeline, 1),
