@@ -37,6 +37,12 @@ _positive_int = _number(int, "a positive integer", lambda v: v >= 1)
 _crf = _number(float, "a number from 0 to 51 (x264 CRF)", lambda v: 0.0 <= v <= 51.0)
 _port = _number(int, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
 _positive_float = _number(float, "a positive number", lambda v: v > 0)
+_even_px = _number(int, "'auto' or an even number of pixels >= 2", lambda v: v >= 2 and v % 2 == 0)
+
+
+def _patch_px(text: str) -> int | None:
+    """--patch-px: 'auto' (None: the default for each frame size) or an even pixel count."""
+    return None if text.strip().lower() == "auto" else _even_px(text)
 
 
 def _stream_counts(text: str) -> tuple[int, ...]:
@@ -354,8 +360,9 @@ def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--encoding", choices=("rate", "crf"), default="rate",
                    help="LR encoding to measure: realistic bitrate (default) or CRF")
     p.add_argument("--frames", type=_positive_int, default=None, help="frames per clip (default: all)")
-    p.add_argument("--patch-px", type=_positive_int, default=None,
-                   help="patch size in LR pixels (default 64, or 128 for LR wider than 1280)")
+    p.add_argument("--patch-px", type=_patch_px, default=None,
+                   help="patch size in LR pixels (default: the pipeline's own, 64 or 32 px for the "
+                        "frame size; 128 px for LR wider than 1280, to bound the run's time)")
     p.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
     from .graph.predictor import NODE_BIASES
 
@@ -381,7 +388,9 @@ def _add_schedule_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default="5%",
                    help="share of LR pixels that go through SR, e.g. 5%% or 0.05 (default 5%%)")
     p.add_argument("--chunk-frames", type=_positive_int, default=60, help="frames per scheduling chunk (default 60)")
-    p.add_argument("--patch-px", type=_positive_int, default=64, help="patch size in LR pixels, even (default 64)")
+    p.add_argument("--patch-px", type=_patch_px, default=None,
+                   help="patch size in LR pixels, even, or auto (default auto: 64, or 32 where 64 px patches "
+                        "would cut the frame into fewer than 500, i.e. below 1080p)")
     from .graph.predictor import STREAM_NODE_BIASES
 
     p.add_argument("--node-bias", choices=STREAM_NODE_BIASES, default="intra",
@@ -629,10 +638,8 @@ def _run_plan(args: argparse.Namespace) -> int:
     from .reuse import ReuseConfig, gate_frames
     from .schedule import parse_budget, plan_stream, write_plans
     from .stream import VideoSource
-    from .types import PatchGrid
 
     budget = parse_budget(args.budget)
-    PatchGrid(args.patch_px, 1, 1)  # validates the patch size before any decoding
     _check_outputs(args.input, args.output, partial=args.output + ".partial")
     _check_plan_output(args.output)
     src = VideoSource(args.input)

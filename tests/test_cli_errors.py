@@ -189,3 +189,21 @@ def test_a_long_run_without_a_terminal_writes_a_line_every_5_percent():
         lines(done * 2, 200, f"step {done}")
     assert out[0] == "quality: 0% step 0" and out[-1] == "quality: 100% step 100"
     assert len(out) == 21  # 0, 5, ..., 100
+
+
+@pytest.mark.parametrize("value", ["7", "0", "big"])
+def test_an_impossible_patch_size_is_named(inputs, value):
+    proc = run_cli("plan", str(inputs["text"]), "-o", str(inputs["tmp"] / "p.plan"), "--patch-px", value)
+    assert_one_line_error(proc, "--patch-px", "'auto' or an even number", value)
+    assert not (inputs["tmp"] / "p.plan").exists()
+
+
+def test_plan_with_the_default_patch_size_writes_32_px_grids_below_1080p(tmp_path):
+    from anchorsr.schedule import read_plans
+
+    clip, plan = tmp_path / "c.mp4", tmp_path / "c.plan"
+    write_clip(clip, pan_frames(12), EncodeSettings())
+    proc = run_cli("plan", str(clip), "-o", str(plan), "--chunk-frames", "6", "--patch-px", "auto", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    plans = read_plans(plan)
+    assert len(plans) == 2 and all(p.grid.patch_px == 32 for p in plans)

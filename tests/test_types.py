@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anchorsr.errors import ConfigError, PlanFormatError
-from anchorsr.types import AnchorPlan, PatchGrid, chroma_box
+from anchorsr.types import AnchorPlan, PatchGrid, chroma_box, default_patch_px, grid_for
 
 
 def test_grid_keeps_partial_edge_patches():
@@ -57,3 +57,12 @@ def test_plan_rejects_truncated_body():
 def test_plan_rejects_out_of_range_patch():
     with pytest.raises(ConfigError, match="patch indices"):
         AnchorPlan(0, 10, PatchGrid(64, 120, 200), [0], [8])
+
+
+@pytest.mark.parametrize("size,px", [((1080, 1920), 64), ((2160, 3840), 64), ((1088, 1920), 64),
+                                     ((720, 1280), 32), ((540, 960), 32), ((136, 320), 32), ((2, 2), 32)])
+def test_default_patch_size_is_fine_below_1080p(size, px):
+    """64 px from 500 patches a frame up (1080p LR has 510), 32 px below."""
+    assert default_patch_px(*size) == px
+    assert grid_for(None, *size) == PatchGrid(px, *size)
+    assert grid_for(48, *size) == PatchGrid(48, *size)

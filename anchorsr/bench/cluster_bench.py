@@ -37,7 +37,7 @@ from ..pipeline.steps import fetch_patches, make_patch_source, rebuild
 from ..reuse import Reconstructor
 from ..schedule import chunks_of, get_scheduler, pair_plans
 from ..stream import EncodeSettings, open_frames, write_clip
-from ..types import PatchGrid
+from ..types import grid_for
 from .scenes import CameraPath, downscale, hr_planes_for_lr, photo, render_pan
 
 # name, scikit-image photo, camera path: streams that differ in what an anchor buys.
@@ -59,9 +59,9 @@ def _stream(tmp: str, name: str, image: str, path: CameraPath, width: int, heigh
     return list(open_frames(clip)), hr
 
 
-def _sr_px_per_s(source, frame, patch_px: int) -> float:
+def _sr_px_per_s(source, frame, patch_px: int | None) -> float:
     """The network's measured LR pixels per second on ``frame``'s patches (after a warm-up)."""
-    grid = PatchGrid(patch_px, frame.height, frame.width)
+    grid = grid_for(patch_px, frame.height, frame.width)
     boxes = grid.boxes()
     source(frame, boxes[:2], SCALE)
     start = time.perf_counter()

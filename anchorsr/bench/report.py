@@ -12,6 +12,8 @@ import numpy as np
 from ..stream import yuv_to_rgb
 from .quality import derived as _derived
 
+# The patch grid when a run sets none (``QualitySettings.grid_px``).
+DEFAULT_GRID_TEXT = "the pipeline's default (64 px, or 32 px below 1080p; 128 px for LR wider than 1280)"
 COLOURS = {"dag-greedy": "#d62728", "palantir": "#1f77b4", "neuroscaler": "#2ca02c", "key-uniform": "#9467bd",
            "uniform": "#8c564b", "nemo": "#e377c2", "dag-greedy-noweights": "#ff9896",
            "dag-greedy-notexture": "#ffbb78", "dag-greedy-noretention": "#c5b0d5",
@@ -206,7 +208,7 @@ def markdown(result: dict) -> str:
           f"({'bitrate' if s['encoding'] == 'rate' else 'CRF'} encoding, GOP 60, 1 reference, no B-frames); "
           f"every scheduler planned by `plan_stream` and rebuilt by the reconstruction loop of `enhance` "
           f"({s['loop']} loop, reuse gate {'on' if s.get('gate', True) else 'off'}) with the shipped SR network "
-          f"on the anchors; chunks of {s['chunk_frames']} frames; patch grid {s['patch_px'] or '64 px (128 px for LR wider than 1280)'}. "
+          f"on the anchors; chunks of {s['chunk_frames']} frames; patch grid {s['patch_px'] or DEFAULT_GRID_TEXT}. "
           "Budgets are shares of LR pixels through SR; curves use the measured share. "
           "Quality gain kept = (PSNR(method) - PSNR(base)) / (PSNR(all-frame SR) - PSNR(base)), with per-frame "
           "**bicubic** as the base (the headline reading: the gain a plain upscale does not already give) and "

@@ -22,6 +22,8 @@ class PipelineOptions:
     crf: x264 CRF of the output. preset / segment_s: x264 preset and HLS segment length
     (key-frame interval) of a live output (HLS or URL); a file output keeps the file profile.
     max_latency_s: added-latency target (deadline after decode); None: chunk duration + 1 s.
+    patch_px: LR pixels per patch side; None: the default for each frame size (64, or 32 below
+        1080p: ``types.default_patch_px``).
     realtime: deadlines and the drop policy apply (live input, real-time runner); False: every
         frame waits for its SR patches and nothing is dropped.
     kernel_threads / encoder_threads: threads of the reconstruction kernels (numba) and of the
@@ -51,7 +53,7 @@ class PipelineOptions:
     scheduler: str = "dag-greedy"
     budget_fraction: float = 0.05
     chunk_frames: int = 60
-    patch_px: int = 64
+    patch_px: int | None = None
     model: str = "default"
     device: str = "cpu"
     sr_engine: str = "auto"
@@ -92,7 +94,8 @@ class PipelineOptions:
         if self.segment_s <= 0:
             raise ConfigError(f"segment length must be > 0 seconds, got {self.segment_s}")
         self.reuse_config()
-        PatchGrid(self.patch_px, 1, 1)
+        if self.patch_px is not None:
+            PatchGrid(self.patch_px, 1, 1)
 
     def reuse_config(self) -> ReuseConfig:
         return ReuseConfig(self.scale, self.loop, down_filter=self.lr_model, anchor_weight=self.anchor_weight)

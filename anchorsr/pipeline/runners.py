@@ -9,7 +9,7 @@ import numpy as np
 
 from ..reuse import Reconstructor, ReuseGate
 from ..schedule import get_scheduler, plan_stream
-from ..types import CodedFrame, HRPatchSource, MotionField, PatchGrid
+from ..types import COARSE_PATCH_PX, CodedFrame, HRPatchSource, MotionField, PatchGrid
 from .live import LivePipeline, LiveStats
 from .options import PipelineOptions
 from .srpool import SRPool
@@ -19,7 +19,8 @@ def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
     """Run every compiled kernel once on a tiny synthetic stream (the first call compiles or
     loads them, seconds that would otherwise land on the first live frames' deadlines)."""
     rng = np.random.default_rng(0)
-    h = w = 2 * options.patch_px
+    px = options.patch_px or COARSE_PATCH_PX
+    h = w = 2 * px
     frames = []
     for i, kind in enumerate("IP"):
         y = rng.integers(0, 256, (h, w), np.uint8)
@@ -27,12 +28,12 @@ def warm_up(options: PipelineOptions, patch_source: HRPatchSource) -> None:
         motion = MotionField.all_intra(h, w) if kind == "I" else MotionField(
             np.ones((h // 4, w // 4, 2), np.int16), np.zeros((h // 4, w // 4), bool))
         frames.append(CodedFrame(i, i, i / 30, kind, 1000, y, u, v, motion))
-    grid = PatchGrid(options.patch_px, h, w)
+    grid = PatchGrid(px, h, w)
     gate = ReuseGate()
     for f in frames:
         gate(f)
     if options.plan_path is None:
-        for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), options.patch_px,
+        for _ in plan_stream(frames, options.scheduler, 0.25, len(frames), px,
                              scale=options.scale, anchor_weight=options.reuse_config().anchor_weight):
             pass
     rec, boxes = Reconstructor(options.reuse_config()), grid.boxes()[:1]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, PlanFormatError
 from ..graph import DependencyGraph, GraphBuilder, carry_out
-from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid, PlannedFrame
+from ..types import AnchorPlan, Chunk, CodedFrame, PatchGrid, PlannedFrame, grid_for
 from .base import Scheduler, get_scheduler
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,13 @@ def parse_budget(text: str | float) -> float:
     return value
 
 
-def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
+def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int | None
          ) -> Iterator[Chunk | tuple[CodedFrame, PatchGrid, CodedFrame | None, bool]]:
     """The chunking of ``chunks_of``, frame by frame: yields (frame, grid, prev, first) as each
     frame arrives (first: it opens a chunk, whose reference frame before it is prev), and each
     Chunk as soon as it is complete (after its last frame, before the first frame of a new
-    size, or at a ``CHUNK_END`` in ``frames``)."""
+    size, or at a ``CHUNK_END`` in ``frames``). patch_px None: each size's default
+    (``types.default_patch_px``)."""
     if chunk_frames < 1:
         raise ConfigError(f"expected chunk_frames >= 1, got {chunk_frames}")
     grid: PatchGrid | None = None
@@ -65,7 +66,7 @@ def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
                      frame.width, frame.height, frame.index)
             prev = None
         if grid is None or (grid.height, grid.width) != frame.y.shape:
-            grid = PatchGrid(patch_px, frame.height, frame.width)
+            grid = grid_for(patch_px, frame.height, frame.width)
         yield frame, grid, prev, not buf
         buf.append(frame)
         if len(buf) == chunk_frames:
@@ -76,8 +77,10 @@ def _cut(frames: Iterable[CodedFrame], chunk_frames: int, patch_px: int
 
 
 def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
-              patch_px: int = 64) -> Iterator[Chunk]:
-    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter).
+              patch_px: int | None = None) -> Iterator[Chunk]:
+    """Cut decode-order frames into chunks of ``chunk_frames`` (the last one may be shorter),
+    on a grid of ``patch_px`` patches (None: the default for the frame size,
+    ``types.default_patch_px``).
 
     A change of frame size ends the current chunk early (or falls on its end); the next chunk has
     the new size's grid and no reference frame before it."""
@@ -85,7 +88,7 @@ def chunks_of(frames: Iterable[CodedFrame], chunk_frames: int = 60,
 
 
 def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget_fraction: float,
-                chunk_frames: int = 60, patch_px: int = 64, *, edge_weights: bool = True,
+                chunk_frames: int = 60, patch_px: int | None = None, *, edge_weights: bool = True,
                 texture: bool = True, scale: int | None = None,
                 skip_chunk: Callable[[], bool] | None = None,
                 node_bias: Callable | None = None,
@@ -158,7 +161,7 @@ def plan_stream(frames: Iterable[CodedFrame], scheduler: Scheduler | str, budget
 
 def plan_to_file(frames: Iterable[CodedFrame], dest: str | os.PathLike | BinaryIO,
                  scheduler: Scheduler | str = "dag-greedy", budget_fraction: float = 0.05,
-                 chunk_frames: int = 60, patch_px: int = 64, scale: int | None = None,
+                 chunk_frames: int = 60, patch_px: int | None = None, scale: int | None = None,
                  anchor_weight: float | None = None) -> int:
     """``anchorsr plan``: schedule ``frames`` and write one plan per chunk; returns the count."""
     return write_plans(dest, (plan for _, plan in plan_stream(
@@ -191,7 +194,7 @@ def read_plans(source: str | os.PathLike | bytes) -> list[AnchorPlan]:
 
 
 def pair_plans(frames: Iterable[CodedFrame], plans: list[AnchorPlan],
-               patch_px: int = 64) -> Iterator[PlannedFrame]:
+               patch_px: int | None = None) -> Iterator[PlannedFrame]:
     """Client mode: each frame with the plan (of a plan file) that covers it, matched by stream
     index. A frame no plan covers gets an empty one-frame plan; a plan whose frame size is not
     the frame's raises PlanFormatError."""
@@ -201,7 +204,7 @@ def pair_plans(frames: Iterable[CodedFrame], plans: list[AnchorPlan],
     for frame in frames:
         current = by_start.get(frame.index, current)
         if current is None or not current.chunk_start <= frame.index < current.chunk_start + current.n_frames:
-            yield PlannedFrame(frame, AnchorPlan(frame.index, 1, PatchGrid(px, frame.height, frame.width)), 0)
+            yield PlannedFrame(frame, AnchorPlan(frame.index, 1, grid_for(px, frame.height, frame.width)), 0)
         elif (current.grid.height, current.grid.width) != frame.y.shape:
             raise PlanFormatError(f"plan for frames {current.chunk_start}.. expects "
                                   f"{current.grid.width}x{current.grid.height}, the stream has "

@@ -146,6 +146,17 @@ def test_a_frame_size_change_starts_a_new_schedule():
     assert all(p.grid == c.grid for c, p in out)
 
 
+def test_without_a_patch_size_each_frame_size_gets_its_default_grid():
+    """patch_px None: 64 px at 1080p, 32 px on the smaller frames after a resolution change,
+    in the cut chunks and in the plans."""
+    big = moving_object_clip(1080, 1920, 2, obj_px=64, speed_px=4)
+    small = moving_object_clip(136, 320, 3, obj_px=16, speed_px=2, seed=1)
+    cut = list(chunks_of(big + small, chunk_frames=5))
+    assert [(c.grid.patch_px, c.grid.n_patches) for c in cut] == [(64, 17 * 30), (32, 5 * 10)]
+    out = list(plan_stream(big + small, "uniform", 0.1, chunk_frames=5))
+    assert [p.grid for _, p in out] == [c.grid for c in cut]
+
+
 def test_a_chunk_end_in_the_stream_cuts_the_chunk_in_progress():
     """A live input that paused: the chunk so far is planned at once, the next goes on from its
     last frame; an end with nothing in progress (twice in a row, or first) is nothing."""

@@ -53,7 +53,7 @@ class ClipInputs:
         if self.hr[0].shape[1:] != (s * lh, s * lw):
             raise ConfigError(f"{self.name}: HR {self.hr[0].shape[1:]} is not {s}x the LR {lh}x{lw}")
         self.config = settings.reuse_config()
-        self.patch_px = settings.grid_px(lw)
+        self.patch_px = settings.grid_px(lw, lh)
         # The compiled kernels (gate, graph, greedy, reuse) are compiled or loaded before any
         # step is timed, as a live run does before its first frame.
         warm_up(PipelineOptions(scale=s, loop=settings.loop, patch_px=self.patch_px, gate=settings.gate),

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from ...errors import ConfigError
 from ...graph import NODE_BIASES
 from ...reuse import ReuseConfig
+from ...types import default_patch_px
 from ...schedule import available_schedulers
 from .. import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 
@@ -29,7 +30,9 @@ def budget_key(b: float) -> str:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """What one quality run measures. patch_px None: 64 px, or 128 px for LR wider than 1280."""
+    """What one quality run measures. patch_px None: the pipeline's default for the clip's size
+    (``types.default_patch_px``: 64, or 32 px below 1080p), but 128 px for LR wider than 1280 (a
+    1080p LR clip at 64 px would take hours here)."""
 
     budgets: tuple[float, ...] = BUDGETS
     schedulers: tuple[str, ...] = BUDGETED + FIXED
@@ -64,8 +67,10 @@ class QualitySettings:
         if self.encoding not in ("rate", "crf"):
             raise ConfigError(f"expected encoding 'rate' or 'crf', got {self.encoding!r}")
 
-    def grid_px(self, lr_width: int) -> int:
-        return self.patch_px or (64 if lr_width <= 1280 else 128)
+    def grid_px(self, lr_width: int, lr_height: int) -> int:
+        if self.patch_px:
+            return self.patch_px
+        return default_patch_px(lr_height, lr_width) if lr_width <= 1280 else 128
 
     def reuse_config(self) -> ReuseConfig:
         return ReuseConfig(self.scale, self.loop)
