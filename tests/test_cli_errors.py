@@ -179,6 +179,19 @@ def test_anchor_weight_reaches_the_reconstruction_and_bad_values_are_one_line(tm
                           "--anchor-weight", "got 0.0")
 
 
+def test_patch_size_in_the_serve_config_is_auto_or_an_even_count(tmp_path):
+    from anchorsr.pipeline.config import load_serve_config
+
+    config = tmp_path / "serve.toml"
+    config.write_text('patch-px = "auto"\n')
+    assert load_serve_config(str(config))["patch_px"] is None
+    config.write_text("patch-px = 48\n")
+    assert load_serve_config(str(config))["patch_px"] == 48
+    for bad in ("33", "0", '"big"'):
+        config.write_text(f"patch-px = {bad}\n")
+        assert_one_line_error(run_cli("serve", "--config", str(config)), "patch-px", "auto")
+
+
 def test_a_long_run_without_a_terminal_writes_a_line_every_5_percent():
     from anchorsr.cli import _PercentLines
 

@@ -43,7 +43,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "scale": ("scale", (int,), "2, 3 or 4"),
     "scheduler": ("scheduler", (str,), "a scheduler name"),
     "chunk-frames": ("chunk_frames", (int,), "a positive integer"),
-    "patch-px": ("patch_px", (int,), "a positive even integer"),
+    "patch-px": ("patch_px", (int, str), "\"auto\" or an even number of pixels >= 2"),
     "crf": ("crf", (int, float), "an x264 CRF"),
     "preset": ("preset", (str,), "an x264 preset"),
     "segment-seconds": ("segment_seconds", (int, float), "seconds"),
@@ -61,7 +61,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "sr-engine": ("sr_engine", (str,), "auto, numpy or torch"),
 }
 _KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
-_POSITIVE = {"ray_cpus_per_stream", "sr_workers", "read_timeout", "chunk_frames", "patch_px", "segment_seconds", "max_latency"}
+_POSITIVE = {"ray_cpus_per_stream", "sr_workers", "read_timeout", "chunk_frames", "segment_seconds", "max_latency"}
 
 
 def load_serve_config(path: str) -> dict:
@@ -85,7 +85,12 @@ def load_serve_config(path: str) -> dict:
         dest, types, expected = spec
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
-        if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
+        if dest == "patch_px":  # "auto" (None: the default for each frame size) or an even count
+            if isinstance(value, str) and value.strip().lower() == "auto":
+                value = None
+            elif isinstance(value, str) or value < 2 or value % 2:
+                raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
+        elif dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
                 or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4) \
                 or dest == "anchor_weight" and not 0 < value <= 1:
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
