@@ -85,12 +85,7 @@ def load_serve_config(path: str) -> dict:
         dest, types, expected = spec
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
-        if dest == "patch_px":  # "auto" (None: the default for each frame size) or an even count
-            if isinstance(value, str) and value.strip().lower() == "auto":
-                value = None
-            elif isinstance(value, str) or value < 2 or value % 2:
-                raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
-        elif dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
+        if dest in _POSITIVE and not value > 0 or dest in ("retention", "reconnect_grace", "ray_sr_workers") and value < 0 \
                 or dest == "port" and not 0 <= value < 65536 or dest == "scale" and value not in (2, 3, 4) \
                 or dest == "anchor_weight" and not 0 < value <= 1:
             raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
@@ -108,8 +103,19 @@ def load_serve_config(path: str) -> dict:
             value = _keys(value, path)
         elif dest == "budget":
             value = str(value)
+        elif dest == "patch_px":
+            value = _patch_size(value, key, path, expected)
         out[dest] = value
     return out
+
+
+def _patch_size(value: int | str, key: str, path: str, expected: str) -> int | None:
+    """``patch-px``: "auto" (None: the default for each frame size) or an even pixel count."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    if isinstance(value, str) or value < 2 or value % 2:
+        raise ConfigError(f"config key {key!r} in {path!r}: expected {expected}, got {value!r}")
+    return value
 
 
 def _listeners(value, path: str) -> list[str]:

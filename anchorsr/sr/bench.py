@@ -11,8 +11,8 @@ Metrics (direction):
 * ``quality``: PSNR-Y (dB, higher better) of SR and of bicubic on the held-out photos
   (``data.EVAL_PHOTOS``, never trained on), clean LR and H.264 CRF 23 LR; the gain in dB.
 * ``speed``: 64x64-LR-patch throughput (patches/s, higher better) with the default halo (the
-  network's receptive radius: 4 px, 72x72 network input), network only and through ``SRPatchSource`` (crop, batch, chroma,
-  uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
+  network's receptive radius: 4 px, 72x72 network input), network only and through
+  ``SRPatchSource`` (crop, batch, chroma, uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
   run, and the full YUV frame as all of its 64 px patches through ``SRPatchSource``.
   ``engines``: the same patch throughput of the numpy and the torch engine with one network
   thread (what a live SR worker uses) and with all cores (a file's ``enhance``), measured in
@@ -73,8 +73,8 @@ def _patch_frame() -> tuple[CodedFrame, np.ndarray]:
 
 
 def _network_rates(model_path: str | None, device: str, quick: bool) -> dict:
-    """Network-only patches/s (64 patches of 64 px grown by the default halo): torch fp32/bf16 x contiguous/channels-last,
-    and the numpy engine (repsr-plain on the CPU) with one thread and with all cores."""
+    """Network-only patches/s (64 patches of 64 px grown by the default halo): torch fp32/bf16
+    x contiguous/channels-last, and the numpy engine (repsr-plain on the CPU) with one thread and with all cores."""
     import os
 
     secs = 1.0 if quick else 3.0

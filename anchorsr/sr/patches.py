@@ -5,10 +5,10 @@ A patch is super-resolved from its LR box grown by ``halo_px`` context pixels on
 network's receptive radius (4 LR pixels for the shipped networks): the least that is exact, and
 every pixel more is network work thrown away (at 64 px patches a halo of 8 made the network see
 1.56x the patch's pixels, a halo of 4 1.27x; at 32 px, 2.25x against 1.56x). When ``halo_px``
-is at least the network's receptive radius, every output pixel sees exactly the inputs it would see in a
-whole-frame run (zero padding falls on the same frame edges), so pasted anchors have no seams:
-the assembled frame equals whole-frame inference to float rounding. A smaller halo is allowed
-(faster) and trades exactness for speed.
+is at least the network's receptive radius, every output pixel sees exactly the inputs it would
+see in a whole-frame run (zero padding falls on the same frame edges), so pasted anchors have no
+seams: the assembled frame equals whole-frame inference to float rounding. A smaller halo is
+allowed (faster) and trades exactness for speed.
 
 Patches are batched by their haloed size (interior patches share one size; edge patches form
 small groups). Luma goes through the network; chroma is bicubic (see ``nets`` for why).
@@ -173,8 +173,9 @@ class SRPatchSource:
                  max_batch: int = 64, whole_frame_at: float = 1.0,
                  whole_frames: Callable[[int], Sequence[np.ndarray]] | None = None):
         """halo_px: LR context pixels around each patch (None: the network's receptive radius,
-        the least that gives whole-frame inference's pixels). whole_frame_at: run the network once on the whole luma plane, and cut the boxes out of
-        it, when the boxes' haloed area reaches this share of the frame (the network's cost is
+        the least that gives whole-frame inference's pixels). whole_frame_at: run the network
+        once on the whole luma plane, and cut the boxes out of it, when the boxes' haloed area
+        reaches this share of the frame (the network's cost is
         about proportional to the pixels it sees, so 1.0: whenever that is cheaper; the halo
         makes both give the same pixels, to float rounding). ``inf``: always patch by patch.
         whole_frames: stream index -> that frame's whole-frame output (Y, U, V, as

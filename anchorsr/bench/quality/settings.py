@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from ...errors import ConfigError
 from ...graph import NODE_BIASES
 from ...reuse import ReuseConfig
-from ...types import default_patch_px
 from ...schedule import available_schedulers
+from ...types import default_patch_px
 from .. import nemo  # noqa: F401  (registers the benchmark-only scheduler "nemo")
 
 BUDGETS = (1 / 60, 0.05, 0.10, 0.20)
