@@ -167,7 +167,8 @@ def test_a_published_stream_with_audio_is_served_with_it_in_sync(server, tmp_pat
     assert s["error"] is None and s["frames_out"] >= 40, json.dumps(s)  # a loaded machine may drop a few
     got = streams_of(os.path.join(server.out, s["name"], "index.m3u8"))
     assert got["audio"]["codec"] == "aac" and got["audio"]["rate"] == 48000
-    assert_in_sync(got, s["frames_out"])
+    # a frame dropped under load leaves a gap that the sink fills by repeating the frame before it
+    assert_in_sync(got, s["frames_out"] + s["repeated_frames"])
     assert got["audio"]["samples"] >= 0.9 * sent["audio"]["samples"] * s["frames_out"] / 60
 
 
