@@ -329,6 +329,10 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
                         "CPU per frame against 30 for superfast, for files about 1.5x larger at one CRF)")
     g.add_argument("--segment-seconds", type=_positive_float, default=2.0,
                    help="HLS segment length and key-frame interval of the output (default 2)")
+    g.add_argument("--no-light", action="store_true",
+                   help="never switch to the light reconstruction: by default, when frames are dropped even "
+                        "with SR shed, the closed loop uses the box model of the LR (about half its CPU, a "
+                        "little less PSNR) until the SR budget is back at its target")
 
 
 def _live_options(args: argparse.Namespace, realtime: bool):
@@ -342,7 +346,7 @@ def _live_options(args: argparse.Namespace, realtime: bool):
                            realtime=realtime, max_frames=getattr(args, "max_frames", None),
                            audio=not args.no_audio, fps=args.fps, device=args.device,
                            node_bias=args.node_bias, gate=not args.no_gate, sr_engine=args.sr_engine,
-                           anchor_weight=args.anchor_weight)
+                           anchor_weight=args.anchor_weight, light=not args.no_light)
 
 
 def _add_quality_options(p: argparse.ArgumentParser, name: str) -> None:

@@ -50,6 +50,7 @@ SERVE_KEYS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "max-latency": ("max_latency", (int, float), "seconds"),
     "no-transcode": ("no_transcode", (bool,), "true or false"),
     "no-gate": ("no_gate", (bool,), "true or false"),
+    "no-light": ("no_light", (bool,), "true or false"),
     "lr-model": ("lr_model", (str,), "bicubic or box"),
     "anchor-weight": ("anchor_weight", (int, float), "a weight above 0 and at most 1"),
     "device": ("device", (str,), "cpu or cuda"),

@@ -12,6 +12,14 @@ problem (find the largest share that a shared, noisy resource sustains without q
 
 Plans are ordered (a smaller budget is a prefix of the plan), so a shrunk budget costs no
 re-scheduling: the pipeline cuts the chunk's plan with ``AnchorPlan.prefix_for_budget``.
+
+Shedding SR alone is not enough where the rest of the per-frame work (decoding, the reuse gate,
+the closed-loop reconstruction, encoding) exceeds the machine: frames are still dropped at
+budget 0. The controller then also asks for the **light reconstruction** (``light``): the
+closed loop's cheaper model of the LR (the box mean, about half the reconstruction's CPU with
+the default bicubic model; a little less PSNR, no dropped frame). It is asked for on severe
+overload and kept until the budget has climbed back to its target, so that a machine which is
+just short of real time does not switch every chunk (``next_light``).
 """
 
 from __future__ import annotations
@@ -50,6 +58,14 @@ def next_budget(current: float, target: float, report: LoadReport, *, step_share
     return min(target, current + step_share * target)
 
 
+def next_light(light: bool, report: LoadReport, budget: float, target: float) -> bool:
+    """Whether the next chunk is rebuilt with the light reconstruction: from a severe overload
+    (frames dropped, or a whole chunk waiting) until the budget is back at its target."""
+    if report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames:
+        return True
+    return light and budget < target
+
+
 class BudgetController:
     """Thread-safe holder of the live budget: stages report late SR, the scheduler asks."""
 
@@ -58,6 +74,7 @@ class BudgetController:
             raise ConfigError(f"budget must lie in 0..1, got {target}")
         self.target = target
         self.budget = target
+        self.light = False  # the light reconstruction (see the module's docstring)
         self._late = self._dropped = 0
         self._lock = threading.Lock()
         self.history: list[float] = []
@@ -71,10 +88,12 @@ class BudgetController:
             self._dropped += frames
 
     def decide(self, backlog_frames: int, chunk_frames: int) -> float:
-        """Budget of the chunk about to be planned; resets the late and dropped counts."""
+        """Budget of the chunk about to be planned (and whether it is rebuilt light,
+        ``self.light``); resets the late and dropped counts."""
         with self._lock:
             report = LoadReport(self._late, backlog_frames, chunk_frames, self._dropped)
             self._late = self._dropped = 0
             self.budget = next_budget(self.budget, self.target, report)
+            self.light = next_light(self.light, report, self.budget, self.target)
             self.history.append(self.budget)
             return self.budget

@@ -15,7 +15,9 @@ timeout, and an MPEG-TS demuxer holds a stream's last frame until then).
 Every frame gets a deadline, its decode time plus ``max_latency_s``. Reconstruction waits for
 a frame's SR patches only until shortly before that deadline; after it, the frame is rebuilt by
 reuse alone and the budget controller is told (``control.py``), which shrinks the next chunks'
-budget; with headroom it grows back.
+budget; with headroom it grows back. Where frames are dropped even with SR shed, the controller
+also asks for the light reconstruction (the closed loop's box model of the LR, about half its
+CPU) until the budget is back at its target (``options.light``).
 
 Queue policies (named, as the live loop needs them): in real-time mode the decoded-frame queue
 drops the newest frame when full (counted as dropped; the reuse reference is reset after the
@@ -51,6 +53,10 @@ _END = object()
 _POLL_S = 0.1
 
 
+# The closed loop's model of the LR in the light reconstruction (overload): the box mean, whose
+# residual is measured in the same pass as the prediction.
+LIGHT_LR_MODEL = "box"
+
 # Output frames whose latency the figures are taken over (a live stream runs without end).
 LATENCY_WINDOW = 10000
 
@@ -68,6 +74,7 @@ class LiveStats(SRCounts):
     restarts: int = 0
     idle_flushes: int = 0  # chunks planned early because the input paused
     repeated_frames: int = 0  # the sink's repeats where dropped frames left a gap (key frames, top-ups)
+    light_frames: int = 0  # frames rebuilt with the light reconstruction (overload)
     started: float | None = None
     first_out: float | None = None
     last_out: float | None = None
@@ -94,6 +101,7 @@ class _Item:
     frame: CodedFrame
     arrival: float
     gap: bool = False
+    light: bool = False
     deadline: float | None = None
     planned: PlannedFrame | None = None
     job: SRJob | None = None
@@ -179,7 +187,7 @@ class LivePipeline:
                 "fps": round(s.fps(now), 2), "dropped": s.dropped, "late": s.late,
                 "sr_late_frames": s.sr_late_frames, "corrupt_packets": s.corrupt_packets,
                 "missing_frames": s.missing_frames, "restarts": s.restarts, "idle_flushes": s.idle_flushes,
-                "repeated_frames": s.repeated_frames,
+                "repeated_frames": s.repeated_frames, "light_frames": s.light_frames,
                 "sr_share": round(s.sr_share, 4), "budget_fraction": round(self.controller.budget, 4),
                 "target_budget_fraction": self.controller.target, "latency_ms": s.latency_ms(),
                 "latency_target_ms": round(self.latency_target_s * 1e3, 1), "output_size": s.output_size,
@@ -282,6 +290,7 @@ class LivePipeline:
 
         full: AnchorPlan | None = None
         cut: AnchorPlan | None = None
+        light = False
         for group in plan_groups(frames(), self.options, plans=self.plans, skip_chunk=overloaded,
                                  scheduler=self.scheduler):
             if self.options.realtime:
@@ -289,8 +298,11 @@ class LivePipeline:
                     full = group[0].plan
                     cut = full.prefix_for_budget(self.controller.decide(self.q_planned.qsize(),
                                                                         self.options.chunk_frames))
+                    light = self.options.light and self.controller.light
                 group = with_budget(group, cut)
             batch = [items.pop(pf.frame.index) for pf in group]
+            for item in batch:
+                item.light = light
             if hasattr(self.pool, "submit_chunk"):  # SR workers shared by streams, one global budget
                 self._submit_chunk(batch, group)
             else:
@@ -350,7 +362,8 @@ class LivePipeline:
                 rec.reset()  # after a gap the previous HR frame is no reference
             gap = False
             patches = self._patches(item, done)
-            item.hr = rebuild(rec, item.planned, patches)
+            item.hr = rebuild(rec, item.planned, patches, LIGHT_LR_MODEL if item.light else None)
+            self.stats.light_frames += item.light
             count(self.stats, item.planned, patches is not None)
             item.time, item.frame, item.planned, item.job = f.time, None, None, None  # LR planes: not needed downstream
             self._put(self.q_rebuilt, item)

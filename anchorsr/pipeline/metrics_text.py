@@ -29,6 +29,8 @@ _STREAM_FIGURES = [
     ("missing_frames", "anchorsr_stream_missing_frames_total", "counter", "input frames lost before decoding"),
     ("repeated_frames", "anchorsr_stream_repeated_frames_total", "counter",
      "frames encoded again where dropped frames left a gap (a segment's key frame, or to fill a nearly empty segment)"),
+    ("light_frames", "anchorsr_stream_light_frames_total", "counter",
+     "frames rebuilt with the light reconstruction (the box model of the LR) under overload"),
     ("idle_flushes", "anchorsr_stream_idle_flushes_total", "counter",
      "chunks planned early because the input paused"),
     ("sr_share", "anchorsr_stream_sr_share", "gauge", "share of LR pixels that went through SR"),

@@ -39,6 +39,10 @@ class PipelineOptions:
         this says (the published model).
     lr_model: the closed loop's model of how the LR frame was made from the HR one
         (``ReuseConfig.down_filter``): "bicubic" (antialiased, the default) or "box".
+    light: a real-time run under severe overload (frames dropped even with SR shed, see
+        ``control.py``) rebuilds with the box model (about half the reconstruction's CPU with
+        the bicubic one) until the SR budget is back at its target (default True; False keeps
+        ``lr_model`` always, ``--no-light``).
     gate: the reuse gate (``anchorsr.reuse.gate``): blocks where reuse is expected to lose to
         bicubic upsampling are rebuilt by it, and the scheduler's graph knows; False reuses every
         inter block (ablation, ``--no-gate``).
@@ -74,6 +78,7 @@ class PipelineOptions:
     node_bias: str = "intra"
     gate: bool = True
     anchor_weight: float | None = None
+    light: bool = True
 
     def __post_init__(self) -> None:
         if self.node_bias not in STREAM_NODE_BIASES:

@@ -103,9 +103,11 @@ def fetch_patches(source: HRPatchSource, pf: PlannedFrame, scale: int) -> list[H
     return source(pf.frame, boxes, scale) if len(boxes) else None
 
 
-def rebuild(rec: Reconstructor, pf: PlannedFrame, patches: list[HRPatch] | None) -> HRFrame:
-    """Reconstruct the frame at HR, pasting ``patches`` over its anchors (None: reuse alone)."""
-    return rec.step(pf.frame, pf.boxes if patches is not None else None, patches)
+def rebuild(rec: Reconstructor, pf: PlannedFrame, patches: list[HRPatch] | None,
+            down_filter: str | None = None) -> HRFrame:
+    """Reconstruct the frame at HR, pasting ``patches`` over its anchors (None: reuse alone).
+    down_filter: as ``Reconstructor.step``'s (a live pipeline's light reconstruction)."""
+    return rec.step(pf.frame, pf.boxes if patches is not None else None, patches, down_filter)
 
 
 def count(counts: SRCounts, pf: PlannedFrame, anchored: bool) -> None:

@@ -113,7 +113,7 @@ class Reconstructor:
     def __init__(self, config: ReuseConfig = ReuseConfig()) -> None:
         self.config = config
         self._offs, self._wts = kernels.cubic_phase_weights(config.scale)
-        self._down = kernels.down_taps(config.scale, config.down_filter)
+        self._down_taps = {config.down_filter: kernels.down_taps(config.scale, config.down_filter)}
         self._prev_hr: tuple[np.ndarray, ...] | None = None
         self._prev_lr: tuple[np.ndarray, ...] | None = None
         self._scratch: dict[tuple[int, int], np.ndarray] = {}
@@ -131,10 +131,17 @@ class Reconstructor:
         self._prev_hr = tuple(planes)
 
     def step(self, frame: CodedFrame, anchor_boxes: np.ndarray | None = None,
-             patches: list[HRPatch] | None = None) -> HRFrame:
+             patches: list[HRPatch] | None = None, down_filter: str | None = None) -> HRFrame:
         """Rebuild ``frame`` at HR; paste ``patches`` (one HR (Y, U, V) per box) over
-        ``anchor_boxes`` (K, 4)."""
+        ``anchor_boxes`` (K, 4). down_filter: the closed loop's model of the LR for this frame
+        only (None: the config's; a live pipeline under overload asks for the cheaper "box")."""
         s = self.config.scale
+        kind = self.config.down_filter if down_filter is None else down_filter
+        if kind not in self._down_taps:
+            if kind not in kernels.DOWN_FILTERS:
+                raise ConfigError(f"down filter must be one of {kernels.DOWN_FILTERS}, got {kind!r}")
+            self._down_taps[kind] = kernels.down_taps(s, kind)
+        down = self._down_taps[kind]
         lr = (frame.y, frame.u, frame.v)
         motion = frame.motion
         usable = (frame.kind == "P" and self._prev_hr is not None
@@ -154,7 +161,7 @@ class Reconstructor:
                 kernels.plane_kernel(s)(
                     self._prev_hr[i], plane, self._prev_lr[i], motion.mv, motion.intra, block, denom,
                     self.config.loop == "closed", RESIDUAL_UPSAMPLERS[self.config.residual_upsampler],
-                    self._offs, self._wts, hr, res, *self._down, self.config.passes)
+                    self._offs, self._wts, hr, res, *down, self.config.passes)
                 if i == 0 and self.config.feather_seams:  # luma only: see ReuseConfig
                     ev, eh = kernels.seam_strengths(motion.mv, motion.intra)
                     kernels.feather_seams(hr, plane, motion.intra, ev, eh, block, s, np.float32(s),

@@ -4,6 +4,7 @@ import pytest
 
 from anchorsr.errors import ConfigError
 from anchorsr.pipeline import BudgetController, LoadReport, next_budget
+from anchorsr.pipeline.control import next_light
 
 CALM = LoadReport(sr_late_frames=0, backlog_frames=0, chunk_frames=60)
 LATE = LoadReport(sr_late_frames=3, backlog_frames=0, chunk_frames=60)
@@ -51,3 +52,18 @@ def test_controller_counts_late_frames_until_each_decision():
     assert c.history == pytest.approx([0.05, 0.075])
     with pytest.raises(ConfigError):
         BudgetController(1.5)
+
+
+def test_the_light_reconstruction_starts_on_drops_and_ends_when_the_budget_is_back():
+    dropped, waiting = LoadReport(0, 0, 60, dropped_frames=2), LoadReport(0, 60, 60)
+    assert next_light(False, dropped, 0.0, 0.05) and next_light(False, waiting, 0.0, 0.05)
+    assert not next_light(False, LATE, 0.025, 0.05)  # late SR alone: shedding SR is enough
+    assert next_light(True, CALM, 0.0375, 0.05)  # kept while the budget climbs back...
+    assert not next_light(True, CALM, 0.05, 0.05)  # ...and left once it is at its target
+    c = BudgetController(0.05)
+    c.dropped()
+    seen = []
+    for _ in range(6):
+        c.decide(backlog_frames=0, chunk_frames=60)
+        seen.append(c.light)
+    assert seen == [True, True, True, True, False, False]  # 0, then 4 steps of headroom to 0.05

@@ -2,6 +2,7 @@
 when there is time; deadlines, drops, gaps and resolution changes when there is not."""
 
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -192,6 +193,10 @@ def test_an_overloaded_pipeline_sheds_frames_and_keeps_its_latency_bounded(clip)
     # output timestamps follow the input: the gaps are where frames were shed, time is not squeezed
     assert np.all(np.diff(sink.indices) >= 1) and sink.indices[-1] > len(sink.indices)
     assert max(p.stats.latencies_s) < 0.6 + 5 * 0.06 + 0.3  # deadline + the encoder's queue
+    # after the drops the controller asked for the light reconstruction (the box model of the LR)
+    assert 0 < p.stats.light_frames <= p.stats.frames_out and p.snapshot()["light_frames"] == p.stats.light_frames
+    p, _ = run(frames, replace(options, light=False), ListSource(frames, fps=30), sink_delay_s=0.06)
+    assert p.stats.dropped > 10 and p.stats.light_frames == 0
 
 
 def test_client_mode_takes_the_anchors_of_a_plan_file(clip, tmp_path):

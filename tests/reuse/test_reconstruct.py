@@ -458,6 +458,29 @@ def test_matching_down_model_keeps_a_perfect_reference_where_the_box_model_bends
     assert psnrs["bicubic"][-1] > psnrs["box"][-1] + 10, psnrs  # measured 22, 15 dB apart
 
 
+def test_a_frame_can_be_rebuilt_with_the_box_model_alone():
+    """``step(down_filter="box")`` (a live pipeline's light reconstruction under overload) rebuilds
+    that frame as a box-model reconstructor would, bit for bit, and the next frame goes back to
+    the configured model; an unknown model is a one-line error."""
+    h, w = 48, 64
+    rng = np.random.default_rng(8)
+    lr = [np.clip(textured(h, w, seed=i).astype(int) + rng.integers(-9, 10, (h, w)), 0, 255).astype(np.uint8)
+          for i in range(4)]
+    mv = rng.integers(-6, 7, (h // 4, w // 4, 2)).astype(np.int16)
+    frames = [synthetic_frame(0, lr[0], "I")] + [synthetic_frame(i, lr[i], "P", mv, np.zeros((h // 4, w // 4), bool))
+                                                  for i in range(1, 4)]
+    box, bicubic, mixed = (Reconstructor(ReuseConfig(2, down_filter=d)) for d in ("box", "bicubic", "bicubic"))
+    ref_box = [box.step(f) for f in frames]
+    ref_bic = [bicubic.step(f) for f in frames]
+    got = [mixed.step(f, down_filter="box") for f in frames[:2]]
+    assert all(np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) for a, b in zip(got, ref_box[:2]))
+    assert not np.array_equal(got[1].y, ref_bic[1].y)
+    nxt = mixed.step(frames[2])  # the configured bicubic model again, from the box-built reference
+    assert not np.array_equal(nxt.y, ref_box[2].y)
+    with pytest.raises(ConfigError, match="down filter"):
+        mixed.step(frames[3], down_filter="lanczos")
+
+
 @pytest.mark.parametrize("scale", [2, 3])
 def test_blended_paste_takes_each_samples_block_weight_at_odd_sizes(scale):
     """paste_patches with block weights, against a per-sample reference, on a box that ends at
