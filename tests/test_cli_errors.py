@@ -192,6 +192,21 @@ def test_patch_size_in_the_serve_config_is_auto_or_an_even_count(tmp_path):
         assert_one_line_error(run_cli("serve", "--config", str(config)), "patch-px", "auto")
 
 
+def test_the_light_reconstruction_can_be_turned_off_from_the_command_line_or_the_serve_config(tmp_path):
+    from anchorsr.cli import _build_parser, _live_options
+    from anchorsr.pipeline.config import load_serve_config
+
+    args = _build_parser().parse_args(["serve", "--listen", "tcp://127.0.0.1:9000"])
+    assert _live_options(args, True).light
+    args = _build_parser().parse_args(["serve", "--listen", "tcp://127.0.0.1:9000", "--no-light"])
+    assert not _live_options(args, True).light
+    config = tmp_path / "serve.toml"
+    config.write_text("no-light = true\n")
+    assert load_serve_config(str(config))["no_light"] is True
+    config.write_text('no-light = "yes"\n')
+    assert_one_line_error(run_cli("serve", "--config", str(config)), "no-light", "true or false")
+
+
 def test_a_long_run_without_a_terminal_writes_a_line_every_5_percent():
     from anchorsr.cli import _PercentLines
 
