@@ -17,7 +17,7 @@ Shedding SR alone is not enough where the rest of the per-frame work (decoding, 
 the closed-loop reconstruction, encoding) exceeds the machine: frames are still dropped at
 budget 0. The controller then also asks for the **light reconstruction** (``light``): the
 closed loop's cheaper model of the LR (the box mean, about half the reconstruction's CPU with
-the default bicubic model; a little less PSNR, no dropped frame). It is asked for on severe
+the default bicubic model; a little less PSNR rather than dropped frames). It is asked for on severe
 overload and kept until the budget has climbed back to its target, so that a machine which is
 just short of real time does not switch every chunk (``next_light``).
 """
