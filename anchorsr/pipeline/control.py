@@ -8,7 +8,11 @@ problem (find the largest share that a shared, noisy resource sustains without q
   reconstruction): halve the budget; below ``floor_share`` of the target it becomes 0;
 * severe overload (frames were dropped, or a whole chunk is waiting): 0 at once, since SR
   spent on frames that are then dropped is wasted and the pipeline needs all its CPU;
-* headroom (nothing late, no backlog): add ``step_share`` of the target, up to the target.
+* headroom (nothing late, no backlog): add ``step_share`` of the target, up to the target;
+  above the **ceiling** only ``slow_share`` of it. The ceiling is 3/4 of the budget at which
+  the last overload began (TCP's slow-start threshold): a machine that sustains only part of
+  the target climbs back quickly to just below where it failed, then probes slowly, instead of
+  overshooting every few chunks (each overshoot drops frames).
 
 Plans are ordered (a smaller budget is a prefix of the plan), so a shrunk budget costs no
 re-scheduling: the pipeline cuts the chunk's plan with ``AnchorPlan.prefix_for_budget``.
@@ -46,24 +50,42 @@ class LoadReport:
     dropped_frames: int = 0
 
 
-def next_budget(current: float, target: float, report: LoadReport, *, step_share: float = 0.25,
-                floor_share: float = 0.05, backlog_share: float = 0.25) -> float:
-    """The budget fraction for the next chunk (never below 0, never above ``target``)."""
-    if report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames:
+def severe(report: LoadReport) -> bool:
+    """Frames were dropped, or a whole chunk is waiting."""
+    return report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames
+
+
+def overloaded(report: LoadReport, backlog_share: float = 0.25) -> bool:
+    """SR missed a deadline, or frames are piling up in front of reconstruction (or worse)."""
+    return (severe(report) or report.sr_late_frames > 0
+            or report.backlog_frames > backlog_share * report.chunk_frames)
+
+
+def next_budget(current: float, target: float, report: LoadReport, *, ceiling: float | None = None,
+                step_share: float = 0.25, slow_share: float = 0.0625, floor_share: float = 0.05,
+                backlog_share: float = 0.25) -> float:
+    """The budget fraction for the next chunk (never below 0, never above ``target``).
+    ceiling: above it the budget grows by ``slow_share`` of the target a chunk instead of
+    ``step_share`` (None: no ceiling)."""
+    if severe(report):
         return 0.0
-    overloaded = report.sr_late_frames > 0 or report.backlog_frames > backlog_share * report.chunk_frames
-    if overloaded:
+    if overloaded(report, backlog_share):
         shrunk = current / 2.0
         return 0.0 if shrunk < floor_share * target else shrunk
-    return min(target, current + step_share * target)
+    grown = current + step_share * target
+    if ceiling is not None and grown > ceiling:
+        grown = ceiling if current < ceiling else current + slow_share * target
+    return min(target, grown)
 
 
 def next_light(light: bool, report: LoadReport, budget: float, target: float) -> bool:
     """Whether the next chunk is rebuilt with the light reconstruction: from a severe overload
     (frames dropped, or a whole chunk waiting) until the budget is back at its target."""
-    if report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames:
-        return True
-    return light and budget < target
+    return severe(report) or (light and budget < target)
+
+
+# The ceiling as a share of the budget at which an overload began.
+CEILING_SHARE = 0.75
 
 
 class BudgetController:
@@ -75,6 +97,8 @@ class BudgetController:
         self.target = target
         self.budget = target
         self.light = False  # the light reconstruction (see the module's docstring)
+        self.ceiling: float | None = None  # where growth slows down (see the module's docstring)
+        self._calm = True  # the last decision saw no overload
         self._late = self._dropped = 0
         self._lock = threading.Lock()
         self.history: list[float] = []
@@ -93,7 +117,11 @@ class BudgetController:
         with self._lock:
             report = LoadReport(self._late, backlog_frames, chunk_frames, self._dropped)
             self._late = self._dropped = 0
-            self.budget = next_budget(self.budget, self.target, report)
+            hit = overloaded(report)
+            if hit and self._calm and self.budget > 0:  # an overload begins: remember where
+                self.ceiling = CEILING_SHARE * self.budget
+            self._calm = not hit
+            self.budget = next_budget(self.budget, self.target, report, ceiling=self.ceiling)
             self.light = next_light(self.light, report, self.budget, self.target)
             self.history.append(self.budget)
             return self.budget

@@ -63,7 +63,34 @@ def test_the_light_reconstruction_starts_on_drops_and_ends_when_the_budget_is_ba
     c = BudgetController(0.05)
     c.dropped()
     seen = []
+    for _ in range(10):
+        seen.append((c.decide(backlog_frames=0, chunk_frames=60), c.light))
+    # light from the drop until the budget is back at 0.05 (0, then up to the ceiling and beyond)
+    assert [light for _, light in seen] == [b < 0.05 - 1e-9 for b, _ in seen]
+    assert seen[0] == (0.0, True) and seen[-1] == (pytest.approx(0.05), False)
+
+
+def test_above_the_ceiling_the_budget_grows_slowly():
+    b, seen = 0.0, []
     for _ in range(6):
+        b = next_budget(b, 0.05, CALM, ceiling=0.03)
+        seen.append(b)
+    # a quarter of the target a chunk up to the ceiling, then a sixteenth
+    assert seen == pytest.approx([0.0125, 0.025, 0.03, 0.033125, 0.03625, 0.039375])
+    assert next_budget(0.049, 0.05, CALM, ceiling=0.03) == pytest.approx(0.05)  # never above the target
+
+
+def test_the_ceiling_is_set_where_an_overload_begins_and_kept_through_it():
+    c = BudgetController(0.05)
+    for _ in range(2):
         c.decide(backlog_frames=0, chunk_frames=60)
-        seen.append(c.light)
-    assert seen == [True, True, True, True, False, False]  # 0, then 4 steps of headroom to 0.05
+    assert c.ceiling is None and c.budget == pytest.approx(0.05)
+    c.sr_late()
+    assert c.decide(0, 60) == pytest.approx(0.025) and c.ceiling == pytest.approx(0.0375)
+    c.dropped()  # the same overload goes on: the ceiling stays where it began
+    assert c.decide(0, 60) == 0.0 and c.ceiling == pytest.approx(0.0375)
+    seen = [c.decide(0, 60) for _ in range(5)]
+    assert seen == pytest.approx([0.0125, 0.025, 0.0375, 0.040625, 0.04375])
+    c.sr_late()  # a new overload at 0.04375
+    c.decide(0, 60)
+    assert c.ceiling == pytest.approx(0.75 * 0.04375)
