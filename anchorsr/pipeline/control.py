@@ -55,7 +55,11 @@ def severe(report: LoadReport) -> bool:
     return report.dropped_frames > 0 or report.backlog_frames >= report.chunk_frames
 
 
-def overloaded(report: LoadReport, backlog_share: float = 0.25) -> bool:
+# Frames waiting in front of reconstruction, as a share of a chunk, that count as an overload.
+BACKLOG_SHARE = 0.25
+
+
+def overloaded(report: LoadReport, backlog_share: float = BACKLOG_SHARE) -> bool:
     """SR missed a deadline, or frames are piling up in front of reconstruction (or worse)."""
     return (severe(report) or report.sr_late_frames > 0
             or report.backlog_frames > backlog_share * report.chunk_frames)
@@ -63,7 +67,7 @@ def overloaded(report: LoadReport, backlog_share: float = 0.25) -> bool:
 
 def next_budget(current: float, target: float, report: LoadReport, *, ceiling: float | None = None,
                 step_share: float = 0.25, slow_share: float = 0.0625, floor_share: float = 0.05,
-                backlog_share: float = 0.25) -> float:
+                backlog_share: float = BACKLOG_SHARE) -> float:
     """The budget fraction for the next chunk (never below 0, never above ``target``).
     ceiling: above it the budget grows by ``slow_share`` of the target a chunk instead of
     ``step_share`` (None: no ceiling)."""

@@ -89,8 +89,7 @@ class ReuseConfig:
             raise ConfigError(f"anchor weight must be in (0, 1], got {self.anchor_weight}")
         if not 1 <= self.passes <= 4:
             raise ConfigError(f"closed-loop passes must be 1 to 4, got {self.passes}")
-        if self.down_filter not in kernels.DOWN_FILTERS:
-            raise ConfigError(f"down filter must be one of {kernels.DOWN_FILTERS}, got {self.down_filter!r}")
+        _check_down_filter(self.down_filter)
         if self.residual_upsampler not in RESIDUAL_UPSAMPLERS:
             raise ConfigError(f"residual upsampler must be one of {tuple(RESIDUAL_UPSAMPLERS)}, "
                               f"got {self.residual_upsampler!r}")
@@ -105,6 +104,11 @@ def upscale_bicubic(y: np.ndarray, u: np.ndarray, v: np.ndarray, scale: int) -> 
         kernels.upscale_cubic(plane, scale, offs, wts, hr)
         out.append(hr)
     return tuple(out)
+
+
+def _check_down_filter(kind: str) -> None:
+    if kind not in kernels.DOWN_FILTERS:
+        raise ConfigError(f"down filter must be one of {kernels.DOWN_FILTERS}, got {kind!r}")
 
 
 class Reconstructor:
@@ -138,8 +142,7 @@ class Reconstructor:
         s = self.config.scale
         kind = self.config.down_filter if down_filter is None else down_filter
         if kind not in self._down_taps:
-            if kind not in kernels.DOWN_FILTERS:
-                raise ConfigError(f"down filter must be one of {kernels.DOWN_FILTERS}, got {kind!r}")
+            _check_down_filter(kind)
             self._down_taps[kind] = kernels.down_taps(s, kind)
         down = self._down_taps[kind]
         lr = (frame.y, frame.u, frame.v)

@@ -7,7 +7,8 @@ Public API:
   contract), or a model file, on the numpy engine (``engine``: no torch import) or the torch
   one (``model``); :func:`load_model` is the torch engine's loader.
 * :class:`SRPatchSource` (model, halo_px=None: the network's receptive radius,
-  precision="auto"): an ``HRPatchSource`` (``anchorsr.types``): ``source(frame, boxes, scale) -> [(Y, U, V), ...]`` uint8 HR patches.
+  precision="auto"): an ``HRPatchSource`` (``anchorsr.types``):
+  ``source(frame, boxes, scale) -> [(Y, U, V), ...]`` uint8 HR patches.
 * :class:`SRRunner` / :func:`upscale_frame`: whole-plane / whole-frame SR.
 * Networks (``nets``): :class:`RepSRNet` (training form), :class:`PlainSRNet` (deployed),
   :class:`EDSRNet` (reference). Training: ``anchorsr.sr.train``; benchmark:

@@ -12,8 +12,9 @@ Metrics (direction):
   (``data.EVAL_PHOTOS``, never trained on), clean LR and H.264 CRF 23 LR; the gain in dB.
 * ``speed``: 64x64-LR-patch throughput (patches/s, higher better) with the default halo (the
   network's receptive radius: 4 px, 72x72 network input), network only and through
-  ``SRPatchSource`` (crop, batch, chroma, uint8); 1080p LR frame time (ms, lower better) at x2 (to 2160p): luma as one whole-plane
-  run, and the full YUV frame as all of its 64 px patches through ``SRPatchSource``.
+  ``SRPatchSource`` (crop, batch, chroma, uint8); 1080p LR frame time (ms, lower better) at x2
+  (to 2160p): luma as one whole-plane run, and the full YUV frame as all of its 64 px patches
+  through ``SRPatchSource``.
   ``engines``: the same patch throughput of the numpy and the torch engine with one network
   thread (what a live SR worker uses) and with all cores (a file's ``enhance``), measured in
   interleaved turns in this one process so that the ratio holds on a busy machine.
